@@ -1,0 +1,94 @@
+//! Byte classification for the scanner: one 256-entry table so every hot loop costs a
+//! single load and test per byte, plus the XML `Char` production for character refs.
+
+/// XML whitespace: space, tab, CR, LF.
+pub(crate) const WS: u8 = 1;
+/// May start an element or attribute name. Non-ASCII bytes are accepted wholesale;
+/// UTF-8 validity is checked once per frame instead of per name.
+pub(crate) const NAME_START: u8 = 2;
+/// May continue a name.
+pub(crate) const NAME: u8 = 4;
+/// Plain character data: anything but `<`, `&` and the forbidden C0 controls.
+pub(crate) const TEXT: u8 = 8;
+/// Plain attribute value byte: like `TEXT` but also excluding both quote characters.
+pub(crate) const VALUE: u8 = 16;
+/// Plain CDATA byte: excludes `]` and `>` (the terminator) and forbidden controls.
+pub(crate) const CDATA: u8 = 32;
+
+static CLASS: [u8; 256] = build();
+
+const fn build() -> [u8; 256] {
+    let mut table = [0u8; 256];
+    let mut i = 0;
+    while i < 256 {
+        table[i] = classify(i as u8);
+        i += 1;
+    }
+    table
+}
+
+const fn classify(b: u8) -> u8 {
+    let ws = matches!(b, b' ' | b'\t' | b'\n' | b'\r');
+    let control = b < 0x20 && !ws;
+    let mut class = 0;
+    if ws {
+        class |= WS;
+    }
+    if b.is_ascii_alphabetic() || b == b'_' || b >= 0x80 {
+        class |= NAME_START | NAME;
+    }
+    if b.is_ascii_digit() || matches!(b, b'-' | b'.' | b':') {
+        class |= NAME;
+    }
+    if !control && b != b'<' && b != b'&' {
+        class |= TEXT;
+        if b != b'\'' && b != b'"' {
+            class |= VALUE;
+        }
+    }
+    if !control && b != b']' && b != b'>' {
+        class |= CDATA;
+    }
+    class
+}
+
+#[inline(always)]
+pub(crate) fn is(b: u8, class: u8) -> bool {
+    CLASS[b as usize] & class != 0
+}
+
+/// Length of the leading run of bytes in `class`.
+#[inline(always)]
+pub(crate) fn run(bytes: &[u8], class: u8) -> usize {
+    bytes
+        .iter()
+        .position(|&b| !is(b, class))
+        .unwrap_or(bytes.len())
+}
+
+/// The XML 1.0 `Char` production (what a numeric character reference may denote).
+pub(crate) fn is_xml_char(c: u32) -> bool {
+    matches!(c, 0x9 | 0xA | 0xD | 0x20..=0xD7FF | 0xE000..=0xFFFD | 0x10000..=0x10FFFF)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn classes() {
+        assert!(is(b' ', WS) && is(b'\t', TEXT) && !is(0x01, TEXT));
+        assert!(is(b'a', NAME_START) && is(0xC3, NAME_START) && !is(b'1', NAME_START));
+        assert!(is(b':', NAME) && !is(b':', NAME_START));
+        assert!(is(b'>', TEXT) && !is(b'<', TEXT) && !is(b'&', VALUE));
+        assert!(is(b'"', TEXT) && !is(b'"', VALUE) && !is(b']', CDATA));
+        assert_eq!(run(b"  \tx", WS), 3);
+    }
+
+    #[test]
+    fn xml_chars() {
+        assert!(is_xml_char(0x41) && is_xml_char(0x10FFFF) && is_xml_char(0x9));
+        assert!(!is_xml_char(0) && !is_xml_char(0xD800) && !is_xml_char(0xFFFE));
+        assert!(!is_xml_char(0x110000));
+    }
+}

@@ -1,0 +1,167 @@
+//! The framer: owns the read buffer of one XMPP stream and cuts it into frames,
+//! zero-copy, resuming the scan where the previous read stopped.
+
+use std::sync::Arc;
+
+use bytes::{Bytes, BytesMut};
+
+use super::error::FrameError;
+use super::frame::Frame;
+use super::limits::Limits;
+use super::namespaces::Namespaces;
+use super::scanner::{ElementMeta, Scan, Scanner};
+use super::stanza::{invalid_utf8, Stanza};
+use super::stream_header::StreamHeader;
+
+/// Spare capacity `buffer_mut` guarantees, so socket reads are never tiny.
+const READ_RESERVE: usize = 8 * 1024;
+
+#[derive(Debug)]
+enum State {
+    Open,
+    /// The stream end was yielded; later bytes are ignored.
+    Ended,
+    /// Poisoned by the first error, which every later call repeats.
+    Failed(FrameError),
+}
+
+/// Incremental framer for one direction of one XMPP stream.
+#[derive(Debug)]
+pub struct Framer {
+    buf: BytesMut,
+    limits: Limits,
+    scanner: Scanner,
+    /// Declarations of the current stream header, shared with every stanza.
+    namespaces: Arc<Namespaces>,
+    state: State,
+}
+
+impl Default for Framer {
+    fn default() -> Self {
+        Framer::new(Limits::default())
+    }
+}
+
+impl Framer {
+    pub fn new(limits: Limits) -> Self {
+        Framer {
+            buf: BytesMut::with_capacity(READ_RESERVE),
+            limits: limits.clamped(),
+            scanner: Scanner::new(),
+            namespaces: Arc::default(),
+            state: State::Open,
+        }
+    }
+
+    /// Takes effect from the next `next_frame` call, also for a partially read frame.
+    pub fn set_limits(&mut self, limits: Limits) {
+        self.limits = limits.clamped();
+    }
+
+    pub fn limits(&self) -> &Limits {
+        &self.limits
+    }
+
+    /// The buffer to read socket data into (`read_buf(framer.buffer_mut())`); it always
+    /// has some spare capacity. Its length is bounded because `next_frame` fails with
+    /// policy-violation as soon as a partial frame exceeds `max_stanza_bytes`.
+    pub fn buffer_mut(&mut self) -> &mut BytesMut {
+        if self.buf.capacity() - self.buf.len() < READ_RESERVE / 2 {
+            self.buf.reserve(READ_RESERVE);
+        }
+        &mut self.buf
+    }
+
+    /// Next complete frame, `Ok(None)` if more bytes are needed. After an error the
+    /// framer is poisoned and keeps returning it.
+    pub fn next_frame(&mut self) -> Result<Option<Frame>, FrameError> {
+        match &self.state {
+            State::Open => {}
+            State::Ended => {
+                self.buf.clear();
+                return Ok(None);
+            }
+            State::Failed(error) => {
+                self.buf.clear();
+                return Err(error.clone());
+            }
+        }
+        self.scan_frame().inspect_err(|error| {
+            self.state = State::Failed(error.clone());
+            self.buf.clear();
+        })
+    }
+
+    fn scan_frame(&mut self) -> Result<Option<Frame>, FrameError> {
+        let frame = match self.scanner.scan(&self.buf, &self.limits)? {
+            Scan::NeedMore => return Ok(None),
+            Scan::Whitespace(len) => Frame::Whitespace(self.take(len)),
+            Scan::Header { len, open_start } => self.header(len, open_start)?,
+            Scan::Element { len, meta } => self.stanza(len, meta)?,
+            Scan::End(len) => {
+                self.state = State::Ended;
+                Frame::End(self.take(len))
+            }
+        };
+        Ok(Some(frame))
+    }
+
+    fn take(&mut self, len: usize) -> Bytes {
+        self.scanner.next_frame();
+        self.buf.split_to(len.min(self.buf.len())).freeze()
+    }
+
+    fn header(&mut self, len: usize, open_start: usize) -> Result<Frame, FrameError> {
+        let raw = self.take(len);
+        let header = StreamHeader::parse(raw, open_start)?;
+        self.namespaces = header.namespaces.clone();
+        Ok(Frame::Header(header))
+    }
+
+    fn stanza(&mut self, len: usize, meta: ElementMeta) -> Result<Frame, FrameError> {
+        let bytes = self.take(len);
+        std::str::from_utf8(&bytes).map_err(|_| invalid_utf8())?;
+        Ok(Frame::Stanza(Stanza::new(
+            bytes,
+            self.namespaces.clone(),
+            meta,
+        )))
+    }
+
+    /// Stream restart (after SASL success): expect a new stream header, keeping buffered
+    /// bytes since clients may pipeline it.
+    pub fn restart(&mut self) {
+        if matches!(self.state, State::Failed(_)) {
+            return;
+        }
+        self.state = State::Open;
+        self.scanner.restart();
+    }
+
+    /// Restart for STARTTLS: also drop buffered bytes, which arrived before the TLS
+    /// handshake and must not be trusted.
+    pub fn restart_discarding(&mut self) {
+        self.buf.clear();
+        self.restart();
+    }
+
+    /// True if bytes of an incomplete frame are buffered.
+    pub fn has_partial(&self) -> bool {
+        matches!(self.state, State::Open) && !self.buf.is_empty()
+    }
+
+    /// True until the (re)started stream's header has been framed.
+    pub fn expects_header(&self) -> bool {
+        self.scanner.expects_header()
+    }
+
+    /// True once `</stream:stream>` was framed.
+    pub fn is_ended(&self) -> bool {
+        matches!(self.state, State::Ended)
+    }
+
+    /// Namespace declarations of the current stream header.
+    pub fn namespaces(&self) -> &Arc<Namespaces> {
+        &self.namespaces
+    }
+}

@@ -1,0 +1,33 @@
+//! XML layer of the proxy: the incremental, zero-copy framer that cuts an XMPP byte
+//! stream into stream headers, top-level elements, whitespace keepalives and the stream
+//! end, plus lazily parsed element heads for routing and escaping helpers.
+//!
+//! The framer owns a [`bytes::BytesMut`] read buffer; every frame it yields is a
+//! [`bytes::Bytes`] slice of exactly the bytes received, split off that buffer without
+//! copying. It enforces the RFC 6120 §11 restrictions (no DTDs, comments, processing
+//! instructions or undeclared entities) and the proxy's size, depth and attribute limits.
+
+mod attrs;
+mod chars;
+mod error;
+pub mod escape;
+mod frame;
+mod framer;
+mod head;
+mod limits;
+mod namespaces;
+mod reference;
+mod scanner;
+mod span;
+mod stanza;
+mod stream_header;
+
+pub use error::{FrameError, HeadError};
+pub use escape::{escape_attr, escape_text, unescape, EscapeError};
+pub use frame::Frame;
+pub use framer::Framer;
+pub use head::{ChildHead, Head};
+pub use limits::Limits;
+pub use namespaces::{Namespaces, STREAMS_NS, XML_NS};
+pub use stanza::Stanza;
+pub use stream_header::StreamHeader;

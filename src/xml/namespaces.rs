@@ -1,0 +1,88 @@
+//! The namespace declarations in scope for a stream's top-level elements: those made on
+//! the stream header, shared by every stanza of the stream through an `Arc`.
+
+/// The namespace of stream-level elements (`<stream:stream>`, `<stream:features>`...).
+pub const STREAMS_NS: &str = "http://etherx.jabber.org/streams";
+/// The namespace the `xml` prefix is permanently bound to.
+pub const XML_NS: &str = "http://www.w3.org/XML/1998/namespace";
+
+/// Namespace declarations (`xmlns` / `xmlns:p`) in declaration order.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Namespaces {
+    decls: Vec<(Option<String>, String)>,
+}
+
+impl Namespaces {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Adds a declaration; `prefix` `None` is the default namespace. A later
+    /// declaration of the same prefix replaces the earlier one.
+    pub fn declare(&mut self, prefix: Option<&str>, uri: &str) {
+        match self.index_of(prefix.map(str::as_bytes)) {
+            Some(i) => self.decls[i].1 = uri.to_owned(),
+            None => self.decls.push((prefix.map(str::to_owned), uri.to_owned())),
+        }
+    }
+
+    /// The URI bound to `prefix` (`None`: the default namespace). An empty default
+    /// declaration (`xmlns=''`) means "no namespace" and yields `None`.
+    pub fn lookup(&self, prefix: Option<&str>) -> Option<&str> {
+        if prefix == Some("xml") {
+            return Some(XML_NS);
+        }
+        let i = self.index_of(prefix.map(str::as_bytes))?;
+        self.uri_at(i)
+    }
+
+    /// The default namespace, e.g. `jabber:client`.
+    pub fn default_ns(&self) -> Option<&str> {
+        self.lookup(None)
+    }
+
+    /// Declarations in order: `(prefix, uri)`.
+    pub fn iter(&self) -> impl Iterator<Item = (Option<&str>, &str)> {
+        self.decls.iter().map(|(p, u)| (p.as_deref(), u.as_str()))
+    }
+
+    pub fn len(&self) -> usize {
+        self.decls.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.decls.is_empty()
+    }
+
+    /// Index of the declaration for a raw prefix; lets heads store an index instead
+    /// of a borrowed string.
+    pub(crate) fn index_of(&self, prefix: Option<&[u8]>) -> Option<usize> {
+        self.decls
+            .iter()
+            .position(|(p, _)| p.as_deref().map(str::as_bytes) == prefix)
+    }
+
+    pub(crate) fn uri_at(&self, index: usize) -> Option<&str> {
+        let uri = self.decls.get(index)?.1.as_str();
+        (!uri.is_empty()).then_some(uri)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn lookup_and_override() {
+        let mut ns = Namespaces::new();
+        ns.declare(None, "jabber:client");
+        ns.declare(Some("stream"), STREAMS_NS);
+        assert_eq!(ns.default_ns(), Some("jabber:client"));
+        assert_eq!(ns.lookup(Some("stream")), Some(STREAMS_NS));
+        assert_eq!(ns.lookup(Some("xml")), Some(XML_NS));
+        assert_eq!(ns.lookup(Some("db")), None);
+        ns.declare(None, "");
+        assert_eq!(ns.default_ns(), None);
+        assert_eq!(ns.len(), 2);
+    }
+}

@@ -1,0 +1,168 @@
+//! Incremental validation of the bytes after a `&`: predefined entities and numeric
+//! character references pass, anything else is an error. Fed byte by byte so a
+//! reference split across socket reads resumes exactly where it stopped.
+
+use super::chars::{is, is_xml_char, NAME, NAME_START};
+use super::error::{not_well_formed, restricted, FrameError};
+
+/// Everything above this is not a character; saturating here keeps long digit runs
+/// (leading zeros are legal) from overflowing.
+const CAP: u32 = 0x11_0000;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Kind {
+    Start,
+    Name,
+    Hash,
+    Decimal,
+    HexStart,
+    Hex,
+}
+
+/// Progress through one reference.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct Reference {
+    kind: Kind,
+    len: u8,
+    name: [u8; 4],
+    value: u32,
+}
+
+impl Default for Reference {
+    fn default() -> Self {
+        Reference {
+            kind: Kind::Start,
+            len: 0,
+            name: [0; 4],
+            value: 0,
+        }
+    }
+}
+
+impl Reference {
+    /// Consumes one byte; `Ok(true)` once the terminating `;` completed a valid reference.
+    pub(crate) fn feed(&mut self, b: u8) -> Result<bool, FrameError> {
+        match self.kind {
+            Kind::Start => self.start(b),
+            Kind::Name => self.name(b),
+            Kind::Hash => self.hash(b),
+            Kind::Decimal => self.digit(b, 10),
+            Kind::HexStart | Kind::Hex => self.digit(b, 16),
+        }
+    }
+
+    fn start(&mut self, b: u8) -> Result<bool, FrameError> {
+        if b == b'#' {
+            self.kind = Kind::Hash;
+        } else if is(b, NAME_START) {
+            self.kind = Kind::Name;
+            self.push_name(b);
+        } else {
+            return Err(not_well_formed("'&' does not start a reference"));
+        }
+        Ok(false)
+    }
+
+    fn name(&mut self, b: u8) -> Result<bool, FrameError> {
+        if b == b';' {
+            return match self.is_predefined() {
+                true => Ok(true),
+                false => Err(restricted(
+                    "entity references other than the predefined ones",
+                )),
+            };
+        }
+        if !is(b, NAME) {
+            return Err(not_well_formed("unterminated entity reference"));
+        }
+        self.push_name(b);
+        Ok(false)
+    }
+
+    fn push_name(&mut self, b: u8) {
+        if let Some(slot) = self.name.get_mut(usize::from(self.len)) {
+            *slot = b;
+        }
+        self.len = self.len.saturating_add(1);
+    }
+
+    fn is_predefined(&self) -> bool {
+        let name = self.name.get(..usize::from(self.len)).unwrap_or(&[]);
+        matches!(name, b"amp" | b"lt" | b"gt" | b"quot" | b"apos")
+    }
+
+    fn hash(&mut self, b: u8) -> Result<bool, FrameError> {
+        if b == b'x' {
+            self.kind = Kind::HexStart;
+            return Ok(false);
+        }
+        self.kind = Kind::Decimal;
+        match b {
+            b';' => Err(bad_char_ref()),
+            _ => self.digit(b, 10),
+        }
+    }
+
+    fn digit(&mut self, b: u8, radix: u32) -> Result<bool, FrameError> {
+        if b == b';' && self.kind != Kind::HexStart {
+            return match is_xml_char(self.value) {
+                true => Ok(true),
+                false => Err(bad_char_ref()),
+            };
+        }
+        let digit = char::from(b).to_digit(radix).ok_or_else(bad_char_ref)?;
+        self.value = (self.value * radix + digit).min(CAP);
+        if self.kind == Kind::HexStart {
+            self.kind = Kind::Hex;
+        }
+        Ok(false)
+    }
+}
+
+fn bad_char_ref() -> FrameError {
+    not_well_formed("invalid character reference")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn check(body: &[u8]) -> Result<bool, FrameError> {
+        let mut r = Reference::default();
+        let mut done = false;
+        for &b in body {
+            done = r.feed(b)?;
+        }
+        Ok(done)
+    }
+
+    #[test]
+    fn valid() {
+        for ok in [
+            &b"amp;"[..],
+            b"lt;",
+            b"gt;",
+            b"quot;",
+            b"apos;",
+            b"#65;",
+            b"#x1F600;",
+        ] {
+            assert_eq!(check(ok), Ok(true), "{:?}", std::str::from_utf8(ok));
+        }
+        assert_eq!(check(b"#00000000000000000000065;"), Ok(true));
+    }
+
+    #[test]
+    fn invalid() {
+        let cond = |b: &[u8]| check(b).unwrap_err().condition();
+        assert_eq!(cond(b"foo;"), "restricted-xml");
+        assert_eq!(cond(b"ampx;"), "restricted-xml");
+        assert_eq!(cond(b"amp "), "not-well-formed");
+        assert_eq!(cond(b" "), "not-well-formed");
+        assert_eq!(cond(b"#;"), "not-well-formed");
+        assert_eq!(cond(b"#x;"), "not-well-formed");
+        assert_eq!(cond(b"#0;"), "not-well-formed");
+        assert_eq!(cond(b"#99999999999;"), "not-well-formed");
+        assert_eq!(cond(b"#12a;"), "not-well-formed");
+    }
+}

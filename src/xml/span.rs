@@ -1,0 +1,44 @@
+//! Compact byte ranges into a frame's bytes; `u32` halves the size of the cached heads
+//! (frames are bounded by `Limits::max_stanza_bytes`, which the framer clamps to `u32`).
+
+use std::ops::Range;
+
+/// A half-open byte range `start..end` inside one frame.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub(crate) struct Span {
+    pub(crate) start: u32,
+    pub(crate) end: u32,
+}
+
+impl Span {
+    /// Builds a span from `usize` offsets; frames never exceed `u32::MAX` bytes.
+    pub(crate) fn new(start: usize, end: usize) -> Self {
+        Span {
+            start: clamp(start),
+            end: clamp(end),
+        }
+    }
+
+    pub(crate) fn range(self) -> Range<usize> {
+        self.start as usize..self.end as usize
+    }
+
+    pub(crate) fn is_empty(self) -> bool {
+        self.start >= self.end
+    }
+
+    /// The spanned bytes, or an empty slice if the span does not fit `bytes`.
+    pub(crate) fn of(self, bytes: &[u8]) -> &[u8] {
+        bytes.get(self.range()).unwrap_or(&[])
+    }
+
+    /// The spanned text; empty if out of range or not UTF-8 (never the case for
+    /// frames, which are validated as a whole before heads are parsed).
+    pub(crate) fn str_of(self, bytes: &[u8]) -> &str {
+        std::str::from_utf8(self.of(bytes)).unwrap_or("")
+    }
+}
+
+fn clamp(n: usize) -> u32 {
+    u32::try_from(n).unwrap_or(u32::MAX)
+}

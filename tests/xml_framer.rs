@@ -1,0 +1,400 @@
+//! Framer behaviour: frame boundaries, exact bytes, restarts, limits, errors, and the
+//! split-invariance property (any chunking yields the same frames and errors).
+
+mod support;
+
+use proptest::prelude::*;
+use stanzagate::xml::{Frame, Framer, Limits, Namespaces, Stanza};
+use support::*;
+
+fn feed(framer: &mut Framer, bytes: &[u8]) {
+    framer.buffer_mut().extend_from_slice(bytes);
+}
+
+fn all_frames(framer: &mut Framer) -> Vec<Frame> {
+    std::iter::from_fn(|| framer.next_frame().unwrap()).collect()
+}
+
+#[test]
+fn frames_a_client_stream() {
+    let out = run_whole(SERVER_S2C.as_bytes(), Limits::default());
+    assert_eq!(out.error, None);
+    let kinds = out.kinds();
+    assert_eq!(kinds.first(), Some(&Kind::Header));
+    assert_eq!(kinds.last(), Some(&Kind::End));
+    assert_eq!(kinds.iter().filter(|k| **k == Kind::Header).count(), 2);
+    assert!(kinds.contains(&Kind::Whitespace));
+    let end = SERVER_S2C.find("trailing").unwrap();
+    assert_eq!(out.concat(), SERVER_S2C.as_bytes()[..end]);
+    assert_eq!(out.frames.last().unwrap().1, b"\n</stream:stream >"[1..]);
+}
+
+#[test]
+fn whole_corpus_frames_without_error_and_concatenates_to_input() {
+    for input in corpus() {
+        let out = run_whole(&input, Limits::default());
+        let text = String::from_utf8_lossy(&input);
+        assert_eq!(out.error, None, "{text}");
+        assert_eq!(out.kinds().last(), Some(&Kind::End), "{text}");
+        assert!(input.starts_with(&out.concat()), "{text}");
+        assert!(!out.partial);
+    }
+}
+
+#[test]
+fn header_fields() {
+    let mut framer = Framer::default();
+    feed(&mut framer, CLIENT_HEADER.as_bytes());
+    let Some(Frame::Header(h)) = framer.next_frame().unwrap() else {
+        panic!("expected a header")
+    };
+    assert_eq!(h.raw, CLIENT_HEADER.as_bytes());
+    assert_eq!(h.name, "stream:stream");
+    assert_eq!(h.to.as_deref(), Some("example.com"));
+    assert_eq!(h.version.as_deref(), Some("1.0"));
+    assert_eq!(h.lang.as_deref(), Some("en"));
+    assert_eq!(h.default_ns.as_deref(), Some("jabber:client"));
+    assert_eq!(h.stream_prefix.as_deref(), Some("stream"));
+    assert_eq!(h.element_ns(), Some(stanzagate::xml::STREAMS_NS));
+    assert_eq!(h.namespaces.len(), 2);
+    assert_eq!(h.attributes.len(), 5);
+    assert_eq!(h.attributes[0], ("to".into(), "example.com".into()));
+    assert!(!framer.expects_header());
+}
+
+#[test]
+fn header_attributes_are_unescaped() {
+    let mut framer = Framer::default();
+    feed(&mut framer, b"<stream:stream from='a&amp;b' id=\"&#x41;\">");
+    let Some(Frame::Header(h)) = framer.next_frame().unwrap() else {
+        panic!("expected a header")
+    };
+    assert_eq!(h.from.as_deref(), Some("a&b"));
+    assert_eq!(h.id.as_deref(), Some("A"));
+    assert_eq!(h.element_ns(), None);
+}
+
+#[test]
+fn stanzas_share_header_namespaces() {
+    let mut framer = Framer::default();
+    feed(&mut framer, CLIENT_HEADER.as_bytes());
+    feed(&mut framer, b"<presence/>");
+    let frames = all_frames(&mut framer);
+    let Frame::Stanza(s) = &frames[1] else {
+        panic!("expected a stanza")
+    };
+    assert_eq!(s.namespaces().default_ns(), Some("jabber:client"));
+    assert_eq!(s.head().unwrap().ns(), Some("jabber:client"));
+}
+
+#[test]
+fn yields_one_frame_per_call_and_zero_copy() {
+    let input = format!("{CLIENT_HEADER}<a/><b/>");
+    let mut framer = Framer::default();
+    feed(&mut framer, input.as_bytes());
+    let base = framer.buffer_mut().as_ptr();
+    let frames = all_frames(&mut framer);
+    assert_eq!(frames.len(), 3);
+    let offset = frames[2].bytes().as_ptr() as usize - base as usize;
+    assert_eq!(
+        offset,
+        CLIENT_HEADER.len() + 4,
+        "frames are slices of the read buffer"
+    );
+}
+
+#[test]
+fn incomplete_frames_are_partial() {
+    let mut framer = Framer::default();
+    feed(&mut framer, CLIENT_HEADER.as_bytes());
+    feed(&mut framer, b"<message><body>hi</bo");
+    assert!(framer.next_frame().unwrap().is_some());
+    assert_eq!(framer.next_frame().unwrap(), None);
+    assert!(framer.has_partial());
+    feed(&mut framer, b"dy></message>");
+    assert!(matches!(
+        framer.next_frame().unwrap(),
+        Some(Frame::Stanza(_))
+    ));
+    assert!(!framer.has_partial());
+}
+
+#[test]
+fn whitespace_is_passed_through_eagerly() {
+    let mut framer = Framer::default();
+    feed(&mut framer, CLIENT_HEADER.as_bytes());
+    feed(&mut framer, b" \n");
+    framer.next_frame().unwrap();
+    assert_eq!(
+        framer.next_frame().unwrap(),
+        Some(Frame::Whitespace(" \n".into()))
+    );
+    assert!(!framer.has_partial());
+}
+
+#[test]
+fn end_ignores_trailing_bytes() {
+    let mut framer = Framer::default();
+    feed(&mut framer, CLIENT_HEADER.as_bytes());
+    feed(&mut framer, b"</stream:stream><garbage &bad; <!--");
+    let frames = all_frames(&mut framer);
+    assert_eq!(frames[1], Frame::End("</stream:stream>".into()));
+    assert!(framer.is_ended());
+    feed(&mut framer, b"more");
+    assert_eq!(framer.next_frame(), Ok(None));
+    assert!(!framer.has_partial());
+}
+
+#[test]
+fn restart_keeps_pipelined_header() {
+    let mut framer = Framer::default();
+    feed(&mut framer, CLIENT_HEADER.as_bytes());
+    feed(&mut framer, b"<auth mechanism='PLAIN'>AA==</auth>");
+    feed(&mut framer, CLIENT_HEADER.as_bytes());
+    feed(&mut framer, b"<iq type='get' id='1'/>");
+    framer.next_frame().unwrap();
+    assert!(matches!(
+        framer.next_frame().unwrap(),
+        Some(Frame::Stanza(_))
+    ));
+    framer.restart();
+    assert!(framer.expects_header());
+    assert!(matches!(
+        framer.next_frame().unwrap(),
+        Some(Frame::Header(_))
+    ));
+    assert!(matches!(
+        framer.next_frame().unwrap(),
+        Some(Frame::Stanza(_))
+    ));
+}
+
+#[test]
+fn without_restart_a_second_declaration_is_restricted() {
+    let mut framer = Framer::default();
+    feed(&mut framer, CLIENT_HEADER.as_bytes());
+    feed(&mut framer, CLIENT_HEADER.as_bytes());
+    framer.next_frame().unwrap();
+    assert_eq!(
+        framer.next_frame().unwrap_err().condition(),
+        "restricted-xml"
+    );
+}
+
+#[test]
+fn restart_discarding_drops_injected_plaintext() {
+    let mut framer = Framer::default();
+    feed(&mut framer, CLIENT_HEADER.as_bytes());
+    feed(
+        &mut framer,
+        b"<starttls xmlns='urn:ietf:params:xml:ns:xmpp-tls'/><iq type='set'",
+    );
+    framer.next_frame().unwrap();
+    framer.next_frame().unwrap();
+    framer.restart_discarding();
+    assert!(!framer.has_partial());
+    feed(&mut framer, CLIENT_HEADER.as_bytes());
+    assert!(matches!(
+        framer.next_frame().unwrap(),
+        Some(Frame::Header(_))
+    ));
+}
+
+#[test]
+fn leading_whitespace_before_header() {
+    let out = run_whole(format!("\n {CLIENT_HEADER}").as_bytes(), Limits::default());
+    assert_eq!(out.kinds(), vec![Kind::Whitespace, Kind::Header]);
+}
+
+#[test]
+fn error_corpus_conditions() {
+    for (input, condition, limits) in error_corpus() {
+        let out = run_whole(&input, limits);
+        let text = String::from_utf8_lossy(&input);
+        let got = out.error.as_ref().map(|e| e.condition());
+        assert_eq!(got, Some(condition), "{text}: {:?}", out.error);
+    }
+}
+
+#[test]
+fn errors_poison_the_framer() {
+    let mut framer = Framer::default();
+    feed(&mut framer, b"<!DOCTYPE x>");
+    let err = framer.next_frame().unwrap_err();
+    framer.restart();
+    feed(&mut framer, CLIENT_HEADER.as_bytes());
+    assert_eq!(framer.next_frame(), Err(err));
+}
+
+#[test]
+fn oversized_stanza_fails_before_it_is_complete() {
+    let mut framer = Framer::default();
+    feed(&mut framer, CLIENT_HEADER.as_bytes());
+    framer.next_frame().unwrap();
+    let chunk = [b'x'; 4096];
+    feed(&mut framer, b"<message><body>");
+    let mut fed = 0;
+    let err = loop {
+        feed(&mut framer, &chunk);
+        fed += chunk.len();
+        assert!(fed < 2 * 1024 * 1024, "never detected");
+        if let Err(e) = framer.next_frame() {
+            break e;
+        }
+    };
+    assert_eq!(err.condition(), "policy-violation");
+    assert!(fed <= 262_144 + 4096, "detected only after {fed} bytes");
+}
+
+#[test]
+fn stanza_of_exactly_the_limit_passes() {
+    let limits = Limits {
+        max_stanza_bytes: 20,
+        ..Limits::default()
+    };
+    let body = format!(
+        "{SMALL_HEADER}<a>{}</a><a>{}</a>",
+        "x".repeat(13),
+        "x".repeat(14)
+    );
+    let out = run_whole(
+        body.as_bytes(),
+        Limits {
+            max_stanza_bytes: 200,
+            ..limits
+        },
+    );
+    assert_eq!(out.error, None);
+    let mut framer = Framer::new(Limits {
+        max_stanza_bytes: 200,
+        ..limits
+    });
+    feed(&mut framer, body.as_bytes());
+    framer.next_frame().unwrap();
+    framer.set_limits(limits);
+    assert_eq!(framer.next_frame().unwrap().unwrap().bytes().len(), 20);
+    assert_eq!(
+        framer.next_frame().unwrap_err().condition(),
+        "policy-violation"
+    );
+}
+
+#[test]
+fn depth_and_attribute_limits_are_inclusive() {
+    let limits = Limits {
+        max_stanza_bytes: 1000,
+        max_depth: 3,
+        max_attributes: 2,
+    };
+    let ok = format!("{SMALL_HEADER}<a x='1' y='2'><b><c/></b></a>");
+    assert_eq!(run_whole(ok.as_bytes(), limits).error, None);
+    let deep = format!("{SMALL_HEADER}<a><b><c><d/></c></b></a>");
+    let err = run_whole(deep.as_bytes(), limits).error.unwrap();
+    assert_eq!(err.condition(), "policy-violation");
+}
+
+#[test]
+fn stanza_parse_validates_one_element() {
+    let ns = std::sync::Arc::new(Namespaces::new());
+    let limits = Limits::default();
+    let s = Stanza::parse("<a><b/></a>".into(), ns.clone(), &limits).unwrap();
+    assert_eq!(s.head().unwrap().child_count(), 1);
+    assert!(Stanza::parse("<a><b/>".into(), ns.clone(), &limits).is_err());
+    assert!(Stanza::parse("<a/><b/>".into(), ns.clone(), &limits).is_err());
+    assert!(Stanza::parse(" <a/>".into(), ns, &limits).is_err());
+}
+
+fn assert_split_invariant(input: &[u8], limits: Limits, cuts: &[usize], whole: &Outcome) {
+    let split = run_split(input, cuts, limits);
+    assert_eq!(
+        &split,
+        whole,
+        "split at {cuts:?} differs for {:?}",
+        String::from_utf8_lossy(input)
+    );
+}
+
+#[test]
+fn every_single_split_point_of_the_corpus() {
+    for input in corpus() {
+        let whole = run_whole(&input, Limits::default());
+        for cut in 0..=input.len() {
+            assert_split_invariant(&input, Limits::default(), &[cut], &whole);
+        }
+    }
+}
+
+#[test]
+fn every_single_split_point_of_the_error_corpus() {
+    for (input, _, limits) in error_corpus() {
+        let whole = run_whole(&input, limits);
+        for cut in 0..=input.len() {
+            assert_split_invariant(&input, limits, &[cut], &whole);
+        }
+    }
+}
+
+#[test]
+fn byte_by_byte() {
+    let inputs = corpus()
+        .into_iter()
+        .chain(error_corpus().into_iter().map(|e| e.0));
+    for input in inputs {
+        let limits = error_corpus()
+            .into_iter()
+            .find(|e| e.0 == input)
+            .map_or(Limits::default(), |e| e.2);
+        let whole = run_whole(&input, limits);
+        let cuts: Vec<usize> = (1..input.len()).collect();
+        assert_split_invariant(&input, limits, &cuts, &whole);
+    }
+}
+
+fn cuts_strategy(len: usize) -> impl Strategy<Value = Vec<usize>> {
+    prop::collection::vec(0..=len, 0..12).prop_map(|mut cuts| {
+        cuts.sort_unstable();
+        cuts
+    })
+}
+
+/// Inputs mixing corpus fragments, markup-significant bytes and random bytes, so the
+/// property also covers errors at arbitrary positions.
+fn noisy_input() -> impl Strategy<Value = Vec<u8>> {
+    let piece = prop_oneof![
+        4 => prop::sample::select(corpus()).prop_flat_map(|s| {
+            let len = s.len();
+            (Just(s), 0..len, 0..len)
+        }).prop_map(|(s, a, b)| s[a.min(b)..a.max(b)].to_vec()),
+        2 => prop::collection::vec(prop::sample::select(b"<>/='\"&;#x![]?- \na:CDATA".to_vec()), 0..8),
+        1 => prop::collection::vec(any::<u8>(), 0..4),
+    ];
+    prop::collection::vec(piece, 0..8).prop_map(|pieces| {
+        let mut out = SERVER_S2C.as_bytes()[..200].to_vec();
+        out.extend(pieces.concat());
+        out
+    })
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(400))]
+
+    #[test]
+    fn random_multi_chunk_splits_of_the_corpus(
+        (input, cuts) in prop::sample::select(corpus())
+            .prop_flat_map(|s| { let len = s.len(); (Just(s), cuts_strategy(len)) })
+    ) {
+        let whole = run_whole(&input, Limits::default());
+        prop_assert_eq!(run_split(&input, &cuts, Limits::default()), whole);
+    }
+
+    #[test]
+    fn random_splits_of_noisy_input(
+        (input, cuts) in noisy_input()
+            .prop_flat_map(|s| { let len = s.len(); (Just(s), cuts_strategy(len)) })
+    ) {
+        let limits = Limits { max_stanza_bytes: 700, max_depth: 6, max_attributes: 8 };
+        let whole = run_whole(&input, limits);
+        prop_assert!(input.starts_with(&whole.concat()));
+        prop_assert_eq!(run_split(&input, &cuts, limits), whole);
+    }
+}
