@@ -369,7 +369,8 @@ fn noisy_input() -> impl Strategy<Value = Vec<u8>> {
         1 => prop::collection::vec(any::<u8>(), 0..4),
     ];
     prop::collection::vec(piece, 0..8).prop_map(|pieces| {
-        let mut out = SERVER_S2C.as_bytes()[..200].to_vec();
+        let prefix_end = SERVER_S2C.find("<challenge").unwrap_or(0);
+        let mut out = SERVER_S2C.as_bytes()[..prefix_end].to_vec();
         out.extend(pieces.concat());
         out
     })
