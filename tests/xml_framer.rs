@@ -399,3 +399,11 @@ proptest! {
         prop_assert_eq!(run_split(&input, &cuts, limits), whole);
     }
 }
+
+#[test]
+fn component_heads() {
+    let out = run_whole(COMPONENT.as_bytes(), Limits::default());
+    assert!(out.heads[3].contains(r#"to=Some("a'b") from=Some("Juliet")"#));
+    assert!(out.heads[3].contains(r#"Some(\"urn:q&r\")"#));
+    assert!(out.heads[4].contains(r#"\"x\" Some(\"p\") Some(\"urn:p\")"#));
+}

@@ -40,6 +40,11 @@ pub(crate) fn tag_name(bytes: &[u8], start: usize) -> Option<(QName, usize)> {
     Some((split_qname(name, name_start), name_end))
 }
 
+/// Splits the qualified name at `span` of `bytes`.
+pub(crate) fn qname(bytes: &[u8], span: Span) -> QName {
+    split_qname(span.of(bytes), span.start as usize)
+}
+
 fn split_qname(name: &[u8], base: usize) -> QName {
     match memchr(b':', name) {
         Some(colon) => QName {

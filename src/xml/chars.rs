@@ -14,6 +14,10 @@ pub(crate) const TEXT: u8 = 8;
 pub(crate) const VALUE: u8 = 16;
 /// Plain CDATA byte: excludes `]` and `>` (the terminator) and forbidden controls.
 pub(crate) const CDATA: u8 = 32;
+/// ASCII subsets of `NAME_START` / `NAME`, for fast paths that leave non-ASCII names
+/// (and their UTF-8 bookkeeping) to the byte-level phases.
+pub(crate) const NAME_START_ASCII: u8 = 64;
+pub(crate) const NAME_ASCII: u8 = 128;
 
 static CLASS: [u8; 256] = build();
 
@@ -34,11 +38,14 @@ const fn classify(b: u8) -> u8 {
     if ws {
         class |= WS;
     }
-    if b.is_ascii_alphabetic() || b == b'_' || b >= 0x80 {
+    if b.is_ascii_alphabetic() || b == b'_' {
+        class |= NAME_START | NAME | NAME_START_ASCII | NAME_ASCII;
+    }
+    if b >= 0x80 {
         class |= NAME_START | NAME;
     }
     if b.is_ascii_digit() || matches!(b, b'-' | b'.' | b':') {
-        class |= NAME;
+        class |= NAME | NAME_ASCII;
     }
     if !control && b != b'<' && b != b'&' {
         class |= TEXT;
@@ -80,6 +87,7 @@ mod tests {
         assert!(is(b' ', WS) && is(b'\t', TEXT) && !is(0x01, TEXT));
         assert!(is(b'a', NAME_START) && is(0xC3, NAME_START) && !is(b'1', NAME_START));
         assert!(is(b':', NAME) && !is(b':', NAME_START));
+        assert!(is(b'a', NAME_START_ASCII) && !is(0xC3, NAME_ASCII) && is(b'9', NAME_ASCII));
         assert!(is(b'>', TEXT) && !is(b'<', TEXT) && !is(b'&', VALUE));
         assert!(is(b'"', TEXT) && !is(b'"', VALUE) && !is(b']', CDATA));
         assert_eq!(run(b"  \tx", WS), 3);

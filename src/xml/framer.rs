@@ -10,7 +10,7 @@ use super::frame::Frame;
 use super::limits::Limits;
 use super::namespaces::Namespaces;
 use super::scanner::{ElementMeta, Scan, Scanner};
-use super::stanza::{invalid_utf8, Stanza};
+use super::stanza::{validate_utf8, Stanza};
 use super::stream_header::StreamHeader;
 
 /// Spare capacity `buffer_mut` guarantees, so socket reads are never tiny.
@@ -97,7 +97,11 @@ impl Framer {
             Scan::NeedMore => return Ok(None),
             Scan::Whitespace(len) => Frame::Whitespace(self.take(len)),
             Scan::Header { len, open_start } => self.header(len, open_start)?,
-            Scan::Element { len, meta } => self.stanza(len, meta)?,
+            Scan::Element {
+                len,
+                meta,
+                utf8_from,
+            } => self.stanza(len, meta, utf8_from)?,
             Scan::End(len) => {
                 self.state = State::Ended;
                 Frame::End(self.take(len))
@@ -118,9 +122,14 @@ impl Framer {
         Ok(Frame::Header(header))
     }
 
-    fn stanza(&mut self, len: usize, meta: ElementMeta) -> Result<Frame, FrameError> {
+    fn stanza(
+        &mut self,
+        len: usize,
+        meta: ElementMeta,
+        utf8_from: usize,
+    ) -> Result<Frame, FrameError> {
         let bytes = self.take(len);
-        std::str::from_utf8(&bytes).map_err(|_| invalid_utf8())?;
+        validate_utf8(&bytes, utf8_from)?;
         Ok(Frame::Stanza(Stanza::new(
             bytes,
             self.namespaces.clone(),

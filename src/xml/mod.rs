@@ -17,6 +17,7 @@ mod head;
 mod limits;
 mod namespaces;
 mod reference;
+mod runs;
 mod scanner;
 mod span;
 mod stanza;

@@ -11,6 +11,16 @@ pub(crate) struct Span {
 }
 
 impl Span {
+    /// Marks a missing value where `Option<Span>` would cost 50% more space.
+    pub(crate) const ABSENT: Span = Span {
+        start: u32::MAX,
+        end: 0,
+    };
+
+    pub(crate) fn is_absent(self) -> bool {
+        self.start == u32::MAX
+    }
+
     /// Builds a span from `usize` offsets; frames never exceed `u32::MAX` bytes.
     pub(crate) fn new(start: usize, end: usize) -> Self {
         Span {

@@ -1,7 +1,6 @@
 //! A complete top-level element as received: its exact bytes, the namespaces of its
 //! stream, and a head parsed on first use.
 
-use std::cell::OnceCell;
 use std::sync::Arc;
 
 use bytes::Bytes;
@@ -16,19 +15,14 @@ use super::scanner::{ElementMeta, Scan, Scanner};
 /// `Send` but not `Sync`: the head cache is a `OnceCell`.
 #[derive(Clone, Debug)]
 pub struct Stanza {
-    bytes: Bytes,
-    namespaces: Arc<Namespaces>,
-    meta: ElementMeta,
-    head: OnceCell<Result<Head, HeadError>>,
+    /// Holds the bytes, the stream's namespaces and the head cache.
+    head: Head,
 }
 
 impl Stanza {
     pub(crate) fn new(bytes: Bytes, namespaces: Arc<Namespaces>, meta: ElementMeta) -> Self {
         Stanza {
-            bytes,
-            namespaces,
-            meta,
-            head: OnceCell::new(),
+            head: Head::new(bytes, namespaces, meta),
         }
     }
 
@@ -41,8 +35,8 @@ impl Stanza {
     ) -> Result<Stanza, FrameError> {
         let mut scanner = Scanner::for_elements();
         match scanner.scan(&bytes, &limits.clamped())? {
-            Scan::Element { len, meta } if len == bytes.len() => {
-                std::str::from_utf8(&bytes).map_err(|_| invalid_utf8())?;
+            Scan::Element { len, meta, .. } if len == bytes.len() => {
+                validate_utf8(&bytes, 0)?;
                 Ok(Stanza::new(bytes, namespaces, meta))
             }
             _ => Err(not_well_formed("expected exactly one complete element")),
@@ -51,39 +45,37 @@ impl Stanza {
 
     /// The exact bytes received.
     pub fn bytes(&self) -> &Bytes {
-        &self.bytes
+        self.head.bytes()
     }
 
     pub fn into_bytes(self) -> Bytes {
-        self.bytes
+        self.head.into_bytes()
     }
 
-    /// The head, parsed on the first call and cached.
+    /// The head, parsed on the first call and cached (errors too).
     pub fn head(&self) -> Result<&Head, HeadError> {
-        self.head
-            .get_or_init(|| Head::parse(&self.bytes, &self.namespaces, &self.meta))
-            .as_ref()
-            .map_err(Clone::clone)
+        self.head.ensure_parsed()?;
+        Ok(&self.head)
     }
 
     /// The namespace declarations of the stream this stanza arrived on.
     pub fn namespaces(&self) -> &Arc<Namespaces> {
-        &self.namespaces
+        self.head.namespaces()
     }
 
     pub fn len(&self) -> usize {
-        self.bytes.len()
+        self.bytes().len()
     }
 
     /// Always false: an element has at least `<a/>`.
     pub fn is_empty(&self) -> bool {
-        self.bytes.is_empty()
+        self.bytes().is_empty()
     }
 }
 
 impl PartialEq for Stanza {
     fn eq(&self, other: &Self) -> bool {
-        self.bytes == other.bytes
+        self.bytes() == other.bytes()
     }
 }
 
@@ -91,4 +83,20 @@ impl Eq for Stanza {}
 
 pub(crate) fn invalid_utf8() -> FrameError {
     not_well_formed("invalid UTF-8")
+}
+
+/// Validates `bytes` as UTF-8, given that everything before `from` is ASCII. Should
+/// `from` point into a multi-byte character, validation backs up to its lead byte.
+pub(crate) fn validate_utf8(bytes: &[u8], from: usize) -> Result<(), FrameError> {
+    let mut start = from.min(bytes.len());
+    for _ in 0..3 {
+        match bytes.get(start) {
+            Some(b) if b & 0xC0 == 0x80 && start > 0 => start -= 1,
+            _ => break,
+        }
+    }
+    match std::str::from_utf8(bytes.get(start..).unwrap_or(&[])) {
+        Ok(_) => Ok(()),
+        Err(_) => Err(invalid_utf8()),
+    }
 }

@@ -2,7 +2,7 @@
 //! corpora, and a driver that feeds a framer chunk by chunk and records what it yields.
 #![allow(dead_code)]
 
-use stanzagate::xml::{Frame, FrameError, Framer, Limits};
+use stanzagate::xml::{Frame, FrameError, Framer, Limits, Stanza};
 
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Kind {
@@ -20,6 +20,8 @@ pub struct Outcome {
     pub error: Option<FrameError>,
     /// Bytes still buffered in an incomplete frame at the end.
     pub partial: bool,
+    /// `describe` of every stanza's head, so head parsing is split-invariant too.
+    pub heads: Vec<String>,
 }
 
 impl Outcome {
@@ -60,6 +62,7 @@ pub fn run_split(input: &[u8], cuts: &[usize], limits: Limits) -> Outcome {
         frames: Vec::new(),
         error: None,
         partial: false,
+        heads: Vec::new(),
     };
     let mut start = 0;
     for end in cuts.iter().copied().chain(std::iter::once(input.len())) {
@@ -81,6 +84,9 @@ fn drain(framer: &mut Framer, out: &mut Outcome) -> bool {
             Ok(None) => return false,
             Ok(Some(frame)) => {
                 let restart = restarts_after(&frame);
+                if let Frame::Stanza(stanza) = &frame {
+                    out.heads.push(describe(stanza));
+                }
                 push(out, kind(&frame), frame.bytes().to_vec());
                 if restart {
                     framer.restart();
@@ -97,6 +103,40 @@ fn drain(framer: &mut Framer, out: &mut Outcome) -> bool {
             }
         }
     }
+}
+
+/// Everything a head exposes, as one comparable string.
+pub fn describe(stanza: &Stanza) -> String {
+    let h = match stanza.head() {
+        Ok(h) => h,
+        Err(e) => return format!("error {e:?}"),
+    };
+    let child = h.child().map(|c| {
+        let attrs: Vec<_> = c.attrs().collect();
+        format!(
+            "{:?} {:?} {:?} {:?} {attrs:?}",
+            c.name(),
+            c.prefix(),
+            c.ns(),
+            c.range()
+        )
+    });
+    let attrs: Vec<_> = h.attrs().collect();
+    format!(
+        "{:?} {:?} {:?} to={:?} from={:?} type={:?} id={:?} {} {} {} {:?} {:?} {attrs:?} child={child:?}",
+        h.name(),
+        h.prefix(),
+        h.ns(),
+        h.to(),
+        h.from(),
+        h.type_(),
+        h.id(),
+        h.child_count(),
+        h.is_empty_element(),
+        h.own_ns_declared(),
+        h.open_tag_range(),
+        h.content_range(),
+    )
 }
 
 fn push(out: &mut Outcome, kind: Kind, bytes: Vec<u8>) {
@@ -191,6 +231,10 @@ pub const COMPONENT: &str = concat!(
     "<iq xmlns='jabber:client' type='get' id='disco1' from='juliet@example.com/balcony' ",
     "to='pubsub.example.com'><query xmlns='http://jabber.org/protocol/disco#info'/></iq>",
     "<message xmlns:x='jabber:x:data' to='x@y'><x:x type='form'><x:field var='a'/></x:x></message>",
+    "<iq xmlns='jabber:client' to = \"a&apos;b\" from='&#x4a;uliet' type='get' id='&lt;1&gt;'>",
+    "<query xmlns:p='urn:p' xmlns=\"urn:q&amp;r\" node='n'/></iq>",
+    "<message><p:x xmlns:p='urn:p'/></message>",
+    "<presence xmlns:dummy='urn:dummy' id='é'><x xmlns='vcard-temp:x:update'><photo/></x></presence>",
     " ",
     "</stream:stream>",
 );
@@ -223,6 +267,11 @@ pub const UNPREFIXED: &str = concat!(
     "<iq xmlns='jabber:client' type='get' id='p'><ping xmlns='urn:xmpp:ping'/></iq>",
     "</stream>",
 );
+
+/// `h(before) + 0xFF 0xFE + after`: invalid UTF-8 at a chosen spot.
+fn bad_utf8(h: &dyn Fn(&str) -> Vec<u8>, before: &str, after: &str) -> Vec<u8> {
+    [h(before), b"\xff\xfe".to_vec(), after.as_bytes().to_vec()].concat()
+}
 
 /// Inputs that must fail, with the expected stream error condition and the limits to
 /// run them under.
@@ -287,6 +336,45 @@ pub fn error_corpus() -> Vec<(Vec<u8>, &'static str, Limits)> {
                 h("<message><body>"),
                 b"\xff\xfe".to_vec(),
                 b"</body></message>".to_vec(),
+            ]
+            .concat(),
+            "not-well-formed",
+            d,
+        ),
+        (bad_utf8(&h, "<a b='", "'/>"), "not-well-formed", d),
+        (bad_utf8(&h, "<a", "/>"), "not-well-formed", d),
+        (bad_utf8(&h, "<a b", "='1'/>"), "not-well-formed", d),
+        (bad_utf8(&h, "<a></a", ">"), "not-well-formed", d),
+        (
+            bad_utf8(&h, "<a><![CDATA[", "]]></a>"),
+            "not-well-formed",
+            d,
+        ),
+        (
+            bad_utf8(&h, "<a>0123456789abcdef\u{e9}", "</a>"),
+            "not-well-formed",
+            d,
+        ),
+        (
+            bad_utf8(&h, "<a b='0123456789abcdef", "'/>"),
+            "not-well-formed",
+            d,
+        ),
+        (
+            [h("<a>\u{e9}"), b"\xc3".to_vec(), b"</a>".to_vec()].concat(),
+            "not-well-formed",
+            d,
+        ),
+        (
+            [h("<a>"), b"\xed\xa0\x80".to_vec(), b"</a>".to_vec()].concat(),
+            "not-well-formed",
+            d,
+        ),
+        (
+            [
+                b"<stream:stream to='".to_vec(),
+                b"\xff".to_vec(),
+                b"'>".to_vec(),
             ]
             .concat(),
             "not-well-formed",

@@ -1,0 +1,106 @@
+//! Scanner phases for element content: character data (skipped word-at-a-time),
+//! entity and character references, CDATA sections, and the hand-off to markup.
+
+use super::super::chars::{self, is, CDATA, TEXT};
+use super::super::error::{not_well_formed, FrameError};
+use super::super::limits::Limits;
+use super::super::reference::Reference;
+use super::super::runs::text_run;
+use super::{need_more, Phase, Scanner, Step};
+
+impl Scanner {
+    pub(super) fn text(&mut self, data: &[u8], limits: &Limits) -> Step {
+        loop {
+            let rest = self.rest(data);
+            let (n, non_ascii) = text_run(rest);
+            if non_ascii {
+                self.mark_non_ascii(self.pos);
+            }
+            self.pos += n;
+            let Some(&b) = rest.get(n) else {
+                return need_more();
+            };
+            match b {
+                b'<' => match self.fast_tag(data, limits) {
+                    // Still in text after an ordinary tag: keep going without a dispatch.
+                    Some(Ok(None)) if self.phase == Phase::Text => {}
+                    Some(step) => return step,
+                    None => return self.open_tag_slow(),
+                },
+                b'&' => {
+                    self.pos += 1;
+                    return self.begin_ref(Phase::Text);
+                }
+                _ if is(b, TEXT) => self.pos += 1,
+                _ => return Err(control_char()),
+            }
+        }
+    }
+
+    /// At a `<`: the fast path for complete ordinary tags, else the byte-level phases.
+    pub(super) fn markup(&mut self, data: &[u8], limits: &Limits) -> Step {
+        match self.fast_tag(data, limits) {
+            Some(step) => step,
+            None => self.open_tag_slow(),
+        }
+    }
+
+    fn open_tag_slow(&mut self) -> Step {
+        self.open_tag();
+        Ok(None)
+    }
+
+    pub(super) fn open_tag(&mut self) {
+        self.tag_start = self.pos;
+        self.pos += 1;
+        self.phase = Phase::TagOpen;
+    }
+
+    /// The `&` was consumed.
+    pub(super) fn begin_ref(&mut self, return_to: Phase) -> Step {
+        self.value_escaped |= return_to != Phase::Text;
+        self.reference = Reference::default();
+        self.ref_return = return_to;
+        self.phase = Phase::Ref;
+        Ok(None)
+    }
+
+    pub(super) fn reference(&mut self, data: &[u8]) -> Step {
+        while let Some(&b) = data.get(self.pos) {
+            self.pos += 1;
+            if self.reference.feed(b)? {
+                self.phase = self.ref_return;
+                return Ok(None);
+            }
+        }
+        need_more()
+    }
+
+    pub(super) fn cdata(&mut self, data: &[u8], mut brackets: u8) -> Step {
+        loop {
+            let plain = chars::run(self.rest(data), CDATA);
+            if plain > 0 {
+                self.pos += plain;
+                brackets = 0;
+            }
+            let Some(&b) = data.get(self.pos) else {
+                self.phase = Phase::Cdata(brackets);
+                return need_more();
+            };
+            self.pos += 1;
+            match b {
+                b']' => brackets = (brackets + 1).min(2),
+                b'>' if brackets == 2 => {
+                    self.phase = Phase::Text;
+                    return Ok(None);
+                }
+                b'>' => brackets = 0,
+                _ => return Err(control_char()),
+            }
+        }
+    }
+}
+
+pub(super) fn control_char() -> FrameError {
+    not_well_formed("forbidden control character")
+}

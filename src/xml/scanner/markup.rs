@@ -1,0 +1,305 @@
+//! Byte-level scanner phases for markup: start and end tags, attributes, the XML
+//! declaration, and `<!`/`<?` constructs (CDATA is the only one allowed). These are
+//! the authoritative rules; the fast path only ever accepts a subset of them.
+
+use super::super::chars::{is, NAME, NAME_START, TEXT, WS};
+use super::super::error::{not_well_formed, policy, restricted, FrameError};
+use super::super::limits::Limits;
+use super::super::runs::value_run;
+use super::super::span::Span;
+use super::content::control_char;
+use super::{need_more, same, Phase, Scanner, Step};
+
+const CDATA_OPEN: &[u8] = b"[CDATA[";
+
+impl Scanner {
+    pub(super) fn tag_open(&mut self, data: &[u8], limits: &Limits) -> Step {
+        let Some(&b) = data.get(self.pos) else {
+            return need_more();
+        };
+        self.pos += 1;
+        match b {
+            b'/' => self.phase = Phase::EndNameStart,
+            b'!' => self.phase = Phase::Bang(0),
+            b'?' => return self.begin_pi(),
+            _ if is(b, NAME_START) => return self.begin_start_tag(limits),
+            _ => return Err(not_well_formed("invalid character after '<'")),
+        }
+        Ok(None)
+    }
+
+    fn begin_pi(&mut self) -> Step {
+        // Only an XML declaration opening the header frame is tolerated.
+        if !(self.expect_header && self.tag_start == 0) {
+            return Err(processing_instruction());
+        }
+        self.phase = Phase::Pi(0);
+        Ok(None)
+    }
+
+    pub(super) fn pi(&mut self, data: &[u8], matched: u8) -> Step {
+        let Some(&b) = data.get(self.pos) else {
+            return need_more();
+        };
+        self.pos += 1;
+        match b"xml".get(usize::from(matched)) {
+            Some(&want) if want == b => self.phase = Phase::Pi(matched + 1),
+            Some(_) => return Err(processing_instruction()),
+            None if b == b'?' => self.phase = Phase::Decl(true),
+            None if is(b, WS) => self.phase = Phase::Decl(false),
+            None => return Err(processing_instruction()),
+        }
+        Ok(None)
+    }
+
+    pub(super) fn decl(&mut self, data: &[u8], mut question: bool) -> Step {
+        while let Some(&b) = data.get(self.pos) {
+            self.pos += 1;
+            if question && b == b'>' {
+                self.phase = Phase::HeaderGap;
+                return Ok(None);
+            }
+            if !is(b, TEXT) {
+                return Err(not_well_formed("invalid character in the XML declaration"));
+            }
+            question = b == b'?';
+        }
+        self.phase = Phase::Decl(question);
+        need_more()
+    }
+
+    pub(super) fn bang(&mut self, data: &[u8], mut matched: u8) -> Step {
+        while let Some(&b) = data.get(self.pos) {
+            if CDATA_OPEN.get(usize::from(matched)) != Some(&b) {
+                return Err(restricted(
+                    "comments, DTDs and declarations are not allowed",
+                ));
+            }
+            self.pos += 1;
+            matched += 1;
+            if usize::from(matched) == CDATA_OPEN.len() {
+                if self.depth == 0 {
+                    return Err(not_well_formed("CDATA outside of a stanza"));
+                }
+                // CDATA is skipped bytewise; validate it rather than track it.
+                self.mark_non_ascii(self.pos);
+                self.phase = Phase::Cdata(0);
+                return Ok(None);
+            }
+        }
+        self.phase = Phase::Bang(matched);
+        need_more()
+    }
+
+    fn begin_start_tag(&mut self, limits: &Limits) -> Step {
+        let is_header = self.expect_header && self.depth == 0;
+        if !is_header && self.depth >= limits.max_depth {
+            return Err(policy("elements are nested too deeply"));
+        }
+        self.name_start = self.pos - 1;
+        self.phase = Phase::StartName;
+        Ok(None)
+    }
+
+    /// Ends a name begun at `name_start`, noting non-ASCII for UTF-8 validation.
+    fn finish_name(&mut self, data: &[u8]) -> Span {
+        let name = Span::new(self.name_start, self.pos);
+        if !name.of(data).is_ascii() {
+            self.mark_non_ascii(self.name_start);
+        }
+        name
+    }
+
+    pub(super) fn start_name(&mut self, data: &[u8]) -> Step {
+        let Some(b) = self.skip(data, NAME) else {
+            return need_more();
+        };
+        self.name = self.finish_name(data);
+        self.pos += 1;
+        match b {
+            b'>' => self.start_tag_end(data),
+            b'/' => {
+                self.phase = Phase::EmptyClose;
+                Ok(None)
+            }
+            _ if is(b, WS) => {
+                self.phase = Phase::AttrSpace(true);
+                Ok(None)
+            }
+            _ => Err(not_well_formed("invalid character in element name")),
+        }
+    }
+
+    pub(super) fn attr_space(&mut self, data: &[u8], ws: bool, limits: &Limits) -> Step {
+        let skipped = super::chars::run(self.rest(data), WS);
+        self.pos += skipped;
+        let ws = ws || skipped > 0;
+        let Some(&b) = data.get(self.pos) else {
+            self.phase = Phase::AttrSpace(ws);
+            return need_more();
+        };
+        self.pos += 1;
+        match b {
+            b'>' => self.start_tag_end(data),
+            b'/' => {
+                self.phase = Phase::EmptyClose;
+                Ok(None)
+            }
+            _ if is(b, NAME_START) && ws => self.begin_attr(limits),
+            _ if is(b, NAME_START) => {
+                Err(not_well_formed("attributes need whitespace between them"))
+            }
+            _ => Err(not_well_formed("invalid character in start tag")),
+        }
+    }
+
+    fn begin_attr(&mut self, limits: &Limits) -> Step {
+        if self.attr_names.len() >= limits.max_attributes {
+            return Err(policy("too many attributes"));
+        }
+        self.name_start = self.pos - 1;
+        self.phase = Phase::AttrName;
+        Ok(None)
+    }
+
+    pub(super) fn attr_name(&mut self, data: &[u8]) -> Step {
+        let Some(b) = self.skip(data, NAME) else {
+            return need_more();
+        };
+        let name = self.finish_name(data);
+        self.record_attr(data, name)?;
+        self.pos += 1;
+        match b {
+            b'=' => self.phase = Phase::BeforeValue,
+            _ if is(b, WS) => self.phase = Phase::AfterAttrName,
+            _ => return Err(not_well_formed("invalid character in attribute name")),
+        }
+        Ok(None)
+    }
+
+    pub(super) fn record_attr(&mut self, data: &[u8], name: Span) -> Result<(), FrameError> {
+        let bytes = name.of(data);
+        if self
+            .attr_names
+            .iter()
+            .any(|seen| same(seen.of(data), bytes))
+        {
+            return Err(not_well_formed("duplicate attribute"));
+        }
+        self.attr_names.push(name);
+        Ok(())
+    }
+
+    pub(super) fn after_attr_name(&mut self, data: &[u8]) -> Step {
+        match self.skip(data, WS) {
+            None => need_more(),
+            Some(b'=') => {
+                self.pos += 1;
+                self.phase = Phase::BeforeValue;
+                Ok(None)
+            }
+            Some(_) => Err(not_well_formed("expected '=' after attribute name")),
+        }
+    }
+
+    pub(super) fn before_value(&mut self, data: &[u8]) -> Step {
+        match self.skip(data, WS) {
+            None => need_more(),
+            Some(quote @ (b'\'' | b'"')) => {
+                self.pos += 1;
+                self.value_start = self.pos;
+                self.value_escaped = false;
+                self.phase = Phase::Value(quote);
+                Ok(None)
+            }
+            Some(_) => Err(not_well_formed("attribute value must be quoted")),
+        }
+    }
+
+    pub(super) fn value(&mut self, data: &[u8], quote: u8) -> Step {
+        loop {
+            let rest = self.rest(data);
+            let (n, non_ascii) = value_run(rest, quote);
+            if non_ascii {
+                self.mark_non_ascii(self.pos);
+            }
+            self.pos += n;
+            let Some(&b) = rest.get(n) else {
+                return need_more();
+            };
+            self.pos += 1;
+            match b {
+                _ if b == quote => {
+                    self.value_done(data);
+                    return Ok(None);
+                }
+                b'&' => return self.begin_ref(Phase::Value(quote)),
+                b'<' => return Err(not_well_formed("'<' in attribute value")),
+                _ if is(b, TEXT) => {}
+                _ => return Err(control_char()),
+            }
+        }
+    }
+
+    fn value_done(&mut self, data: &[u8]) {
+        let name = self.attr_names.last().copied().unwrap_or_default();
+        let value = Span::new(self.value_start, self.pos - 1);
+        self.note_attr(data, name, value, self.value_escaped);
+        self.phase = Phase::AttrSpace(false);
+    }
+
+    pub(super) fn empty_close(&mut self, data: &[u8]) -> Step {
+        let Some(&b) = data.get(self.pos) else {
+            return need_more();
+        };
+        self.pos += 1;
+        if b != b'>' {
+            return Err(not_well_formed("expected '>' after '/'"));
+        }
+        self.empty_tag_end()
+    }
+
+    pub(super) fn end_name_start(&mut self, data: &[u8]) -> Step {
+        let Some(&b) = data.get(self.pos) else {
+            return need_more();
+        };
+        if !is(b, NAME_START) {
+            return Err(not_well_formed("invalid end tag name"));
+        }
+        self.name_start = self.pos;
+        self.pos += 1;
+        self.phase = Phase::EndName;
+        Ok(None)
+    }
+
+    pub(super) fn end_name(&mut self, data: &[u8]) -> Step {
+        let Some(b) = self.skip(data, NAME) else {
+            return need_more();
+        };
+        self.name = self.finish_name(data);
+        self.pos += 1;
+        match b {
+            b'>' => self.end_tag_end(data),
+            _ if is(b, WS) => {
+                self.phase = Phase::EndSpace;
+                Ok(None)
+            }
+            _ => Err(not_well_formed("invalid character in end tag")),
+        }
+    }
+
+    pub(super) fn end_space(&mut self, data: &[u8]) -> Step {
+        match self.skip(data, WS) {
+            None => need_more(),
+            Some(b'>') => {
+                self.pos += 1;
+                self.end_tag_end(data)
+            }
+            Some(_) => Err(not_well_formed("invalid character in end tag")),
+        }
+    }
+}
+
+fn processing_instruction() -> FrameError {
+    restricted("processing instructions are not allowed")
+}

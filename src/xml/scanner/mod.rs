@@ -1,0 +1,389 @@
+//! The resumable tokenizer behind the framer: a byte-level state machine over the
+//! buffered bytes of the current frame that finds where the frame ends and enforces
+//! well-formedness, RFC 6120 restrictions and limits on the way.
+//!
+//! All progress lives in [`Scanner`], so bytes are examined once no matter how the
+//! input is split across reads: a new read resumes in the middle of a name, an
+//! attribute value, a CDATA section or a character reference. Errors and frame ends
+//! therefore depend only on the bytes, never on where the reads happened to stop.
+//!
+//! Submodules: `content` (text, CDATA, references), `markup` (the byte-level tag
+//! phases), `fast` (one-pass handling of complete, ordinary tags).
+
+mod content;
+mod fast;
+mod markup;
+mod record;
+
+pub(crate) use record::{Known, TagMeta};
+
+use super::chars::{self, is, WS};
+use super::error::{not_well_formed, policy, FrameError};
+use super::limits::Limits;
+use super::reference::Reference;
+use super::span::Span;
+
+/// Where the state machine stands.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Phase {
+    /// At the start of a frame, outside any element.
+    Top,
+    /// Between the XML declaration and the stream open tag.
+    HeaderGap,
+    /// Character data inside a top-level element.
+    Text,
+    /// Just after `<`.
+    TagOpen,
+    /// After `<!`, with this many bytes of `[CDATA[` matched.
+    Bang(u8),
+    /// Inside CDATA, after this many consecutive `]`.
+    Cdata(u8),
+    /// After `<?`, with this many bytes of `xml` matched.
+    Pi(u8),
+    /// Inside the XML declaration; `true` if the previous byte was `?`.
+    Decl(bool),
+    StartName,
+    /// Inside a start tag between attributes; `true` once whitespace was seen (XML
+    /// requires it between attributes).
+    AttrSpace(bool),
+    AttrName,
+    AfterAttrName,
+    BeforeValue,
+    /// Inside an attribute value delimited by this quote byte.
+    Value(u8),
+    /// After the `/` of `/>`.
+    EmptyClose,
+    EndNameStart,
+    EndName,
+    EndSpace,
+    /// Inside a reference; returns to `Text` or `Value(quote)` afterwards.
+    Ref,
+}
+
+/// Positions the framer learns for free while scanning a top-level element, so head
+/// parsing never has to rescan the content.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct ElementMeta {
+    /// End of the open tag (one past its `>`).
+    pub(crate) open_end: u32,
+    /// Start of the close tag (equals `open_end` for `<a/>`).
+    pub(crate) close_start: u32,
+    pub(crate) child_count: u32,
+    /// The whole first child element; empty if there is none.
+    pub(crate) first_child: Span,
+    pub(crate) top: TagMeta,
+    pub(crate) child: TagMeta,
+}
+
+impl Default for ElementMeta {
+    fn default() -> Self {
+        ElementMeta {
+            open_end: 0,
+            close_start: 0,
+            child_count: 0,
+            first_child: Span::default(),
+            top: TagMeta::EMPTY,
+            child: TagMeta::EMPTY,
+        }
+    }
+}
+
+/// A scan result: either more bytes are needed or a frame of `len` bytes is complete.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Scan {
+    NeedMore,
+    Whitespace(usize),
+    /// `open_start`: where the stream open tag starts (after any XML declaration).
+    Header {
+        len: usize,
+        open_start: usize,
+    },
+    /// `utf8_from`: bytes before this offset are known to be ASCII.
+    Element {
+        len: usize,
+        meta: ElementMeta,
+        utf8_from: usize,
+    },
+    End(usize),
+}
+
+/// `Ok(None)`: keep going in the (possibly changed) phase.
+type Step = Result<Option<Scan>, FrameError>;
+
+/// Resumable scan state for one stream.
+#[derive(Debug)]
+pub(crate) struct Scanner {
+    /// Next byte to examine, relative to the frame start (the buffer start).
+    pos: usize,
+    phase: Phase,
+    depth: usize,
+    /// Names of the open elements; reused across frames so it stops allocating.
+    stack: Vec<Span>,
+    /// Attribute names of the current start tag, for duplicate detection.
+    attr_names: Vec<Span>,
+    tag_start: usize,
+    name_start: usize,
+    /// The current element or end-tag name.
+    name: Span,
+    reference: Reference,
+    /// Phase to return to after a reference.
+    ref_return: Phase,
+    /// Start of the attribute value being scanned by the byte-level phases.
+    value_start: usize,
+    /// Whether that value holds a reference.
+    value_escaped: bool,
+    meta: ElementMeta,
+    /// Lowest offset that may hold non-ASCII bytes (`usize::MAX`: none seen).
+    utf8_from: usize,
+    expect_header: bool,
+    /// Qualified name of the stream element, which `End` must match.
+    stream_name: Vec<u8>,
+}
+
+impl Scanner {
+    pub(crate) fn new() -> Self {
+        Scanner {
+            pos: 0,
+            phase: Phase::Top,
+            depth: 0,
+            stack: Vec::new(),
+            attr_names: Vec::new(),
+            tag_start: 0,
+            name_start: 0,
+            name: Span::default(),
+            reference: Reference::default(),
+            ref_return: Phase::Text,
+            value_start: 0,
+            value_escaped: false,
+            meta: ElementMeta::default(),
+            utf8_from: usize::MAX,
+            expect_header: true,
+            stream_name: Vec::new(),
+        }
+    }
+
+    /// A scanner for bare elements, without a stream header (see `Stanza::parse`).
+    pub(crate) fn for_elements() -> Self {
+        Scanner {
+            expect_header: false,
+            ..Scanner::new()
+        }
+    }
+
+    /// Expect a (new) stream header; forget any partially scanned frame.
+    pub(crate) fn restart(&mut self) {
+        self.expect_header = true;
+        self.depth = 0;
+        self.stack.clear();
+        self.next_frame();
+    }
+
+    /// The previous frame was split off the buffer; the next one starts at offset 0.
+    pub(crate) fn next_frame(&mut self) {
+        self.pos = 0;
+        self.phase = Phase::Top;
+        self.attr_names.clear();
+        self.meta = ElementMeta::default();
+        self.utf8_from = usize::MAX;
+    }
+
+    /// True until the stream header has been scanned.
+    pub(crate) fn expects_header(&self) -> bool {
+        self.expect_header
+    }
+
+    /// Scans `buf` (the current frame's bytes so far) from where the last call stopped.
+    /// Only the first `max_stanza_bytes` are looked at: a frame not complete by then is
+    /// a policy violation as soon as more bytes are buffered.
+    pub(crate) fn scan(&mut self, buf: &[u8], limits: &Limits) -> Result<Scan, FrameError> {
+        let window = buf.len().min(limits.max_stanza_bytes);
+        let data = buf.get(..window).unwrap_or(buf);
+        match self.run(data, limits)? {
+            Scan::NeedMore if buf.len() > window => {
+                Err(policy("element exceeds the maximum stanza size"))
+            }
+            scan => Ok(scan),
+        }
+    }
+
+    fn run(&mut self, data: &[u8], limits: &Limits) -> Result<Scan, FrameError> {
+        loop {
+            let step = match self.phase {
+                Phase::Text => self.text(data, limits),
+                Phase::TagOpen => self.tag_open(data, limits),
+                Phase::StartName => self.start_name(data),
+                Phase::AttrSpace(ws) => self.attr_space(data, ws, limits),
+                Phase::AttrName => self.attr_name(data),
+                Phase::AfterAttrName => self.after_attr_name(data),
+                Phase::BeforeValue => self.before_value(data),
+                Phase::Value(quote) => self.value(data, quote),
+                Phase::EmptyClose => self.empty_close(data),
+                Phase::EndNameStart => self.end_name_start(data),
+                Phase::EndName => self.end_name(data),
+                Phase::EndSpace => self.end_space(data),
+                Phase::Ref => self.reference(data),
+                Phase::Cdata(brackets) => self.cdata(data, brackets),
+                Phase::Bang(matched) => self.bang(data, matched),
+                Phase::Top => self.top(data, limits),
+                Phase::HeaderGap => self.header_gap(data),
+                Phase::Pi(matched) => self.pi(data, matched),
+                Phase::Decl(question) => self.decl(data, question),
+            };
+            if let Some(scan) = step? {
+                return Ok(scan);
+            }
+        }
+    }
+
+    fn rest<'a>(&self, data: &'a [u8]) -> &'a [u8] {
+        data.get(self.pos..).unwrap_or(&[])
+    }
+
+    /// Advances over bytes of `class`; returns the first other byte, if buffered.
+    fn skip(&mut self, data: &[u8], class: u8) -> Option<u8> {
+        let rest = self.rest(data);
+        let n = chars::run(rest, class);
+        self.pos += n;
+        rest.get(n).copied()
+    }
+
+    /// Non-ASCII bytes may start at `pos`: the frame needs UTF-8 validation from there.
+    fn mark_non_ascii(&mut self, pos: usize) {
+        self.utf8_from = self.utf8_from.min(pos);
+    }
+
+    fn top(&mut self, data: &[u8], limits: &Limits) -> Step {
+        let Some(&b) = data.get(self.pos) else {
+            return need_more();
+        };
+        if is(b, WS) {
+            let n = self.pos + chars::run(self.rest(data), WS);
+            return Ok(Some(Scan::Whitespace(n)));
+        }
+        if b != b'<' {
+            return Err(not_well_formed("text outside of a stanza"));
+        }
+        self.markup(data, limits)
+    }
+
+    fn header_gap(&mut self, data: &[u8]) -> Step {
+        match self.skip(data, WS) {
+            None => need_more(),
+            Some(b'<') => {
+                self.open_tag();
+                Ok(None)
+            }
+            Some(_) => Err(not_well_formed("text before the stream header")),
+        }
+    }
+
+    /// The `>` of a start tag was consumed.
+    fn start_tag_end(&mut self, data: &[u8]) -> Step {
+        self.attr_names.clear();
+        self.note_name();
+        if self.expect_header && self.depth == 0 {
+            self.stream_name.clear();
+            self.stream_name.extend_from_slice(self.name.of(data));
+            self.expect_header = false;
+            return Ok(Some(Scan::Header {
+                len: self.pos,
+                open_start: self.tag_start,
+            }));
+        }
+        self.depth += 1;
+        self.stack.push(self.name);
+        match self.depth {
+            1 => self.meta.open_end = offset(self.pos),
+            2 => self.child_started(),
+            _ => {}
+        }
+        self.phase = Phase::Text;
+        Ok(None)
+    }
+
+    fn child_started(&mut self) {
+        self.meta.child_count += 1;
+        if self.meta.child_count == 1 {
+            self.meta.first_child = Span::new(self.tag_start, self.tag_start);
+        }
+    }
+
+    /// The `>` of `/>` was consumed.
+    fn empty_tag_end(&mut self) -> Step {
+        self.attr_names.clear();
+        self.note_name();
+        match self.depth {
+            0 if self.expect_header => Err(not_well_formed("self-closing stream header")),
+            0 => {
+                self.meta.open_end = offset(self.pos);
+                self.meta.close_start = offset(self.pos);
+                Ok(Some(self.element_done()))
+            }
+            depth => {
+                if depth == 1 {
+                    self.child_started();
+                    self.child_ended();
+                }
+                self.phase = Phase::Text;
+                Ok(None)
+            }
+        }
+    }
+
+    fn child_ended(&mut self) {
+        let child = &mut self.meta.first_child;
+        if self.meta.child_count == 1 && child.is_empty() {
+            child.end = offset(self.pos);
+        }
+    }
+
+    /// The `>` of an end tag was consumed.
+    fn end_tag_end(&mut self, data: &[u8]) -> Step {
+        let name = self.name.of(data);
+        if self.depth == 0 {
+            return match !self.expect_header && same(name, &self.stream_name) {
+                true => Ok(Some(Scan::End(self.pos))),
+                false => Err(not_well_formed("unexpected end tag outside of a stanza")),
+            };
+        }
+        let open = self.stack.pop().unwrap_or_default();
+        if !same(open.of(data), name) {
+            return Err(not_well_formed("end tag does not match start tag"));
+        }
+        self.depth -= 1;
+        self.phase = Phase::Text;
+        match self.depth {
+            0 => {
+                self.meta.close_start = offset(self.tag_start);
+                Ok(Some(self.element_done()))
+            }
+            1 => {
+                self.child_ended();
+                Ok(None)
+            }
+            _ => Ok(None),
+        }
+    }
+
+    fn element_done(&self) -> Scan {
+        Scan::Element {
+            len: self.pos,
+            meta: self.meta,
+            utf8_from: self.utf8_from,
+        }
+    }
+}
+
+/// Byte-slice equality without a `memcmp` call: names are a few bytes long.
+#[inline]
+fn same(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).all(|(x, y)| x == y)
+}
+
+fn offset(pos: usize) -> u32 {
+    u32::try_from(pos).unwrap_or(u32::MAX)
+}
+
+fn need_more() -> Step {
+    Ok(Some(Scan::NeedMore))
+}
