@@ -32,12 +32,126 @@ pub(crate) fn not_well_formed(msg: &str) -> FrameError {
     FrameError::NotWellFormed(msg.to_owned())
 }
 
-pub(crate) fn restricted(msg: &str) -> FrameError {
-    FrameError::RestrictedXml(msg.to_owned())
+/// Which RFC 6120 condition a fault maps to.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Condition {
+    NotWellFormed,
+    Restricted,
+    Policy,
 }
 
-pub(crate) fn policy(msg: &str) -> FrameError {
-    FrameError::PolicyViolation(msg.to_owned())
+/// A scanner error: a one-byte value so the scanner's hot return type stays small
+/// enough for registers; turned into a [`FrameError`] at the framer boundary.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Fault {
+    BadAmpersand,
+    UndeclaredEntity,
+    UnterminatedReference,
+    BadCharRef,
+    ControlChar,
+    TooLarge,
+    TextOutsideStanza,
+    TextBeforeHeader,
+    SelfClosingHeader,
+    StrayEndTag,
+    MismatchedEndTag,
+    BadCharAfterLt,
+    BadDeclChar,
+    Declaration,
+    CdataOutsideStanza,
+    TooDeep,
+    BadElementName,
+    AttrsNeedSpace,
+    BadStartTagChar,
+    TooManyAttributes,
+    BadAttrName,
+    DuplicateAttr,
+    ExpectedEq,
+    UnquotedValue,
+    LtInValue,
+    ExpectedGt,
+    BadEndTagName,
+    BadEndTagChar,
+    ProcessingInstruction,
+}
+
+impl Fault {
+    fn parts(self) -> (Condition, &'static str) {
+        match self {
+            Fault::BadAmpersand => (Condition::NotWellFormed, "'&' does not start a reference"),
+            Fault::UndeclaredEntity => (
+                Condition::Restricted,
+                "entity references other than the predefined ones",
+            ),
+            Fault::UnterminatedReference => {
+                (Condition::NotWellFormed, "unterminated entity reference")
+            }
+            Fault::BadCharRef => (Condition::NotWellFormed, "invalid character reference"),
+            Fault::ControlChar => (Condition::NotWellFormed, "forbidden control character"),
+            Fault::TooLarge => (Condition::Policy, "element exceeds the maximum stanza size"),
+            Fault::TextOutsideStanza => (Condition::NotWellFormed, "text outside of a stanza"),
+            Fault::TextBeforeHeader => (Condition::NotWellFormed, "text before the stream header"),
+            Fault::SelfClosingHeader => (Condition::NotWellFormed, "self-closing stream header"),
+            Fault::StrayEndTag => (
+                Condition::NotWellFormed,
+                "unexpected end tag outside of a stanza",
+            ),
+            Fault::MismatchedEndTag => {
+                (Condition::NotWellFormed, "end tag does not match start tag")
+            }
+            Fault::BadCharAfterLt => (Condition::NotWellFormed, "invalid character after '<'"),
+            Fault::BadDeclChar => (
+                Condition::NotWellFormed,
+                "invalid character in the XML declaration",
+            ),
+            Fault::Declaration => (
+                Condition::Restricted,
+                "comments, DTDs and declarations are not allowed",
+            ),
+            Fault::CdataOutsideStanza => (Condition::NotWellFormed, "CDATA outside of a stanza"),
+            Fault::TooDeep => (Condition::Policy, "elements are nested too deeply"),
+            Fault::BadElementName => (
+                Condition::NotWellFormed,
+                "invalid character in element name",
+            ),
+            Fault::AttrsNeedSpace => (
+                Condition::NotWellFormed,
+                "attributes need whitespace between them",
+            ),
+            Fault::BadStartTagChar => (Condition::NotWellFormed, "invalid character in start tag"),
+            Fault::TooManyAttributes => (Condition::Policy, "too many attributes"),
+            Fault::BadAttrName => (
+                Condition::NotWellFormed,
+                "invalid character in attribute name",
+            ),
+            Fault::DuplicateAttr => (Condition::NotWellFormed, "duplicate attribute"),
+            Fault::ExpectedEq => (
+                Condition::NotWellFormed,
+                "expected '=' after attribute name",
+            ),
+            Fault::UnquotedValue => (Condition::NotWellFormed, "attribute value must be quoted"),
+            Fault::LtInValue => (Condition::NotWellFormed, "'<' in attribute value"),
+            Fault::ExpectedGt => (Condition::NotWellFormed, "expected '>' after '/'"),
+            Fault::BadEndTagName => (Condition::NotWellFormed, "invalid end tag name"),
+            Fault::BadEndTagChar => (Condition::NotWellFormed, "invalid character in end tag"),
+            Fault::ProcessingInstruction => (
+                Condition::Restricted,
+                "processing instructions are not allowed",
+            ),
+        }
+    }
+}
+
+impl From<Fault> for FrameError {
+    fn from(fault: Fault) -> FrameError {
+        let (condition, message) = fault.parts();
+        let message = message.to_owned();
+        match condition {
+            Condition::NotWellFormed => FrameError::NotWellFormed(message),
+            Condition::Restricted => FrameError::RestrictedXml(message),
+            Condition::Policy => FrameError::PolicyViolation(message),
+        }
+    }
 }
 
 /// Why a stanza head could not be interpreted. Callers map this to a stream error

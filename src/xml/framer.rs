@@ -9,7 +9,7 @@ use super::error::FrameError;
 use super::frame::Frame;
 use super::limits::Limits;
 use super::namespaces::Namespaces;
-use super::scanner::{ElementMeta, Scan, Scanner};
+use super::scanner::{Scan, Scanner};
 use super::stanza::{validate_utf8, Stanza};
 use super::stream_header::StreamHeader;
 
@@ -75,59 +75,58 @@ impl Framer {
     /// Next complete frame, `Ok(None)` if more bytes are needed. After an error the
     /// framer is poisoned and keeps returning it.
     pub fn next_frame(&mut self) -> Result<Option<Frame>, FrameError> {
-        match &self.state {
-            State::Open => {}
-            State::Ended => {
-                self.buf.clear();
-                return Ok(None);
-            }
-            State::Failed(error) => {
-                self.buf.clear();
-                return Err(error.clone());
-            }
+        if !matches!(self.state, State::Open) {
+            return self.closed();
         }
-        self.scan_frame().inspect_err(|error| {
+        let result = self.scan_frame();
+        if let Err(error) = &result {
             self.state = State::Failed(error.clone());
             self.buf.clear();
-        })
+        }
+        result
     }
 
+    #[cold]
+    fn closed(&mut self) -> Result<Option<Frame>, FrameError> {
+        self.buf.clear();
+        match &self.state {
+            State::Failed(error) => Err(error.clone()),
+            _ => Ok(None),
+        }
+    }
+
+    #[inline]
     fn scan_frame(&mut self) -> Result<Option<Frame>, FrameError> {
-        let frame = match self.scanner.scan(&self.buf, &self.limits)? {
+        Ok(Some(match self.scanner.scan(&self.buf, &self.limits)? {
             Scan::NeedMore => return Ok(None),
+            Scan::Element(len) => self.stanza(len)?,
             Scan::Whitespace(len) => Frame::Whitespace(self.take(len)),
-            Scan::Header { len, open_start } => self.header(len, open_start)?,
-            Scan::Element {
-                len,
-                meta,
-                utf8_from,
-            } => self.stanza(len, meta, utf8_from)?,
+            Scan::Header(len) => self.header(len)?,
             Scan::End(len) => {
                 self.state = State::Ended;
                 Frame::End(self.take(len))
             }
-        };
-        Ok(Some(frame))
+        }))
     }
 
+    #[inline]
     fn take(&mut self, len: usize) -> Bytes {
         self.scanner.next_frame();
         self.buf.split_to(len.min(self.buf.len())).freeze()
     }
 
-    fn header(&mut self, len: usize, open_start: usize) -> Result<Frame, FrameError> {
+    fn header(&mut self, len: usize) -> Result<Frame, FrameError> {
+        let open_start = self.scanner.header_open_start();
         let raw = self.take(len);
         let header = StreamHeader::parse(raw, open_start)?;
         self.namespaces = header.namespaces.clone();
         Ok(Frame::Header(header))
     }
 
-    fn stanza(
-        &mut self,
-        len: usize,
-        meta: ElementMeta,
-        utf8_from: usize,
-    ) -> Result<Frame, FrameError> {
+    #[inline]
+    fn stanza(&mut self, len: usize) -> Result<Frame, FrameError> {
+        let meta = *self.scanner.element_meta();
+        let utf8_from = self.scanner.utf8_from();
         let bytes = self.take(len);
         validate_utf8(&bytes, utf8_from)?;
         Ok(Frame::Stanza(Stanza::new(

@@ -3,7 +3,7 @@
 //! reference split across socket reads resumes exactly where it stopped.
 
 use super::chars::{is, is_xml_char, NAME, NAME_START};
-use super::error::{not_well_formed, restricted, FrameError};
+use super::error::Fault;
 
 /// Everything above this is not a character; saturating here keeps long digit runs
 /// (leading zeros are legal) from overflowing.
@@ -41,7 +41,7 @@ impl Default for Reference {
 
 impl Reference {
     /// Consumes one byte; `Ok(true)` once the terminating `;` completed a valid reference.
-    pub(crate) fn feed(&mut self, b: u8) -> Result<bool, FrameError> {
+    pub(crate) fn feed(&mut self, b: u8) -> Result<bool, Fault> {
         match self.kind {
             Kind::Start => self.start(b),
             Kind::Name => self.name(b),
@@ -51,29 +51,27 @@ impl Reference {
         }
     }
 
-    fn start(&mut self, b: u8) -> Result<bool, FrameError> {
+    fn start(&mut self, b: u8) -> Result<bool, Fault> {
         if b == b'#' {
             self.kind = Kind::Hash;
         } else if is(b, NAME_START) {
             self.kind = Kind::Name;
             self.push_name(b);
         } else {
-            return Err(not_well_formed("'&' does not start a reference"));
+            return Err(Fault::BadAmpersand);
         }
         Ok(false)
     }
 
-    fn name(&mut self, b: u8) -> Result<bool, FrameError> {
+    fn name(&mut self, b: u8) -> Result<bool, Fault> {
         if b == b';' {
             return match self.is_predefined() {
                 true => Ok(true),
-                false => Err(restricted(
-                    "entity references other than the predefined ones",
-                )),
+                false => Err(Fault::UndeclaredEntity),
             };
         }
         if !is(b, NAME) {
-            return Err(not_well_formed("unterminated entity reference"));
+            return Err(Fault::UnterminatedReference);
         }
         self.push_name(b);
         Ok(false)
@@ -91,7 +89,7 @@ impl Reference {
         matches!(name, b"amp" | b"lt" | b"gt" | b"quot" | b"apos")
     }
 
-    fn hash(&mut self, b: u8) -> Result<bool, FrameError> {
+    fn hash(&mut self, b: u8) -> Result<bool, Fault> {
         if b == b'x' {
             self.kind = Kind::HexStart;
             return Ok(false);
@@ -103,7 +101,7 @@ impl Reference {
         }
     }
 
-    fn digit(&mut self, b: u8, radix: u32) -> Result<bool, FrameError> {
+    fn digit(&mut self, b: u8, radix: u32) -> Result<bool, Fault> {
         if b == b';' && self.kind != Kind::HexStart {
             return match is_xml_char(self.value) {
                 true => Ok(true),
@@ -119,15 +117,16 @@ impl Reference {
     }
 }
 
-fn bad_char_ref() -> FrameError {
-    not_well_formed("invalid character reference")
+fn bad_char_ref() -> Fault {
+    Fault::BadCharRef
 }
 
 #[cfg(test)]
 mod tests {
+    use super::super::error::FrameError;
     use super::*;
 
-    fn check(body: &[u8]) -> Result<bool, FrameError> {
+    fn check(body: &[u8]) -> Result<bool, Fault> {
         let mut r = Reference::default();
         let mut done = false;
         for &b in body {
@@ -154,7 +153,7 @@ mod tests {
 
     #[test]
     fn invalid() {
-        let cond = |b: &[u8]| check(b).unwrap_err().condition();
+        let cond = |b: &[u8]| FrameError::from(check(b).unwrap_err()).condition();
         assert_eq!(cond(b"foo;"), "restricted-xml");
         assert_eq!(cond(b"ampx;"), "restricted-xml");
         assert_eq!(cond(b"amp "), "not-well-formed");

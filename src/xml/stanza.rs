@@ -35,8 +35,9 @@ impl Stanza {
     ) -> Result<Stanza, FrameError> {
         let mut scanner = Scanner::for_elements();
         match scanner.scan(&bytes, &limits.clamped())? {
-            Scan::Element { len, meta, .. } if len == bytes.len() => {
+            Scan::Element(len) if len == bytes.len() => {
                 validate_utf8(&bytes, 0)?;
+                let meta = *scanner.element_meta();
                 Ok(Stanza::new(bytes, namespaces, meta))
             }
             _ => Err(not_well_formed("expected exactly one complete element")),

@@ -2,7 +2,7 @@
 //! entity and character references, CDATA sections, and the hand-off to markup.
 
 use super::super::chars::{self, is, CDATA, TEXT};
-use super::super::error::{not_well_formed, FrameError};
+use super::super::error::Fault;
 use super::super::limits::Limits;
 use super::super::reference::Reference;
 use super::super::runs::text_run;
@@ -101,6 +101,6 @@ impl Scanner {
     }
 }
 
-pub(super) fn control_char() -> FrameError {
-    not_well_formed("forbidden control character")
+pub(super) fn control_char() -> Fault {
+    Fault::ControlChar
 }

@@ -3,7 +3,7 @@
 //! the authoritative rules; the fast path only ever accepts a subset of them.
 
 use super::super::chars::{is, NAME, NAME_START, TEXT, WS};
-use super::super::error::{not_well_formed, policy, restricted, FrameError};
+use super::super::error::Fault;
 use super::super::limits::Limits;
 use super::super::runs::value_run;
 use super::super::span::Span;
@@ -23,7 +23,7 @@ impl Scanner {
             b'!' => self.phase = Phase::Bang(0),
             b'?' => return self.begin_pi(),
             _ if is(b, NAME_START) => return self.begin_start_tag(limits),
-            _ => return Err(not_well_formed("invalid character after '<'")),
+            _ => return Err(Fault::BadCharAfterLt),
         }
         Ok(None)
     }
@@ -60,7 +60,7 @@ impl Scanner {
                 return Ok(None);
             }
             if !is(b, TEXT) {
-                return Err(not_well_formed("invalid character in the XML declaration"));
+                return Err(Fault::BadDeclChar);
             }
             question = b == b'?';
         }
@@ -71,15 +71,13 @@ impl Scanner {
     pub(super) fn bang(&mut self, data: &[u8], mut matched: u8) -> Step {
         while let Some(&b) = data.get(self.pos) {
             if CDATA_OPEN.get(usize::from(matched)) != Some(&b) {
-                return Err(restricted(
-                    "comments, DTDs and declarations are not allowed",
-                ));
+                return Err(Fault::Declaration);
             }
             self.pos += 1;
             matched += 1;
             if usize::from(matched) == CDATA_OPEN.len() {
                 if self.depth == 0 {
-                    return Err(not_well_formed("CDATA outside of a stanza"));
+                    return Err(Fault::CdataOutsideStanza);
                 }
                 // CDATA is skipped bytewise; validate it rather than track it.
                 self.mark_non_ascii(self.pos);
@@ -94,7 +92,7 @@ impl Scanner {
     fn begin_start_tag(&mut self, limits: &Limits) -> Step {
         let is_header = self.expect_header && self.depth == 0;
         if !is_header && self.depth >= limits.max_depth {
-            return Err(policy("elements are nested too deeply"));
+            return Err(Fault::TooDeep);
         }
         self.name_start = self.pos - 1;
         self.phase = Phase::StartName;
@@ -126,7 +124,7 @@ impl Scanner {
                 self.phase = Phase::AttrSpace(true);
                 Ok(None)
             }
-            _ => Err(not_well_formed("invalid character in element name")),
+            _ => Err(Fault::BadElementName),
         }
     }
 
@@ -146,16 +144,14 @@ impl Scanner {
                 Ok(None)
             }
             _ if is(b, NAME_START) && ws => self.begin_attr(limits),
-            _ if is(b, NAME_START) => {
-                Err(not_well_formed("attributes need whitespace between them"))
-            }
-            _ => Err(not_well_formed("invalid character in start tag")),
+            _ if is(b, NAME_START) => Err(Fault::AttrsNeedSpace),
+            _ => Err(Fault::BadStartTagChar),
         }
     }
 
     fn begin_attr(&mut self, limits: &Limits) -> Step {
         if self.attr_names.len() >= limits.max_attributes {
-            return Err(policy("too many attributes"));
+            return Err(Fault::TooManyAttributes);
         }
         self.name_start = self.pos - 1;
         self.phase = Phase::AttrName;
@@ -172,19 +168,19 @@ impl Scanner {
         match b {
             b'=' => self.phase = Phase::BeforeValue,
             _ if is(b, WS) => self.phase = Phase::AfterAttrName,
-            _ => return Err(not_well_formed("invalid character in attribute name")),
+            _ => return Err(Fault::BadAttrName),
         }
         Ok(None)
     }
 
-    pub(super) fn record_attr(&mut self, data: &[u8], name: Span) -> Result<(), FrameError> {
+    pub(super) fn record_attr(&mut self, data: &[u8], name: Span) -> Result<(), Fault> {
         let bytes = name.of(data);
         if self
             .attr_names
             .iter()
             .any(|seen| same(seen.of(data), bytes))
         {
-            return Err(not_well_formed("duplicate attribute"));
+            return Err(Fault::DuplicateAttr);
         }
         self.attr_names.push(name);
         Ok(())
@@ -198,7 +194,7 @@ impl Scanner {
                 self.phase = Phase::BeforeValue;
                 Ok(None)
             }
-            Some(_) => Err(not_well_formed("expected '=' after attribute name")),
+            Some(_) => Err(Fault::ExpectedEq),
         }
     }
 
@@ -212,7 +208,7 @@ impl Scanner {
                 self.phase = Phase::Value(quote);
                 Ok(None)
             }
-            Some(_) => Err(not_well_formed("attribute value must be quoted")),
+            Some(_) => Err(Fault::UnquotedValue),
         }
     }
 
@@ -234,7 +230,7 @@ impl Scanner {
                     return Ok(None);
                 }
                 b'&' => return self.begin_ref(Phase::Value(quote)),
-                b'<' => return Err(not_well_formed("'<' in attribute value")),
+                b'<' => return Err(Fault::LtInValue),
                 _ if is(b, TEXT) => {}
                 _ => return Err(control_char()),
             }
@@ -254,7 +250,7 @@ impl Scanner {
         };
         self.pos += 1;
         if b != b'>' {
-            return Err(not_well_formed("expected '>' after '/'"));
+            return Err(Fault::ExpectedGt);
         }
         self.empty_tag_end()
     }
@@ -264,7 +260,7 @@ impl Scanner {
             return need_more();
         };
         if !is(b, NAME_START) {
-            return Err(not_well_formed("invalid end tag name"));
+            return Err(Fault::BadEndTagName);
         }
         self.name_start = self.pos;
         self.pos += 1;
@@ -284,7 +280,7 @@ impl Scanner {
                 self.phase = Phase::EndSpace;
                 Ok(None)
             }
-            _ => Err(not_well_formed("invalid character in end tag")),
+            _ => Err(Fault::BadEndTagChar),
         }
     }
 
@@ -295,11 +291,11 @@ impl Scanner {
                 self.pos += 1;
                 self.end_tag_end(data)
             }
-            Some(_) => Err(not_well_formed("invalid character in end tag")),
+            Some(_) => Err(Fault::BadEndTagChar),
         }
     }
 }
 
-fn processing_instruction() -> FrameError {
-    restricted("processing instructions are not allowed")
+fn processing_instruction() -> Fault {
+    Fault::ProcessingInstruction
 }

@@ -18,7 +18,7 @@ mod record;
 pub(crate) use record::{Known, TagMeta};
 
 use super::chars::{self, is, WS};
-use super::error::{not_well_formed, policy, FrameError};
+use super::error::Fault;
 use super::limits::Limits;
 use super::reference::Reference;
 use super::span::Span;
@@ -93,22 +93,18 @@ impl Default for ElementMeta {
 pub(crate) enum Scan {
     NeedMore,
     Whitespace(usize),
-    /// `open_start`: where the stream open tag starts (after any XML declaration).
-    Header {
-        len: usize,
-        open_start: usize,
-    },
-    /// `utf8_from`: bytes before this offset are known to be ASCII.
-    Element {
-        len: usize,
-        meta: ElementMeta,
-        utf8_from: usize,
-    },
+    /// See `Scanner::header_open_start` for where the open tag starts.
+    Header(usize),
+    /// See `Scanner::element_meta` and `Scanner::utf8_from` for what was learned.
+    Element(usize),
     End(usize),
 }
 
-/// `Ok(None)`: keep going in the (possibly changed) phase.
-type Step = Result<Option<Scan>, FrameError>;
+/// `Ok(None)`: keep going in the (possibly changed) phase. Small enough to be
+/// returned in registers, which matters: it is returned after every tag.
+type Step = Result<Option<Scan>, Fault>;
+
+const _: () = assert!(std::mem::size_of::<Step>() <= 16);
 
 /// Resumable scan state for one stream.
 #[derive(Debug)]
@@ -195,18 +191,16 @@ impl Scanner {
     /// Scans `buf` (the current frame's bytes so far) from where the last call stopped.
     /// Only the first `max_stanza_bytes` are looked at: a frame not complete by then is
     /// a policy violation as soon as more bytes are buffered.
-    pub(crate) fn scan(&mut self, buf: &[u8], limits: &Limits) -> Result<Scan, FrameError> {
+    pub(crate) fn scan(&mut self, buf: &[u8], limits: &Limits) -> Result<Scan, Fault> {
         let window = buf.len().min(limits.max_stanza_bytes);
         let data = buf.get(..window).unwrap_or(buf);
         match self.run(data, limits)? {
-            Scan::NeedMore if buf.len() > window => {
-                Err(policy("element exceeds the maximum stanza size"))
-            }
+            Scan::NeedMore if buf.len() > window => Err(Fault::TooLarge),
             scan => Ok(scan),
         }
     }
 
-    fn run(&mut self, data: &[u8], limits: &Limits) -> Result<Scan, FrameError> {
+    fn run(&mut self, data: &[u8], limits: &Limits) -> Result<Scan, Fault> {
         loop {
             let step = match self.phase {
                 Phase::Text => self.text(data, limits),
@@ -261,7 +255,7 @@ impl Scanner {
             return Ok(Some(Scan::Whitespace(n)));
         }
         if b != b'<' {
-            return Err(not_well_formed("text outside of a stanza"));
+            return Err(Fault::TextOutsideStanza);
         }
         self.markup(data, limits)
     }
@@ -273,11 +267,12 @@ impl Scanner {
                 self.open_tag();
                 Ok(None)
             }
-            Some(_) => Err(not_well_formed("text before the stream header")),
+            Some(_) => Err(Fault::TextBeforeHeader),
         }
     }
 
     /// The `>` of a start tag was consumed.
+    #[inline]
     fn start_tag_end(&mut self, data: &[u8]) -> Step {
         self.attr_names.clear();
         self.note_name();
@@ -285,10 +280,7 @@ impl Scanner {
             self.stream_name.clear();
             self.stream_name.extend_from_slice(self.name.of(data));
             self.expect_header = false;
-            return Ok(Some(Scan::Header {
-                len: self.pos,
-                open_start: self.tag_start,
-            }));
+            return Ok(Some(Scan::Header(self.pos)));
         }
         self.depth += 1;
         self.stack.push(self.name);
@@ -301,6 +293,7 @@ impl Scanner {
         Ok(None)
     }
 
+    #[inline]
     fn child_started(&mut self) {
         self.meta.child_count += 1;
         if self.meta.child_count == 1 {
@@ -309,11 +302,12 @@ impl Scanner {
     }
 
     /// The `>` of `/>` was consumed.
+    #[inline]
     fn empty_tag_end(&mut self) -> Step {
         self.attr_names.clear();
         self.note_name();
         match self.depth {
-            0 if self.expect_header => Err(not_well_formed("self-closing stream header")),
+            0 if self.expect_header => Err(Fault::SelfClosingHeader),
             0 => {
                 self.meta.open_end = offset(self.pos);
                 self.meta.close_start = offset(self.pos);
@@ -330,6 +324,7 @@ impl Scanner {
         }
     }
 
+    #[inline]
     fn child_ended(&mut self) {
         let child = &mut self.meta.first_child;
         if self.meta.child_count == 1 && child.is_empty() {
@@ -338,17 +333,18 @@ impl Scanner {
     }
 
     /// The `>` of an end tag was consumed.
+    #[inline]
     fn end_tag_end(&mut self, data: &[u8]) -> Step {
         let name = self.name.of(data);
         if self.depth == 0 {
             return match !self.expect_header && same(name, &self.stream_name) {
                 true => Ok(Some(Scan::End(self.pos))),
-                false => Err(not_well_formed("unexpected end tag outside of a stanza")),
+                false => Err(Fault::StrayEndTag),
             };
         }
         let open = self.stack.pop().unwrap_or_default();
         if !same(open.of(data), name) {
-            return Err(not_well_formed("end tag does not match start tag"));
+            return Err(Fault::MismatchedEndTag);
         }
         self.depth -= 1;
         self.phase = Phase::Text;
@@ -365,12 +361,26 @@ impl Scanner {
         }
     }
 
+    #[inline]
     fn element_done(&self) -> Scan {
-        Scan::Element {
-            len: self.pos,
-            meta: self.meta,
-            utf8_from: self.utf8_from,
-        }
+        Scan::Element(self.pos)
+    }
+
+    /// What was learned about the element just completed (valid until `next_frame`);
+    /// kept out of `Scan` so the hot loop moves small values.
+    pub(crate) fn element_meta(&self) -> &ElementMeta {
+        &self.meta
+    }
+
+    /// Where the stream open tag of the header just completed starts (after any XML
+    /// declaration).
+    pub(crate) fn header_open_start(&self) -> usize {
+        self.tag_start
+    }
+
+    /// Bytes of the element just completed before this offset are ASCII.
+    pub(crate) fn utf8_from(&self) -> usize {
+        self.utf8_from
     }
 }
 

@@ -57,6 +57,7 @@ impl TagMeta {
         (!span.is_absent()).then_some((span, escaped))
     }
 
+    #[inline]
     fn note(&mut self, name: &[u8], value: Span, escaped: bool) {
         match Known::of(name) {
             Some(known) => {
@@ -74,6 +75,7 @@ impl TagMeta {
 
 impl Scanner {
     /// The tag being scanned, if it is the top element's or the first child's.
+    #[inline]
     fn recorded_tag(&mut self) -> Option<&mut TagMeta> {
         match self.depth {
             0 if !self.expect_header => Some(&mut self.meta.top),
@@ -83,6 +85,7 @@ impl Scanner {
     }
 
     /// An attribute of the current start tag was completely scanned.
+    #[inline]
     pub(super) fn note_attr(&mut self, data: &[u8], name: Span, value: Span, escaped: bool) {
         if let Some(tag) = self.recorded_tag() {
             tag.note(name.of(data), value, escaped);
@@ -90,6 +93,7 @@ impl Scanner {
     }
 
     /// The current start tag is complete; called before depth changes.
+    #[inline]
     pub(super) fn note_name(&mut self) {
         let name = self.name;
         if let Some(tag) = self.recorded_tag() {
