@@ -396,7 +396,31 @@ proptest! {
         let limits = Limits { max_stanza_bytes: 700, max_depth: 6, max_attributes: 8 };
         let whole = run_whole(&input, limits);
         prop_assert!(input.starts_with(&whole.concat()));
+        for (_, bytes) in &whole.frames {
+            prop_assert!(std::str::from_utf8(bytes).is_ok(), "frame is not UTF-8: {:?}", bytes);
+        }
         prop_assert_eq!(run_split(&input, &cuts, limits), whole);
+    }
+
+    #[test]
+    fn corrupted_utf8_never_passes(
+        (input, cuts) in prop::sample::select(corpus())
+            .prop_flat_map(|s| {
+                let len = s.len();
+                let bad = prop::sample::select(vec![
+                    vec![0xFFu8], vec![0x80], vec![0xC3], vec![0xE2, 0x82], vec![0xED, 0xA0, 0x80],
+                    vec![0xC0, 0xAF], vec![0xF4, 0x90, 0x80, 0x80], vec![0xF0, 0x9F, 0x98],
+                ]);
+                (Just(s), 0..len, bad)
+            })
+            .prop_map(|(mut s, at, bad)| { s.splice(at..at, bad); s })
+            .prop_flat_map(|s| { let len = s.len(); (Just(s), cuts_strategy(len)) })
+    ) {
+        let whole = run_whole(&input, Limits::default());
+        for (_, bytes) in &whole.frames {
+            prop_assert!(std::str::from_utf8(bytes).is_ok(), "frame is not UTF-8: {:?}", bytes);
+        }
+        prop_assert_eq!(run_split(&input, &cuts, Limits::default()), whole);
     }
 }
 

@@ -73,6 +73,7 @@ pub(crate) enum Fault {
     BadEndTagName,
     BadEndTagChar,
     ProcessingInstruction,
+    InvalidUtf8,
 }
 
 impl Fault {
@@ -120,6 +121,7 @@ impl Fault {
             ),
             Fault::BadStartTagChar => (Condition::NotWellFormed, "invalid character in start tag"),
             Fault::TooManyAttributes => (Condition::Policy, "too many attributes"),
+            Fault::InvalidUtf8 => (Condition::NotWellFormed, "invalid UTF-8"),
             Fault::BadAttrName => (
                 Condition::NotWellFormed,
                 "invalid character in attribute name",

@@ -10,7 +10,7 @@ use super::frame::Frame;
 use super::limits::Limits;
 use super::namespaces::Namespaces;
 use super::scanner::{Scan, Scanner};
-use super::stanza::{validate_utf8, Stanza};
+use super::stanza::Stanza;
 use super::stream_header::StreamHeader;
 
 /// Spare capacity `buffer_mut` guarantees, so socket reads are never tiny.
@@ -125,10 +125,9 @@ impl Framer {
 
     #[inline]
     fn stanza(&mut self, len: usize) -> Result<Frame, FrameError> {
+        // UTF-8 was validated run by run while scanning.
         let meta = *self.scanner.element_meta();
-        let utf8_from = self.scanner.utf8_from();
         let bytes = self.take(len);
-        validate_utf8(&bytes, utf8_from)?;
         Ok(Frame::Stanza(Stanza::new(
             bytes,
             self.namespaces.clone(),

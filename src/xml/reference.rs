@@ -117,6 +117,24 @@ impl Reference {
     }
 }
 
+/// Length of a complete predefined entity reference (`amp;`...) at the start of
+/// `rest` (the bytes after `&`); `None` if it is anything else or incomplete, in which
+/// case the byte-level `Reference` decides.
+#[inline]
+pub(crate) fn predefined_len(rest: &[u8]) -> Option<usize> {
+    let n = match rest.get(..3)? {
+        b"lt;" | b"gt;" => 3,
+        b"amp" if rest.get(3) == Some(&b';') => 4,
+        b"quo" | b"apo" => match rest.get(3..5)? {
+            b"t;" if rest.starts_with(b"quot;") => 5,
+            b"s;" if rest.starts_with(b"apos;") => 5,
+            _ => return None,
+        },
+        _ => return None,
+    };
+    Some(n)
+}
+
 fn bad_char_ref() -> Fault {
     Fault::BadCharRef
 }
@@ -149,6 +167,18 @@ mod tests {
             assert_eq!(check(ok), Ok(true), "{:?}", std::str::from_utf8(ok));
         }
         assert_eq!(check(b"#00000000000000000000065;"), Ok(true));
+    }
+
+    #[test]
+    fn predefined_lengths() {
+        assert_eq!(predefined_len(b"amp;x"), Some(4));
+        assert_eq!(predefined_len(b"lt;"), Some(3));
+        assert_eq!(predefined_len(b"quot;"), Some(5));
+        assert_eq!(predefined_len(b"apos;"), Some(5));
+        assert_eq!(predefined_len(b"amp"), None);
+        assert_eq!(predefined_len(b"apot;"), None);
+        assert_eq!(predefined_len(b"#65;"), None);
+        assert_eq!(predefined_len(b"foo;"), None);
     }
 
     #[test]

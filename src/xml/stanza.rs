@@ -36,7 +36,7 @@ impl Stanza {
         let mut scanner = Scanner::for_elements();
         match scanner.scan(&bytes, &limits.clamped())? {
             Scan::Element(len) if len == bytes.len() => {
-                validate_utf8(&bytes, 0)?;
+                std::str::from_utf8(&bytes).map_err(|_| invalid_utf8())?;
                 let meta = *scanner.element_meta();
                 Ok(Stanza::new(bytes, namespaces, meta))
             }
@@ -84,20 +84,4 @@ impl Eq for Stanza {}
 
 pub(crate) fn invalid_utf8() -> FrameError {
     not_well_formed("invalid UTF-8")
-}
-
-/// Validates `bytes` as UTF-8, given that everything before `from` is ASCII. Should
-/// `from` point into a multi-byte character, validation backs up to its lead byte.
-pub(crate) fn validate_utf8(bytes: &[u8], from: usize) -> Result<(), FrameError> {
-    let mut start = from.min(bytes.len());
-    for _ in 0..3 {
-        match bytes.get(start) {
-            Some(b) if b & 0xC0 == 0x80 && start > 0 => start -= 1,
-            _ => break,
-        }
-    }
-    match std::str::from_utf8(bytes.get(start..).unwrap_or(&[])) {
-        Ok(_) => Ok(()),
-        Err(_) => Err(invalid_utf8()),
-    }
 }

@@ -4,7 +4,7 @@
 use super::super::chars::{self, is, CDATA, TEXT};
 use super::super::error::Fault;
 use super::super::limits::Limits;
-use super::super::reference::Reference;
+use super::super::reference::{predefined_len, Reference};
 use super::super::runs::text_run;
 use super::{need_more, Phase, Scanner, Step};
 
@@ -12,10 +12,9 @@ impl Scanner {
     pub(super) fn text(&mut self, data: &[u8], limits: &Limits) -> Step {
         loop {
             let rest = self.rest(data);
-            let (n, non_ascii) = text_run(rest);
-            if non_ascii {
-                self.mark_non_ascii(self.pos);
-            }
+            let run = text_run(rest);
+            let n = run.len;
+            self.run_utf8(data, rest, run)?;
             self.pos += n;
             let Some(&b) = rest.get(n) else {
                 return need_more();
@@ -27,12 +26,15 @@ impl Scanner {
                     Some(step) => return step,
                     None => return self.open_tag_slow(),
                 },
-                b'&' => {
-                    self.pos += 1;
-                    return self.begin_ref(Phase::Text);
-                }
+                b'&' => match predefined_len(rest.get(n + 1..).unwrap_or(&[])) {
+                    Some(len) => self.pos += 1 + len,
+                    None => {
+                        self.pos += 1;
+                        return self.begin_ref(Phase::Text);
+                    }
+                },
                 _ if is(b, TEXT) => self.pos += 1,
-                _ => return Err(control_char()),
+                _ => return Err(Fault::ControlChar),
             }
         }
     }
@@ -91,16 +93,13 @@ impl Scanner {
             match b {
                 b']' => brackets = (brackets + 1).min(2),
                 b'>' if brackets == 2 => {
+                    self.check_utf8(data, self.pos)?;
                     self.phase = Phase::Text;
                     return Ok(None);
                 }
                 b'>' => brackets = 0,
-                _ => return Err(control_char()),
+                _ => return Err(Fault::ControlChar),
             }
         }
     }
-}
-
-pub(super) fn control_char() -> Fault {
-    Fault::ControlChar
 }

@@ -1,5 +1,6 @@
 //! One-pass handling of a complete, ordinary tag: ASCII names, `name='value'`
-//! attributes without references, no whitespace around `=`, within all limits. This is
+//! attributes (predefined entities allowed), no whitespace around `=`, within all
+//! limits. This is
 //! what nearly every real stanza consists of, and handling it without the per-phase
 //! dispatch roughly doubles throughput.
 //!
@@ -10,9 +11,10 @@
 
 use super::super::chars::{self, is, NAME_ASCII, NAME_START_ASCII, WS};
 use super::super::limits::Limits;
+use super::super::reference::predefined_len;
 use super::super::runs::value_run;
 use super::super::span::Span;
-use super::{same, Scanner, Step};
+use super::{Scanner, Step};
 
 impl Scanner {
     /// Consumes the complete tag whose `<` is at `self.pos`, or returns `None` having
@@ -28,7 +30,7 @@ impl Scanner {
             _ => None,
         };
         if step.is_none() {
-            self.attr_names.clear();
+            self.clear_attrs();
         }
         step
     }
@@ -91,27 +93,40 @@ impl Scanner {
             return None;
         }
         let value_start = name_end + 2;
-        let (len, non_ascii) = value_run(data.get(value_start..)?, quote);
-        if *data.get(value_start + len)? != quote {
-            return None;
-        }
+        let (value_end, escaped) = fast_value(data, value_start, quote)?;
         let name = Span::new(pos, name_end);
-        let bytes = name.of(data);
-        let duplicate = self
-            .attr_names
-            .iter()
-            .any(|seen| same(seen.of(data), bytes));
-        if duplicate || self.attr_names.len() >= limits.max_attributes {
+        if self.attr_names.len() >= limits.max_attributes || self.is_duplicate_attr(data, name) {
             return None;
-        }
-        if non_ascii {
-            self.mark_non_ascii(value_start);
         }
         self.attr_names.push(name);
-        let value = Span::new(value_start, value_start + len);
+        let value = Span::new(value_start, value_end);
         // Idempotent: should the tag bail later, the byte-level phases note it again.
-        self.note_attr(data, name, value, false);
-        Some(value_start + len + 1)
+        self.note_attr(data, name, value, escaped);
+        Some(value_end + 1)
+    }
+}
+
+/// Scans a value up to its closing quote, stepping over predefined entities; returns
+/// the quote's offset and whether entities were seen. `None` for anything unusual.
+#[inline]
+fn fast_value(data: &[u8], start: usize, quote: u8) -> Option<(usize, bool)> {
+    let mut pos = start;
+    let mut escaped = false;
+    loop {
+        let run = value_run(data.get(pos..)?, quote);
+        let high = data.get(pos + run.high.0..pos + run.high.1)?;
+        if run.non_ascii() && std::str::from_utf8(high).is_err() {
+            return None;
+        }
+        pos += run.len;
+        match *data.get(pos)? {
+            b if b == quote => return Some((pos, escaped)),
+            b'&' => {
+                pos += 1 + predefined_len(data.get(pos + 1..)?)?;
+                escaped = true;
+            }
+            _ => return None,
+        }
     }
 }
 

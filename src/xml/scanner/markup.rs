@@ -7,8 +7,7 @@ use super::super::error::Fault;
 use super::super::limits::Limits;
 use super::super::runs::value_run;
 use super::super::span::Span;
-use super::content::control_char;
-use super::{need_more, same, Phase, Scanner, Step};
+use super::{need_more, Phase, Scanner, Step};
 
 const CDATA_OPEN: &[u8] = b"[CDATA[";
 
@@ -79,8 +78,8 @@ impl Scanner {
                 if self.depth == 0 {
                     return Err(Fault::CdataOutsideStanza);
                 }
-                // CDATA is skipped bytewise; validate it rather than track it.
-                self.mark_non_ascii(self.pos);
+                // CDATA is skipped bytewise: validate all of it when it ends.
+                self.note_non_ascii(self.pos);
                 self.phase = Phase::Cdata(0);
                 return Ok(None);
             }
@@ -99,20 +98,21 @@ impl Scanner {
         Ok(None)
     }
 
-    /// Ends a name begun at `name_start`, noting non-ASCII for UTF-8 validation.
-    fn finish_name(&mut self, data: &[u8]) -> Span {
+    /// Ends a name begun at `name_start`, validating it if it is not ASCII.
+    fn finish_name(&mut self, data: &[u8]) -> Result<Span, Fault> {
         let name = Span::new(self.name_start, self.pos);
-        if !name.of(data).is_ascii() {
-            self.mark_non_ascii(self.name_start);
+        let bytes = name.of(data);
+        if !bytes.is_ascii() && std::str::from_utf8(bytes).is_err() {
+            return Err(Fault::InvalidUtf8);
         }
-        name
+        Ok(name)
     }
 
     pub(super) fn start_name(&mut self, data: &[u8]) -> Step {
         let Some(b) = self.skip(data, NAME) else {
             return need_more();
         };
-        self.name = self.finish_name(data);
+        self.name = self.finish_name(data)?;
         self.pos += 1;
         match b {
             b'>' => self.start_tag_end(data),
@@ -162,7 +162,7 @@ impl Scanner {
         let Some(b) = self.skip(data, NAME) else {
             return need_more();
         };
-        let name = self.finish_name(data);
+        let name = self.finish_name(data)?;
         self.record_attr(data, name)?;
         self.pos += 1;
         match b {
@@ -173,13 +173,8 @@ impl Scanner {
         Ok(None)
     }
 
-    pub(super) fn record_attr(&mut self, data: &[u8], name: Span) -> Result<(), Fault> {
-        let bytes = name.of(data);
-        if self
-            .attr_names
-            .iter()
-            .any(|seen| same(seen.of(data), bytes))
-        {
+    fn record_attr(&mut self, data: &[u8], name: Span) -> Result<(), Fault> {
+        if self.is_duplicate_attr(data, name) {
             return Err(Fault::DuplicateAttr);
         }
         self.attr_names.push(name);
@@ -215,10 +210,9 @@ impl Scanner {
     pub(super) fn value(&mut self, data: &[u8], quote: u8) -> Step {
         loop {
             let rest = self.rest(data);
-            let (n, non_ascii) = value_run(rest, quote);
-            if non_ascii {
-                self.mark_non_ascii(self.pos);
-            }
+            let run = value_run(rest, quote);
+            let n = run.len;
+            self.run_utf8(data, rest, run)?;
             self.pos += n;
             let Some(&b) = rest.get(n) else {
                 return need_more();
@@ -232,7 +226,7 @@ impl Scanner {
                 b'&' => return self.begin_ref(Phase::Value(quote)),
                 b'<' => return Err(Fault::LtInValue),
                 _ if is(b, TEXT) => {}
-                _ => return Err(control_char()),
+                _ => return Err(Fault::ControlChar),
             }
         }
     }
@@ -272,7 +266,7 @@ impl Scanner {
         let Some(b) = self.skip(data, NAME) else {
             return need_more();
         };
-        self.name = self.finish_name(data);
+        self.name = self.finish_name(data)?;
         self.pos += 1;
         match b {
             b'>' => self.end_tag_end(data),

@@ -21,6 +21,7 @@ use super::chars::{self, is, WS};
 use super::error::Fault;
 use super::limits::Limits;
 use super::reference::Reference;
+use super::runs::Run;
 use super::span::Span;
 
 /// Where the state machine stands.
@@ -95,7 +96,7 @@ pub(crate) enum Scan {
     Whitespace(usize),
     /// See `Scanner::header_open_start` for where the open tag starts.
     Header(usize),
-    /// See `Scanner::element_meta` and `Scanner::utf8_from` for what was learned.
+    /// See `Scanner::element_meta` for what was learned.
     Element(usize),
     End(usize),
 }
@@ -129,8 +130,12 @@ pub(crate) struct Scanner {
     /// Whether that value holds a reference.
     value_escaped: bool,
     meta: ElementMeta,
-    /// Lowest offset that may hold non-ASCII bytes (`usize::MAX`: none seen).
-    utf8_from: usize,
+    /// Start of a run holding non-ASCII bytes not yet validated as UTF-8
+    /// (`usize::MAX`: none). Runs are validated when they end, at an ASCII byte.
+    utf8_pending: usize,
+    /// Bloom-style filter over the current tag's attribute names: the quadratic
+    /// duplicate check only runs when a name hashes onto an occupied bit.
+    attr_filter: u64,
     expect_header: bool,
     /// Qualified name of the stream element, which `End` must match.
     stream_name: Vec<u8>,
@@ -152,7 +157,8 @@ impl Scanner {
             value_start: 0,
             value_escaped: false,
             meta: ElementMeta::default(),
-            utf8_from: usize::MAX,
+            utf8_pending: usize::MAX,
+            attr_filter: 0,
             expect_header: true,
             stream_name: Vec::new(),
         }
@@ -178,9 +184,10 @@ impl Scanner {
     pub(crate) fn next_frame(&mut self) {
         self.pos = 0;
         self.phase = Phase::Top;
-        self.attr_names.clear();
+        self.clear_attrs();
         self.meta = ElementMeta::default();
-        self.utf8_from = usize::MAX;
+        self.utf8_pending = usize::MAX;
+        self.attr_filter = 0;
     }
 
     /// True until the stream header has been scanned.
@@ -241,9 +248,67 @@ impl Scanner {
         rest.get(n).copied()
     }
 
-    /// Non-ASCII bytes may start at `pos`: the frame needs UTF-8 validation from there.
-    fn mark_non_ascii(&mut self, pos: usize) {
-        self.utf8_from = self.utf8_from.min(pos);
+    /// A run starting at `pos` holds non-ASCII bytes; validate it when it ends.
+    fn note_non_ascii(&mut self, pos: usize) {
+        self.utf8_pending = self.utf8_pending.min(pos);
+    }
+
+    /// UTF-8 bookkeeping for a text or value run starting at `self.pos` (`rest` is
+    /// `data` from there): a run that ends inside `rest` ends at an ASCII byte and is
+    /// validated now, together with any pending part from before a read boundary; a
+    /// run cut off by the end of the buffered bytes stays pending.
+    #[inline]
+    fn run_utf8(&mut self, data: &[u8], rest: &[u8], run: Run) -> Result<(), Fault> {
+        let ended = run.len < rest.len();
+        if run.non_ascii() {
+            if ended && self.utf8_pending == usize::MAX {
+                let high = rest.get(run.high.0..run.high.1).unwrap_or(&[]);
+                return std::str::from_utf8(high)
+                    .map(|_| ())
+                    .map_err(|_| Fault::InvalidUtf8);
+            }
+            self.note_non_ascii(self.pos + run.high.0);
+        }
+        match ended {
+            true => self.check_utf8(data, self.pos + run.len),
+            false => Ok(()),
+        }
+    }
+
+    /// The pending non-ASCII run ends at `end` (an ASCII byte): validate it now.
+    #[inline]
+    fn check_utf8(&mut self, data: &[u8], end: usize) -> Result<(), Fault> {
+        if self.utf8_pending == usize::MAX {
+            return Ok(());
+        }
+        let run = data.get(self.utf8_pending..end).unwrap_or(&[]);
+        self.utf8_pending = usize::MAX;
+        match std::str::from_utf8(run) {
+            Ok(_) => Ok(()),
+            Err(_) => Err(Fault::InvalidUtf8),
+        }
+    }
+
+    /// Records an attribute name of the current tag; `Some(true)` if it duplicates an
+    /// earlier one.
+    #[inline]
+    fn is_duplicate_attr(&mut self, data: &[u8], name: Span) -> bool {
+        let bytes = name.of(data);
+        let bit = 1u64 << (name_hash(bytes) & 63);
+        let maybe = self.attr_filter & bit != 0;
+        self.attr_filter |= bit;
+        maybe
+            && self
+                .attr_names
+                .iter()
+                .any(|seen| same(seen.of(data), bytes))
+    }
+
+    /// Forgets the attributes of the tag just finished (or abandoned).
+    #[inline]
+    fn clear_attrs(&mut self) {
+        self.attr_names.clear();
+        self.attr_filter = 0;
     }
 
     fn top(&mut self, data: &[u8], limits: &Limits) -> Step {
@@ -274,7 +339,7 @@ impl Scanner {
     /// The `>` of a start tag was consumed.
     #[inline]
     fn start_tag_end(&mut self, data: &[u8]) -> Step {
-        self.attr_names.clear();
+        self.clear_attrs();
         self.note_name();
         if self.expect_header && self.depth == 0 {
             self.stream_name.clear();
@@ -304,7 +369,7 @@ impl Scanner {
     /// The `>` of `/>` was consumed.
     #[inline]
     fn empty_tag_end(&mut self) -> Step {
-        self.attr_names.clear();
+        self.clear_attrs();
         self.note_name();
         match self.depth {
             0 if self.expect_header => Err(Fault::SelfClosingHeader),
@@ -377,11 +442,15 @@ impl Scanner {
     pub(crate) fn header_open_start(&self) -> usize {
         self.tag_start
     }
+}
 
-    /// Bytes of the element just completed before this offset are ASCII.
-    pub(crate) fn utf8_from(&self) -> usize {
-        self.utf8_from
-    }
+/// Spreads typical attribute names (`to`, `from`, `type`, `id`, `xmlns`, `xml:lang`)
+/// over distinct filter bits.
+#[inline]
+fn name_hash(name: &[u8]) -> u32 {
+    let first = name.first().copied().unwrap_or(0) as u32;
+    let last = name.last().copied().unwrap_or(0) as u32;
+    (name.len() as u32).wrapping_mul(13) ^ first.wrapping_mul(5) ^ last
 }
 
 /// Byte-slice equality without a `memcmp` call: names are a few bytes long.
