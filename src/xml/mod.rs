@@ -14,6 +14,7 @@ pub mod escape;
 mod frame;
 mod framer;
 mod head;
+mod interned;
 mod limits;
 mod namespaces;
 mod reference;

@@ -43,9 +43,14 @@ impl Span {
     }
 
     /// The spanned text; empty if out of range or not UTF-8 (never the case for
-    /// frames, which are validated as a whole before heads are parsed).
+    /// frames, which are validated before heads are parsed). Well-known names and
+    /// values come back as static strings without re-validation.
     pub(crate) fn str_of(self, bytes: &[u8]) -> &str {
-        std::str::from_utf8(self.of(bytes)).unwrap_or("")
+        let raw = self.of(bytes);
+        match super::interned::lookup(raw) {
+            Some(known) => known,
+            None => std::str::from_utf8(raw).unwrap_or(""),
+        }
     }
 }
 

@@ -11,6 +11,15 @@ use super::{need_more, Phase, Scanner, Step};
 impl Scanner {
     pub(super) fn text(&mut self, data: &[u8], limits: &Limits) -> Step {
         loop {
+            // Tags often follow tags directly: no text run to skip.
+            if data.get(self.pos) == Some(&b'<') {
+                // A run cut by a read boundary may still await validation.
+                self.check_utf8(data, self.pos)?;
+                match self.tag_in_text(data, limits) {
+                    Some(step) => return step,
+                    None => continue,
+                }
+            }
             let rest = self.rest(data);
             let run = text_run(rest);
             let n = run.len;
@@ -20,12 +29,8 @@ impl Scanner {
                 return need_more();
             };
             match b {
-                b'<' => match self.fast_tag(data, limits) {
-                    // Still in text after an ordinary tag: keep going without a dispatch.
-                    Some(Ok(None)) if self.phase == Phase::Text => {}
-                    Some(step) => return step,
-                    None => return self.open_tag_slow(),
-                },
+                // Handled at the top of the loop.
+                b'<' => {}
                 b'&' => match predefined_len(rest.get(n + 1..).unwrap_or(&[])) {
                     Some(len) => self.pos += 1 + len,
                     None => {
@@ -36,6 +41,17 @@ impl Scanner {
                 _ if is(b, TEXT) => self.pos += 1,
                 _ => return Err(Fault::ControlChar),
             }
+        }
+    }
+
+    /// At a `<` in text; `None` if the tag was ordinary and text continues, so the
+    /// loop goes on without a dispatch.
+    #[inline]
+    fn tag_in_text(&mut self, data: &[u8], limits: &Limits) -> Option<Step> {
+        match self.fast_tag(data, limits) {
+            Some(Ok(None)) if self.phase == Phase::Text => None,
+            Some(step) => Some(step),
+            None => Some(self.open_tag_slow()),
         }
     }
 

@@ -428,6 +428,11 @@ impl Scanner {
 
     #[inline]
     fn element_done(&self) -> Scan {
+        debug_assert_eq!(
+            self.utf8_pending,
+            usize::MAX,
+            "unvalidated run at frame end"
+        );
         Scan::Element(self.pos)
     }
 
