@@ -46,7 +46,8 @@ pub(crate) fn qname(bytes: &[u8], span: Span) -> QName {
 }
 
 fn split_qname(name: &[u8], base: usize) -> QName {
-    match memchr(b':', name) {
+    // Names are short: a plain loop beats a memchr call.
+    match name.iter().position(|&b| b == b':') {
         Some(colon) => QName {
             prefix: Some(Span::new(base, base + colon)),
             local: Span::new(base + colon + 1, base + name.len()),

@@ -18,6 +18,7 @@ mod interned;
 mod limits;
 mod namespaces;
 mod reference;
+mod resolve;
 mod runs;
 mod scanner;
 mod span;
