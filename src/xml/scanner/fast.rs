@@ -60,8 +60,13 @@ impl Scanner {
         let mut pos = name_end;
         let mut b = *data.get(pos)?;
         while is(b, WS) {
-            pos += 1 + chars::run(data.get(pos + 1..)?, WS);
+            pos += 1;
             b = *data.get(pos)?;
+            // Usually a single space separates attributes.
+            if is(b, WS) {
+                pos += chars::run(data.get(pos..)?, WS);
+                b = *data.get(pos)?;
+            }
             if !is(b, NAME_START_ASCII) {
                 break;
             }
@@ -133,7 +138,9 @@ fn fast_value(data: &[u8], start: usize, quote: u8) -> Option<(usize, bool)> {
 /// Length of the ASCII name characters at `pos`, if the name's end is buffered.
 #[inline]
 fn ascii_name(data: &[u8], pos: usize) -> Option<usize> {
-    let rest = data.get(pos..)?;
-    let n = chars::run(rest, NAME_ASCII);
-    (n < rest.len()).then_some(n)
+    let mut end = pos;
+    while is(*data.get(end)?, NAME_ASCII) {
+        end += 1;
+    }
+    Some(end - pos)
 }
