@@ -18,7 +18,7 @@ use super::attrs::Attrs;
 use super::error::HeadError;
 use super::escape::unescape;
 use super::namespaces::Namespaces;
-use super::resolve::{element_name, Resolved};
+use super::resolve::{element_name, Decoded, Failure, NsRef, Resolved};
 use super::scanner::{ElementMeta, Known, TagMeta};
 use super::span::Span;
 
@@ -49,9 +49,6 @@ fn prefix<'a>(raw: &'a [u8], tag: &TagMeta) -> Option<&'a str> {
     Some(prefix.str_of(raw))
 }
 
-/// Stands in if an accessor runs before resolution (the public API prevents it).
-static UNRESOLVED: Resolved = Resolved::UNRESOLVED;
-
 /// The top element of a stanza.
 #[derive(Clone, Debug)]
 pub struct Head {
@@ -65,7 +62,9 @@ pub struct ChildHead {
     bytes: Bytes,
     namespaces: Arc<Namespaces>,
     meta: ElementMeta,
-    parsed: OnceCell<Result<Resolved, HeadError>>,
+    parsed: OnceCell<Result<Resolved, Failure>>,
+    /// Namespace URIs written with references, decoded during resolution (rare).
+    decoded: OnceCell<Decoded>,
 }
 
 impl Head {
@@ -76,6 +75,7 @@ impl Head {
                 namespaces,
                 meta,
                 parsed: OnceCell::new(),
+                decoded: OnceCell::new(),
             },
         }
     }
@@ -95,16 +95,22 @@ impl Head {
     /// Parses on the first call; later calls return the cached outcome.
     pub(crate) fn ensure_parsed(&self) -> Result<(), HeadError> {
         let inner = &self.inner;
-        let parsed = inner
-            .parsed
-            .get_or_init(|| Resolved::resolve(&inner.bytes, &inner.namespaces, &inner.meta));
+        let parsed = inner.parsed.get_or_init(|| {
+            let mut decoded = Decoded::new();
+            let resolved =
+                Resolved::resolve(&inner.bytes, &inner.namespaces, &inner.meta, &mut decoded);
+            if !decoded.is_empty() {
+                let _ = inner.decoded.set(decoded);
+            }
+            resolved
+        });
         match parsed {
             Ok(_) => Ok(()),
-            Err(e) => Err(e.clone()),
+            Err(failure) => Err(failure.into_error(&inner.bytes)),
         }
     }
 
-    fn resolved(&self) -> &Resolved {
+    fn resolved(&self) -> Resolved {
         self.inner.resolved()
     }
 
@@ -123,8 +129,7 @@ impl Head {
 
     /// Resolved namespace: the element's own declaration, else the stream's.
     pub fn ns(&self) -> Option<&str> {
-        let resolved = self.resolved();
-        resolved.uri(resolved.top, self.raw(), &self.inner.namespaces)
+        self.inner.uri(self.resolved().top)
     }
 
     pub fn to(&self) -> Option<Cow<'_, str>> {
@@ -200,11 +205,15 @@ impl Head {
 }
 
 impl ChildHead {
-    fn resolved(&self) -> &Resolved {
+    fn resolved(&self) -> Resolved {
         match self.parsed.get() {
-            Some(Ok(resolved)) => resolved,
-            _ => &UNRESOLVED,
+            Some(Ok(resolved)) => *resolved,
+            _ => Resolved::UNRESOLVED,
         }
+    }
+
+    fn uri(&self, ns: NsRef) -> Option<&str> {
+        Resolved::uri(ns, &self.bytes, &self.namespaces, self.decoded.get())
     }
 
     pub fn name(&self) -> &str {
@@ -218,8 +227,7 @@ impl ChildHead {
     /// Resolved namespace, considering the child's, the parent's and the stream's
     /// declarations in that order.
     pub fn ns(&self) -> Option<&str> {
-        let resolved = self.resolved();
-        resolved.uri(resolved.child, &self.bytes, &self.namespaces)
+        self.uri(self.resolved().child)
     }
 
     pub fn attr(&self, name: &str) -> Option<Cow<'_, str>> {

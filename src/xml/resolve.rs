@@ -25,16 +25,16 @@ pub(crate) enum NsRef {
     Decoded(u8),
 }
 
-/// Why resolution failed, kept register-sized on the hot path (a `HeadError` holds a
-/// `String`): an undeclared prefix (its span) or malformed input.
-#[derive(Clone, Copy, Debug)]
-enum Failure {
+/// Why resolution failed, kept small and `Copy` (a `HeadError` holds a `String`):
+/// an undeclared prefix (its span) or malformed input.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Failure {
     Undeclared(Span),
     Malformed,
 }
 
 impl Failure {
-    fn into_error(self, raw: &[u8]) -> HeadError {
+    pub(crate) fn into_error(self, raw: &[u8]) -> HeadError {
         match self {
             Failure::Undeclared(p) => {
                 HeadError::UndeclaredPrefix(String::from_utf8_lossy(p.of(raw)).into_owned())
@@ -44,112 +44,107 @@ impl Failure {
     }
 }
 
-/// Resolved namespaces of the top element and the first child.
-#[derive(Clone, Debug)]
+/// Resolved namespaces of the top element and the first child. Small and `Copy` so
+/// caching it is a plain store (URIs written with references live in `Decoded`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) struct Resolved {
     pub(crate) top: NsRef,
     pub(crate) child: NsRef,
     pub(crate) own_ns_declared: bool,
-    /// Only non-empty for namespace URIs written with entity references.
-    decoded: Vec<String>,
 }
+
+/// Namespace URIs that had to be decoded (written with entity references): rare, so
+/// they are kept apart from the `Copy` cache.
+pub(crate) type Decoded = Vec<String>;
 
 impl Resolved {
     pub(crate) const UNRESOLVED: Resolved = Resolved {
         top: NsRef::Unbound,
         child: NsRef::Unbound,
         own_ns_declared: false,
-        decoded: Vec::new(),
     };
 
     pub(crate) fn uri<'a>(
-        &'a self,
         ns: NsRef,
         raw: &'a [u8],
         namespaces: &'a Namespaces,
+        decoded: Option<&'a Decoded>,
     ) -> Option<&'a str> {
         match ns {
             NsRef::Unbound => None,
             NsRef::Local(span) => Some(span.str_of(raw)),
             NsRef::Stream(i) => namespaces.uri_at(i as usize),
             NsRef::Xml => Some(XML_NS),
-            NsRef::Decoded(i) => self.decoded.get(usize::from(i)).map(String::as_str),
+            NsRef::Decoded(i) => decoded?.get(usize::from(i)).map(String::as_str),
         }
     }
 
     /// Resolves from what the scanner recorded; fails on undeclared prefixes.
+    /// `decoded` collects URIs written with references.
     pub(crate) fn resolve(
         raw: &[u8],
         namespaces: &Namespaces,
         meta: &ElementMeta,
-    ) -> Result<Resolved, HeadError> {
-        let mut resolved = Resolved::UNRESOLVED;
-        match resolved.resolve_both(raw, namespaces, meta) {
-            Ok(()) => Ok(resolved),
-            Err(failure) => Err(failure.into_error(raw)),
-        }
-    }
-
-    fn resolve_both(
-        &mut self,
-        raw: &[u8],
-        namespaces: &Namespaces,
-        meta: &ElementMeta,
-    ) -> Result<(), Failure> {
+        decoded: &mut Decoded,
+    ) -> Result<Resolved, Failure> {
         let top = element_name(raw, &meta.top).map_err(|_| Failure::Malformed)?;
         let own = own_decl(raw, &top, &meta.top);
-        self.own_ns_declared = own.is_some();
-        self.top = self.resolve_one(raw, top.prefix, own, namespaces)?;
+        let top_ns = resolve_one(raw, top.prefix, own, namespaces, decoded)?;
+        let mut child_ns = NsRef::Unbound;
         if meta.child_count > 0 {
             let child = element_name(raw, &meta.child).map_err(|_| Failure::Malformed)?;
             let decl =
                 own_decl(raw, &child, &meta.child).or_else(|| own_decl(raw, &child, &meta.top));
-            self.child = self.resolve_one(raw, child.prefix, decl, namespaces)?;
+            child_ns = resolve_one(raw, child.prefix, decl, namespaces, decoded)?;
         }
-        Ok(())
+        Ok(Resolved {
+            top: top_ns,
+            child: child_ns,
+            own_ns_declared: own.is_some(),
+        })
     }
+}
 
-    /// The nearest declaration inside the stanza, else the stream header's.
-    fn resolve_one(
-        &mut self,
-        raw: &[u8],
-        prefix_span: Option<Span>,
-        decl: Option<(Span, bool)>,
-        namespaces: &Namespaces,
-    ) -> Result<NsRef, Failure> {
-        let prefix = prefix_span.map(|p| p.of(raw));
-        if prefix == Some(b"xml") {
-            return Ok(NsRef::Xml);
-        }
-        if let Some((value, escaped)) = decl {
-            return self.local(raw, value, escaped);
-        }
-        match (namespaces.index_of(prefix), prefix_span) {
-            (Some(i), _) => Ok(NsRef::Stream(u32::try_from(i).unwrap_or(u32::MAX))),
-            (None, None) => Ok(NsRef::Unbound),
-            (None, Some(p)) => Err(Failure::Undeclared(p)),
-        }
+/// The nearest declaration inside the stanza, else the stream header's.
+fn resolve_one(
+    raw: &[u8],
+    prefix_span: Option<Span>,
+    decl: Option<(Span, bool)>,
+    namespaces: &Namespaces,
+    decoded: &mut Decoded,
+) -> Result<NsRef, Failure> {
+    let prefix = prefix_span.map(|p| p.of(raw));
+    if prefix == Some(b"xml") {
+        return Ok(NsRef::Xml);
     }
+    if let Some((value, escaped)) = decl {
+        return local(raw, value, escaped, decoded);
+    }
+    match (namespaces.index_of(prefix), prefix_span) {
+        (Some(i), _) => Ok(NsRef::Stream(u32::try_from(i).unwrap_or(u32::MAX))),
+        (None, None) => Ok(NsRef::Unbound),
+        (None, Some(p)) => Err(Failure::Undeclared(p)),
+    }
+}
 
-    /// A namespace declared inside the stanza; only values with references are
-    /// decoded here, the rest are validated lazily by `uri`.
-    fn local(&mut self, raw: &[u8], value: Span, escaped: bool) -> Result<NsRef, Failure> {
-        if !escaped {
-            return Ok(match value.is_empty() {
-                true => NsRef::Unbound,
-                false => NsRef::Local(value),
-            });
+/// A namespace declared inside the stanza; only values with references are decoded
+/// here, the rest are validated lazily by `uri`.
+fn local(raw: &[u8], value: Span, escaped: bool, decoded: &mut Decoded) -> Result<NsRef, Failure> {
+    if !escaped {
+        return Ok(match value.is_empty() {
+            true => NsRef::Unbound,
+            false => NsRef::Local(value),
+        });
+    }
+    match unescape(value.of(raw)) {
+        Ok(Cow::Borrowed("")) => Ok(NsRef::Unbound),
+        Ok(Cow::Borrowed(_)) => Ok(NsRef::Local(value)),
+        Ok(Cow::Owned(uri)) => {
+            let index = u8::try_from(decoded.len()).map_err(|_| Failure::Malformed)?;
+            decoded.push(uri);
+            Ok(NsRef::Decoded(index))
         }
-        match unescape(value.of(raw)) {
-            Ok(Cow::Borrowed("")) => Ok(NsRef::Unbound),
-            Ok(Cow::Borrowed(_)) => Ok(NsRef::Local(value)),
-            Ok(Cow::Owned(uri)) => {
-                let index = u8::try_from(self.decoded.len()).map_err(|_| Failure::Malformed)?;
-                self.decoded.push(uri);
-                Ok(NsRef::Decoded(index))
-            }
-            Err(_) => Err(Failure::Malformed),
-        }
+        Err(_) => Err(Failure::Malformed),
     }
 }
 
