@@ -431,3 +431,25 @@ fn component_heads() {
     assert!(out.heads[3].contains(r#"Some(\"urn:q&r\")"#));
     assert!(out.heads[4].contains(r#"\"x\" Some(\"p\") Some(\"urn:p\")"#));
 }
+
+#[test]
+fn socket_style_reads_through_buffer_mut() {
+    let input = SERVER_S2C.as_bytes();
+    let mut framer = Framer::default();
+    let mut kept = Vec::new();
+    let mut total = 0;
+    for chunk in input.chunks(7) {
+        let buf = framer.buffer_mut();
+        assert!(buf.capacity() - buf.len() >= chunk.len());
+        buf.extend_from_slice(chunk);
+        while let Ok(Some(frame)) = framer.next_frame() {
+            total += frame.bytes().len();
+            // Holding frames keeps the buffer shared, as a router queueing them would.
+            kept.push(frame);
+        }
+    }
+    let end = SERVER_S2C.find("trailing").unwrap();
+    assert_eq!(total, end);
+    let concat: Vec<u8> = kept.iter().flat_map(|f| f.bytes().to_vec()).collect();
+    assert_eq!(concat, input[..end]);
+}

@@ -67,7 +67,9 @@ impl Framer {
     /// policy-violation as soon as a partial frame exceeds `max_stanza_bytes`.
     pub fn buffer_mut(&mut self) -> &mut BytesMut {
         if self.buf.capacity() - self.buf.len() < READ_RESERVE / 2 {
-            self.buf.reserve(READ_RESERVE);
+            // Growing by at least the buffered length keeps a large partial frame from
+            // being copied once per read when earlier frames still share the buffer.
+            self.buf.reserve(READ_RESERVE.max(self.buf.len()));
         }
         &mut self.buf
     }
