@@ -337,7 +337,7 @@ impl Scanner {
     }
 
     /// The `>` of a start tag was consumed.
-    #[inline]
+    #[inline(always)]
     fn start_tag_end(&mut self, data: &[u8]) -> Step {
         self.clear_attrs();
         self.note_name();
@@ -367,7 +367,7 @@ impl Scanner {
     }
 
     /// The `>` of `/>` was consumed.
-    #[inline]
+    #[inline(always)]
     fn empty_tag_end(&mut self) -> Step {
         self.clear_attrs();
         self.note_name();
@@ -398,7 +398,7 @@ impl Scanner {
     }
 
     /// The `>` of an end tag was consumed.
-    #[inline]
+    #[inline(always)]
     fn end_tag_end(&mut self, data: &[u8]) -> Step {
         let name = self.name.of(data);
         if self.depth == 0 {
