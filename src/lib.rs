@@ -5,3 +5,5 @@
 //! Module map (one concern per folder, see DESIGN.md):
 //! - [`xml`]: incremental framer, stanza heads, writer helpers.
 //! - [`config`]: `proxy.toml` schema, validation and hot reload.
+
+pub mod config;
