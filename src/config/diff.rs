@@ -308,3 +308,93 @@ impl Differ {
         );
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+
+    use super::*;
+
+    const BASE: &str = r#"
+[listen]
+c2s = "0.0.0.0:5222"
+component = "127.0.0.1:5347"
+[upstream]
+c2s = "127.0.0.1:15222"
+component = "127.0.0.1:15347"
+[tls]
+required = false
+[limits]
+delegation_timeout_ms = 30000
+[hosts."a".delegations."urn:xmpp:mam:2"]
+jid = "c.a"
+[hosts."a".privileged_entities."c.a"]
+roster = "get"
+[components."c.a"]
+secret = "one"
+"#;
+
+    fn config(text: &str) -> Config {
+        Config::from_str(text, Path::new("/etc/stanzagate/proxy.toml")).unwrap()
+    }
+
+    fn diff(edit: impl Fn(&str) -> String) -> ConfigDiff {
+        ConfigDiff::between(&config(BASE), &config(&edit(BASE)))
+    }
+
+    #[test]
+    fn identical_configs_have_no_diff() {
+        assert!(diff(str::to_owned).is_empty());
+    }
+
+    #[test]
+    fn reports_reloadable_changes() {
+        let d = diff(|t| {
+            t.replace("30000", "5000")
+                .replace("roster = \"get\"", "roster = \"both\"")
+                .replace("\"one\"", "\"two\"")
+                + "[hosts.\"a\".delegations.\"urn:xmpp:x\"]\njid = \"u@a\"\n[hosts.\"b\"]\n"
+        });
+        assert_eq!(
+            d.changes,
+            [
+                "limits.delegation_timeout_ms 30000 -> 5000",
+                r#"hosts."a".delegations."urn:xmpp:x" added"#,
+                r#"hosts."a".privileged_entities."c.a".roster get -> both"#,
+                r#"hosts."b" added"#,
+                r#"components."c.a".secret changed"#,
+            ]
+        );
+        assert!(d.needs_restart.is_empty());
+        assert!(!d.changes.iter().any(|c| c.contains("two")));
+    }
+
+    #[test]
+    fn endpoint_changes_need_a_restart() {
+        let d = diff(|t| {
+            t.replace("0.0.0.0:5222", "0.0.0.0:6222")
+                .replace("127.0.0.1:15347", "legacy:15347")
+        });
+        assert!(d.changes.is_empty(), "{d:?}");
+        assert_eq!(
+            d.needs_restart,
+            [
+                "listen.c2s changed (0.0.0.0:5222 -> 0.0.0.0:6222): needs a restart; the old value stays in effect",
+                "upstream.component changed (127.0.0.1:15347 -> legacy:15347): needs a restart; the old value stays in effect",
+            ]
+        );
+    }
+
+    #[test]
+    fn keep_restart_settings_restores_endpoints_only() {
+        let old = config(BASE);
+        let new = config(
+            &BASE
+                .replace("0.0.0.0:5222", "0.0.0.0:6222")
+                .replace("30000", "5000"),
+        );
+        let kept = keep_restart_settings(&old, new.clone());
+        assert_eq!(kept.listen, old.listen);
+        assert_eq!(kept.limits, new.limits);
+    }
+}

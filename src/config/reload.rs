@@ -5,7 +5,7 @@
 use std::collections::hash_map::DefaultHasher;
 use std::ffi::OsString;
 use std::hash::{Hash, Hasher};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
@@ -228,7 +228,7 @@ fn watch_config_file(source: &Path, tx: mpsc::UnboundedSender<()>) -> Option<Rec
         .ok()
 }
 
-fn concerns_config(event: &Event, path: &PathBuf, name: &OsString) -> bool {
+fn concerns_config(event: &Event, path: &Path, name: &OsString) -> bool {
     let changes_content = matches!(
         event.kind,
         EventKind::Create(_)
@@ -243,4 +243,228 @@ fn concerns_config(event: &Event, path: &PathBuf, name: &OsString) -> bool {
         .iter()
         .any(|p| p.file_name() == Some(name.as_os_str()));
     changes_content && (via_symlink || names_file)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::path::{Path, PathBuf};
+
+    use tempfile::TempDir;
+    use tokio::time::timeout;
+
+    use super::*;
+
+    /// Generous: only reached when a reload is missed.
+    const SAFETY_NET: Duration = Duration::from_secs(5);
+
+    /// The file-watching tests share SIGHUP and must not see each other's reloads.
+    static SERIAL: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
+    fn text(c2s: &str, ns: &str) -> String {
+        format!(
+            r#"[listen]
+c2s = "{c2s}"
+[upstream]
+c2s = "127.0.0.1:15222"
+[tls]
+required = false
+[hosts."a".delegations."{ns}"]
+jid = "u@a"
+"#
+        )
+    }
+
+    fn setup(content: &str) -> (TempDir, PathBuf, Arc<ConfigHandle>) {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("proxy.toml");
+        std::fs::write(&path, content).unwrap();
+        let handle = ConfigHandle::new(Config::load(&path).unwrap());
+        (dir, path, handle)
+    }
+
+    fn delegated(cfg: &Config) -> Vec<String> {
+        cfg.hosts["a"].delegations.keys().cloned().collect()
+    }
+
+    /// Writes through a temporary file and a rename, as editors do.
+    fn replace_by_rename(path: &Path, content: &str) {
+        let tmp = path.with_extension("toml.tmp");
+        std::fs::write(&tmp, content).unwrap();
+        std::fs::rename(&tmp, path).unwrap();
+    }
+
+    async fn next_update(rx: &mut watch::Receiver<Arc<Config>>) -> Arc<Config> {
+        timeout(SAFETY_NET, rx.changed())
+            .await
+            .expect("no reload within the safety net")
+            .unwrap();
+        rx.borrow_and_update().clone()
+    }
+
+    #[test]
+    fn reload_applies_a_delegation_change() {
+        let (_dir, path, handle) = setup(&text("0.0.0.0:5222", "urn:xmpp:mam:2"));
+        let rx = handle.subscribe();
+        std::fs::write(&path, text("0.0.0.0:5222", "urn:xmpp:x")).unwrap();
+        let diff = handle.reload().unwrap();
+        assert_eq!(
+            diff.changes,
+            [
+                r#"hosts."a".delegations."urn:xmpp:mam:2" removed"#,
+                r#"hosts."a".delegations."urn:xmpp:x" added"#,
+            ]
+        );
+        assert_eq!(delegated(&handle.current()), ["urn:xmpp:x"]);
+        assert!(rx.has_changed().unwrap());
+        assert_eq!(handle.generation(), 1);
+    }
+
+    #[test]
+    fn invalid_edit_keeps_the_old_config() {
+        let (_dir, path, handle) = setup(&text("0.0.0.0:5222", "urn:xmpp:mam:2"));
+        let before = handle.current();
+        let rx = handle.subscribe();
+        std::fs::write(&path, text("0.0.0.0:5222", "urn:xmpp:delegation:2")).unwrap();
+        let errors = handle.reload().unwrap_err();
+        assert_eq!(errors.0.len(), 1, "{errors}");
+        assert_eq!(errors.0[0].line, Some(7));
+        assert_eq!(handle.current(), before);
+        assert!(!rx.has_changed().unwrap());
+        assert_eq!(handle.generation(), 0);
+    }
+
+    #[test]
+    fn listen_change_needs_restart_and_keeps_the_running_value() {
+        let (_dir, path, handle) = setup(&text("0.0.0.0:5222", "urn:xmpp:mam:2"));
+        std::fs::write(&path, text("0.0.0.0:6222", "urn:xmpp:x")).unwrap();
+        let diff = handle.reload().unwrap();
+        assert_eq!(diff.needs_restart.len(), 1, "{diff:?}");
+        assert!(
+            diff.needs_restart[0].starts_with("listen.c2s changed (0.0.0.0:5222 -> 0.0.0.0:6222)")
+        );
+        let current = handle.current();
+        assert_eq!(current.listen.c2s, "0.0.0.0:5222".parse().unwrap());
+        assert_eq!(delegated(&current), ["urn:xmpp:x"]);
+    }
+
+    #[test]
+    fn restart_only_change_publishes_nothing() {
+        let (_dir, path, handle) = setup(&text("0.0.0.0:5222", "urn:xmpp:mam:2"));
+        std::fs::write(&path, text("0.0.0.0:6222", "urn:xmpp:mam:2")).unwrap();
+        let diff = handle.reload().unwrap();
+        assert!(diff.changes.is_empty());
+        assert_eq!(diff.needs_restart.len(), 1);
+        assert_eq!(handle.generation(), 0);
+    }
+
+    #[test]
+    fn unchanged_file_is_skipped() {
+        let (_dir, _path, handle) = setup(&text("0.0.0.0:5222", "urn:xmpp:mam:2"));
+        let rx = handle.subscribe();
+        assert!(handle.reload().unwrap().is_empty());
+        assert!(!rx.has_changed().unwrap());
+        assert_eq!(handle.generation(), 0);
+    }
+
+    #[test]
+    fn renewed_certificate_counts_as_a_change() {
+        let content = text("0.0.0.0:5222", "ns")
+            .replace("required = false", "cert = \"c.pem\"\nkey = \"k.pem\"");
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("c.pem"), "cert 1").unwrap();
+        std::fs::write(dir.path().join("k.pem"), "key 1").unwrap();
+        let path = dir.path().join("proxy.toml");
+        std::fs::write(&path, content).unwrap();
+        let handle = ConfigHandle::new(Config::load(&path).unwrap());
+        std::fs::write(dir.path().join("c.pem"), "cert 2").unwrap();
+        let diff = handle.reload().unwrap();
+        assert_eq!(diff.changes, ["tls certificate files changed"]);
+        assert_eq!(handle.generation(), 1);
+        assert!(handle.reload().unwrap().is_empty());
+    }
+
+    #[tokio::test]
+    async fn reloader_follows_writes_and_renames() {
+        let _serial = SERIAL.lock().await;
+        let (_dir, path, handle) = setup(&text("0.0.0.0:5222", "urn:xmpp:mam:2"));
+        let mut rx = handle.subscribe();
+        let task = spawn_reloader(Arc::clone(&handle));
+
+        std::fs::write(&path, text("0.0.0.0:5222", "urn:xmpp:written")).unwrap();
+        assert_eq!(
+            delegated(&*next_update(&mut rx).await),
+            ["urn:xmpp:written"]
+        );
+
+        replace_by_rename(&path, &text("0.0.0.0:5222", "urn:xmpp:renamed"));
+        assert_eq!(
+            delegated(&*next_update(&mut rx).await),
+            ["urn:xmpp:renamed"]
+        );
+        task.abort();
+    }
+
+    #[tokio::test]
+    async fn a_burst_of_writes_is_one_reload() {
+        let _serial = SERIAL.lock().await;
+        let (_dir, path, handle) = setup(&text("0.0.0.0:5222", "urn:xmpp:mam:2"));
+        let mut rx = handle.subscribe();
+        let task = spawn_reloader(Arc::clone(&handle));
+
+        for i in 0..5 {
+            std::fs::write(&path, text("0.0.0.0:5222", &format!("urn:xmpp:burst:{i}"))).unwrap();
+        }
+        assert_eq!(
+            delegated(&*next_update(&mut rx).await),
+            ["urn:xmpp:burst:4"]
+        );
+        // A later, distinct write shows whether the burst had published more.
+        std::fs::write(&path, text("0.0.0.0:5222", "urn:xmpp:after")).unwrap();
+        assert_eq!(delegated(&*next_update(&mut rx).await), ["urn:xmpp:after"]);
+        assert_eq!(handle.generation(), 2);
+        task.abort();
+    }
+
+    #[tokio::test]
+    async fn reloader_follows_a_kubernetes_style_symlink_swap() {
+        let _serial = SERIAL.lock().await;
+        let dir = tempfile::tempdir().unwrap();
+        let version = |name: &str, ns: &str| {
+            std::fs::create_dir(dir.path().join(name)).unwrap();
+            let content = text("0.0.0.0:5222", ns);
+            std::fs::write(dir.path().join(name).join("proxy.toml"), content).unwrap();
+        };
+        version("..v1", "urn:xmpp:v1");
+        std::os::unix::fs::symlink("..v1", dir.path().join("..data")).unwrap();
+        let path = dir.path().join("proxy.toml");
+        std::os::unix::fs::symlink("..data/proxy.toml", &path).unwrap();
+        let handle = ConfigHandle::new(Config::load(&path).unwrap());
+        let mut rx = handle.subscribe();
+        let task = spawn_reloader(Arc::clone(&handle));
+
+        version("..v2", "urn:xmpp:v2");
+        std::os::unix::fs::symlink("..v2", dir.path().join("..data_tmp")).unwrap();
+        std::fs::rename(dir.path().join("..data_tmp"), dir.path().join("..data")).unwrap();
+        assert_eq!(delegated(&*next_update(&mut rx).await), ["urn:xmpp:v2"]);
+        assert_eq!(handle.current().source, path);
+        task.abort();
+    }
+
+    #[tokio::test]
+    async fn reloader_reloads_on_sighup() {
+        let _serial = SERIAL.lock().await;
+        let (dir, path, handle) = setup(&text("0.0.0.0:5222", "urn:xmpp:mam:2"));
+        // Written before the watch starts, so only the signal can pick it up.
+        std::fs::write(&path, text("0.0.0.0:5222", "urn:xmpp:hup")).unwrap();
+        let mut rx = handle.subscribe();
+        let task = spawn_reloader(Arc::clone(&handle));
+        let status = std::process::Command::new("kill")
+            .args(["-HUP", &std::process::id().to_string()])
+            .status()
+            .unwrap();
+        assert!(status.success());
+        assert_eq!(delegated(&*next_update(&mut rx).await), ["urn:xmpp:hup"]);
+        task.abort();
+        drop(dir);
+    }
 }

@@ -593,3 +593,19 @@ fn unreadable_config_file_is_one_issue() {
     assert_eq!(errors.0.len(), 1);
     assert!(errors.to_string().contains("cannot read"), "{errors}");
 }
+
+#[test]
+fn listeners_must_use_distinct_addresses() {
+    let text = format!("{BASE}[hosts.\"a\"]\n")
+        .replace("[listen]\n", "[listen]\nhttp = \"0.0.0.0:5222\"\n");
+    assert_single_issue(&text, "listen.http", "http =", "same address as listen.c2s");
+}
+
+#[test]
+fn inline_tables_are_checked_for_unknown_keys() {
+    let text = format!(
+        "{BASE}[hosts.\"a\".privileged_entities]\n\"u@a\" = {{ roster = \"get\", rooster = \"x\" }}\n"
+    );
+    let key = r#"hosts."a".privileged_entities."u@a".rooster"#;
+    assert_single_issue(&text, key, "rooster", "unknown key");
+}
