@@ -66,9 +66,11 @@ fn named<'d, T>(
     let mut map = BTreeMap::new();
     for (key, item) in r.names(entry) {
         let raw = key.get();
+        // An invalid name is still read (to report problems inside it) under
+        // its name as written, which is also how the error shows it.
         let (name, problem) = match normalize(raw) {
             Ok(name) => (name, None),
-            Err(message) => (raw.to_lowercase(), Some(message)),
+            Err(message) => (raw.to_owned(), Some(message)),
         };
         let child = r.enter(entry.path.name(&name), key, item);
         let duplicate = map.contains_key(&name);
