@@ -5,5 +5,18 @@
 //! Module map (one concern per folder, see DESIGN.md):
 //! - [`xml`]: incremental framer, stanza heads, writer helpers.
 //! - [`config`]: `proxy.toml` schema, validation and hot reload.
+//! - [`net`]: sockets (plain or TLS) and batched writing.
+//! - [`tls`]: certificates toward clients and verification toward the server.
+//! - [`c2s`]: client listeners, negotiation, relay loop, Stream Management.
+//! - [`component`]: XEP-0114 listener and the upstream component link.
+//! - [`admin`]: admin HTTP listener and metrics.
 
+pub mod admin;
+pub mod c2s;
+pub mod component;
+pub mod config;
+pub mod net;
+pub mod shared;
+pub mod tls;
+pub mod util;
 pub mod xml;

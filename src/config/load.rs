@@ -1,0 +1,75 @@
+//! Loading: the file I/O around the reader (the config file itself, relative
+//! paths, secrets kept in separate files) and the read → build → validate pipeline.
+
+use std::path::{Path, PathBuf};
+
+use toml_edit::ImDocument;
+
+use super::build;
+use super::issue::{ConfigErrors, ConfigIssue};
+use super::read::Reader;
+use super::schema::Config;
+use super::secret::Secret;
+use super::validate;
+
+impl Config {
+    /// Reads, parses and validates `path`, reporting every problem found.
+    pub fn load(path: &Path) -> Result<Config, ConfigErrors> {
+        let text = std::fs::read_to_string(path).map_err(|e| {
+            whole_file_error(path, None, format!("cannot read the configuration: {e}"))
+        })?;
+        Config::from_str(&text, path)
+    }
+
+    /// Parses and validates `text` as if it had been read from `source`; relative
+    /// paths inside it are resolved against `source`'s directory.
+    pub fn from_str(text: &str, source: &Path) -> Result<Config, ConfigErrors> {
+        let mut reader = Reader::new(text, source);
+        let doc = ImDocument::parse(text).map_err(|e| {
+            let line = e.span().map(|span| reader.line_at(span.start));
+            whole_file_error(source, line, e.message().trim_end().to_owned())
+        })?;
+        let source = absolute(source);
+        let base = source.parent().map(Path::to_owned).unwrap_or_default();
+        let cfg = build::config(doc.as_table(), &mut reader, &base, source);
+        for (path, message) in validate::cross_check(&cfg) {
+            reader.report(&path, message);
+        }
+        reader.finish(cfg)
+    }
+}
+
+fn whole_file_error(file: &Path, line: Option<usize>, message: String) -> ConfigErrors {
+    ConfigErrors(vec![ConfigIssue {
+        file: file.to_owned(),
+        key: String::new(),
+        line,
+        message,
+    }])
+}
+
+/// Absolute without resolving symlinks: a Kubernetes-mounted config is a symlink
+/// whose target changes on every update, so the link itself is what we track.
+pub(crate) fn absolute(path: &Path) -> PathBuf {
+    std::path::absolute(path).unwrap_or_else(|_| path.to_owned())
+}
+
+/// A path from the configuration, made absolute against the config directory.
+pub(crate) fn resolve(base: &Path, text: &str) -> Result<PathBuf, String> {
+    if text.is_empty() {
+        return Err("the path must not be empty".to_owned());
+    }
+    Ok(base.join(text))
+}
+
+/// A secret kept in its own file; surrounding whitespace (the trailing newline
+/// editors add) is not part of it.
+pub(crate) fn read_secret(path: &Path) -> Result<Secret, String> {
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+    let trimmed = text.trim();
+    if trimmed.is_empty() {
+        return Err(format!("{} is empty", path.display()));
+    }
+    Ok(Secret::new(trimmed))
+}

@@ -1,0 +1,27 @@
+//! The `proxy.toml` configuration: schema, loading with complete error reports,
+//! semantic validation, and hot reload with change reporting.
+
+mod build;
+mod diff;
+mod issue;
+mod jid;
+mod keypath;
+mod load;
+mod read;
+mod reload;
+mod schema;
+mod secret;
+mod validate;
+
+pub use diff::ConfigDiff;
+pub use issue::{ConfigErrors, ConfigIssue};
+pub use jid::{Jid, JidError, JidPart};
+pub use reload::{spawn_reloader, ConfigHandle};
+pub use schema::{
+    Component, Config, Delegation, DelegationNs, Host, IqPerm, Limits, Listen, MessagePerm,
+    PresencePerm, Privileges, RosterAdmin, RosterPerm, TlsConfig, Upstream, UpstreamTls,
+};
+pub use secret::Secret;
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,273 @@
+//! The typed configuration: what the rest of the proxy reads. Values here are
+//! already validated, normalised (lowercase domains, absolute paths) and have
+//! secrets resolved from their files.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use super::jid::normalize_domain;
+use super::secret::Secret;
+
+/// Declares a closed set of string values with its TOML spelling, so the reader
+/// can list the allowed values when it meets an unknown one.
+macro_rules! config_enum {
+    ($(#[$meta:meta])* $name:ident { $($(#[$vmeta:meta])* $variant:ident = $text:literal),+ $(,)? }) => {
+        $(#[$meta])*
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+        pub enum $name {
+            $($(#[$vmeta])* $variant),+
+        }
+
+        impl $name {
+            pub const CHOICES: &'static [(&'static str, $name)] = &[$(($text, $name::$variant)),+];
+
+            pub fn as_str(self) -> &'static str {
+                match self {
+                    $($name::$variant => $text),+
+                }
+            }
+        }
+
+        impl std::fmt::Display for $name {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str(self.as_str())
+            }
+        }
+    };
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Config {
+    pub listen: Listen,
+    pub tls: TlsConfig,
+    pub upstream: Upstream,
+    pub limits: Limits,
+    /// Keyed by lowercase domain.
+    pub hosts: BTreeMap<String, Host>,
+    /// Keyed by lowercase component domain.
+    pub components: BTreeMap<String, Component>,
+    /// Absolute path of the file this was loaded from.
+    pub source: PathBuf,
+}
+
+impl Config {
+    /// The served host `domain`, compared case-insensitively.
+    pub fn host(&self, domain: &str) -> Option<&Host> {
+        self.hosts.get(&normalize_domain(domain))
+    }
+
+    /// The component named `name`, compared case-insensitively.
+    pub fn component(&self, name: &str) -> Option<&Component> {
+        self.components.get(&normalize_domain(name))
+    }
+
+    /// The secret the proxy presents upstream when it connects on behalf of
+    /// component `name`.
+    pub fn component_secret_for_upstream(&self, name: &str) -> Option<&Secret> {
+        self.component(name).map(Component::secret_for_upstream)
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Listen {
+    pub c2s: SocketAddr,
+    pub c2s_direct_tls: Option<SocketAddr>,
+    /// Always `Some` when components are configured, except after a hot reload
+    /// that added it: listeners only change on restart (see `reload`).
+    pub component: Option<SocketAddr>,
+    pub http: Option<SocketAddr>,
+}
+
+/// `cert` and `key` are both set or both unset; they are required when
+/// `required` is true or a direct-TLS listener exists.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TlsConfig {
+    pub required: bool,
+    pub cert: Option<PathBuf>,
+    pub key: Option<PathBuf>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Upstream {
+    /// `host:port`; the host may be a name, resolved at connect time.
+    pub c2s: String,
+    pub component: Option<String>,
+    pub tls: UpstreamTls,
+    pub ca_file: Option<PathBuf>,
+    pub server_name: Option<String>,
+}
+
+config_enum! {
+    /// How the proxy secures its connections to the legacy server.
+    UpstreamTls {
+        #[default]
+        None = "none",
+        StartTls = "starttls",
+        Direct = "direct",
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Limits {
+    pub max_stanza_bytes: usize,
+    pub max_depth: usize,
+    pub max_attributes: usize,
+    /// From stream start to successful authentication.
+    pub handshake_timeout: Duration,
+    pub delegation_timeout: Duration,
+    pub privileged_iq_timeout: Duration,
+}
+
+impl Default for Limits {
+    fn default() -> Limits {
+        Limits {
+            max_stanza_bytes: 262_144,
+            max_depth: 64,
+            max_attributes: 64,
+            handshake_timeout: Duration::from_secs(30),
+            delegation_timeout: Duration::from_secs(30),
+            privileged_iq_timeout: Duration::from_secs(30),
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct Host {
+    /// Keyed by namespace; the `disco#items` alias is stored under its
+    /// `urn:xmpp:delegation:2:bare:disco#items:*` form.
+    pub delegations: BTreeMap<String, Delegation>,
+    /// Keyed by JID (lowercase domain).
+    pub privileged_entities: BTreeMap<String, Privileges>,
+    pub roster_admin: Option<RosterAdmin>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Delegation {
+    /// The managing entity (normalised JID); a plain domain is a configured component.
+    pub jid: String,
+    /// Attribute names for XEP-0355 attribute filtering; empty means no filtering.
+    pub filtering: Vec<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Privileges {
+    pub roster: RosterPerm,
+    /// Whether roster pushes are forwarded (the XEP-0356 `push` attribute).
+    pub roster_push: bool,
+    pub message: MessagePerm,
+    /// `Roster` implies `roster` is `Get` or `Both`.
+    pub presence: PresencePerm,
+    /// Namespace -> permission for privileged IQs.
+    pub iq: BTreeMap<String, IqPerm>,
+}
+
+impl Default for Privileges {
+    fn default() -> Privileges {
+        Privileges {
+            roster: RosterPerm::None,
+            roster_push: true,
+            message: MessagePerm::None,
+            presence: PresencePerm::None,
+            iq: BTreeMap::new(),
+        }
+    }
+}
+
+config_enum! {
+    RosterPerm {
+        #[default]
+        None = "none",
+        Get = "get",
+        Set = "set",
+        Both = "both",
+    }
+}
+
+config_enum! {
+    MessagePerm {
+        #[default]
+        None = "none",
+        Outgoing = "outgoing",
+    }
+}
+
+config_enum! {
+    PresencePerm {
+        #[default]
+        None = "none",
+        ManagedEntity = "managed_entity",
+        Roster = "roster",
+    }
+}
+
+config_enum! {
+    IqPerm {
+        #[default]
+        None = "none",
+        Get = "get",
+        Set = "set",
+        Both = "both",
+    }
+}
+
+impl RosterPerm {
+    pub fn allows_get(self) -> bool {
+        matches!(self, RosterPerm::Get | RosterPerm::Both)
+    }
+
+    pub fn allows_set(self) -> bool {
+        matches!(self, RosterPerm::Set | RosterPerm::Both)
+    }
+}
+
+impl IqPerm {
+    pub fn allows_get(self) -> bool {
+        matches!(self, IqPerm::Get | IqPerm::Both)
+    }
+
+    pub fn allows_set(self) -> bool {
+        matches!(self, IqPerm::Set | IqPerm::Both)
+    }
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct RosterAdmin {
+    /// Contains `%s` exactly once, to be replaced by the percent-encoded username.
+    pub url: String,
+    pub refresh_token: Secret,
+    pub timeout: Duration,
+    pub max_concurrent_fetches: usize,
+    pub cache_ttl: Duration,
+}
+
+impl RosterAdmin {
+    pub const DEFAULT_TIMEOUT: Duration = Duration::from_millis(5000);
+    pub const DEFAULT_MAX_CONCURRENT_FETCHES: usize = 32;
+    pub const DEFAULT_CACHE_TTL: Duration = Duration::from_secs(300);
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Component {
+    /// What the component must present in its XEP-0114 handshake to the proxy.
+    pub secret: Secret,
+    /// What the proxy presents upstream, when it differs from `secret`.
+    pub upstream_secret: Option<Secret>,
+    pub delegation_namespace: DelegationNs,
+}
+
+impl Component {
+    pub fn secret_for_upstream(&self) -> &Secret {
+        self.upstream_secret.as_ref().unwrap_or(&self.secret)
+    }
+}
+
+config_enum! {
+    /// The XEP-0355 namespace version spoken with a component.
+    DelegationNs {
+        V1 = "urn:xmpp:delegation:1",
+        #[default]
+        V2 = "urn:xmpp:delegation:2",
+    }
+}
