@@ -1,1 +1,169 @@
-fn main() {}
+//! Command line and wiring: parse arguments, load the config, bind listeners, start the
+//! reloader, run until SIGINT/SIGTERM.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use anyhow::Context;
+use clap::{Parser, Subcommand, ValueEnum};
+use tokio::net::TcpListener;
+
+use stanzagate::admin::{self, AdminState};
+use stanzagate::c2s::{self, ListenerKind};
+use stanzagate::config::{spawn_reloader, Config, ConfigHandle};
+use stanzagate::shared::Shared;
+
+#[derive(Parser)]
+#[command(name = "stanzagate", version, about = "XMPP stanza-routing proxy")]
+struct Cli {
+    /// Path of the configuration file.
+    #[arg(long, global = true, default_value = "proxy.toml")]
+    config: PathBuf,
+    /// Log output format (filter with RUST_LOG, default "info").
+    #[arg(long, global = true, value_enum, default_value_t = LogFormat::Text)]
+    log_format: LogFormat,
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Validate the configuration file and exit (0 = valid, 1 = errors, each printed).
+    CheckConfig,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum LogFormat {
+    Text,
+    Json,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match cli.command {
+        Some(Command::CheckConfig) => check_config(&cli.config),
+        None => {
+            init_logging(cli.log_format);
+            match run(cli.config) {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(error) => {
+                    tracing::error!("{error:#}");
+                    eprintln!("stanzagate: {error:#}");
+                    ExitCode::FAILURE
+                }
+            }
+        }
+    }
+}
+
+fn check_config(path: &std::path::Path) -> ExitCode {
+    match Config::load(path) {
+        Ok(_) => {
+            println!("{}: ok", path.display());
+            ExitCode::SUCCESS
+        }
+        Err(errors) => {
+            eprintln!("{errors}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn init_logging(format: LogFormat) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt().with_env_filter(filter);
+    match format {
+        LogFormat::Text => builder.init(),
+        LogFormat::Json => builder.json().init(),
+    }
+}
+
+fn run(config_path: PathBuf) -> anyhow::Result<()> {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")?;
+    runtime.block_on(serve(config_path))
+}
+
+async fn serve(config_path: PathBuf) -> anyhow::Result<()> {
+    let config = Config::load(&config_path).map_err(|errors| anyhow::anyhow!("{errors}"))?;
+    let metrics = admin::metrics::install().context("cannot install the metrics recorder")?;
+    let handle = ConfigHandle::new(config);
+    let shared = Shared::new(handle.clone()).context("cannot load TLS material")?;
+    let cfg = handle.current();
+
+    let c2s_listener = bind(cfg.listen.c2s, "listen.c2s").await?;
+    tokio::spawn(c2s::serve(
+        c2s_listener,
+        ListenerKind::StartTls,
+        shared.clone(),
+    ));
+    if let Some(addr) = cfg.listen.c2s_direct_tls {
+        let listener = bind(addr, "listen.c2s_direct_tls").await?;
+        tokio::spawn(c2s::serve(
+            listener,
+            ListenerKind::DirectTls,
+            shared.clone(),
+        ));
+    }
+    if let Some(addr) = cfg.listen.component {
+        let listener = bind(addr, "listen.component").await?;
+        tokio::spawn(stanzagate::component::serve(listener, shared.clone()));
+    }
+    if let Some(addr) = cfg.listen.http {
+        let listener = bind(addr, "listen.http").await?;
+        let state = Arc::new(AdminState {
+            metrics: Some(metrics),
+            config: handle.clone(),
+        });
+        tokio::spawn(admin::serve(listener, state));
+    }
+    spawn_reloader(handle.clone());
+    tokio::spawn(apply_reloads(shared.clone()));
+    tracing::info!(
+        config = %cfg.source.display(),
+        c2s = %cfg.listen.c2s,
+        upstream = %cfg.upstream.c2s,
+        "ready"
+    );
+    shutdown_signal().await;
+    tracing::info!("shutting down");
+    Ok(())
+}
+
+async fn bind(addr: std::net::SocketAddr, key: &str) -> anyhow::Result<TcpListener> {
+    TcpListener::bind(addr)
+        .await
+        .with_context(|| format!("cannot listen on {addr} ({key})"))
+}
+
+/// After each successful config swap: new TLS material for new connections.
+async fn apply_reloads(shared: Arc<Shared>) {
+    let mut changes = shared.config.subscribe();
+    while changes.changed().await.is_ok() {
+        match shared.reload_tls() {
+            Ok(()) => tracing::info!("TLS material reloaded"),
+            Err(error) => {
+                tracing::error!(%error, "TLS reload failed; keeping the previous certificate")
+            }
+        }
+    }
+}
+
+async fn shutdown_signal() {
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        _ = terminate => {}
+    }
+}

@@ -9,6 +9,7 @@
 
 mod attrs;
 mod chars;
+pub mod children;
 mod error;
 pub mod escape;
 mod frame;
@@ -24,6 +25,7 @@ mod scanner;
 mod span;
 mod stanza;
 mod stream_header;
+pub mod writer;
 
 pub use error::{FrameError, HeadError};
 pub use escape::{escape_attr, escape_text, unescape, EscapeError};

@@ -1,0 +1,94 @@
+//! HTTP/1.1 admin server: `/metrics`, `/healthz`, `/readyz`.
+
+use std::convert::Infallible;
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use http_body_util::Full;
+use hyper::body::Incoming;
+use hyper::{Method, Request, Response, StatusCode};
+use hyper_util::rt::TokioIo;
+use metrics_exporter_prometheus::PrometheusHandle;
+use tokio::net::{TcpListener, TcpStream};
+
+use crate::config::ConfigHandle;
+
+/// What the admin endpoints need to answer.
+pub struct AdminState {
+    pub metrics: Option<PrometheusHandle>,
+    pub config: Arc<ConfigHandle>,
+}
+
+/// Serves admin requests until the listener fails.
+pub async fn serve(listener: TcpListener, state: Arc<AdminState>) {
+    loop {
+        let (stream, peer) = match listener.accept().await {
+            Ok(accepted) => accepted,
+            Err(error) => {
+                tracing::warn!(%error, "admin accept failed");
+                continue;
+            }
+        };
+        let state = state.clone();
+        tokio::spawn(async move {
+            let service = hyper::service::service_fn(move |req| handle(req, state.clone()));
+            let conn = hyper::server::conn::http1::Builder::new()
+                .serve_connection(TokioIo::new(stream), service);
+            if let Err(error) = conn.await {
+                tracing::debug!(%peer, %error, "admin connection ended with an error");
+            }
+        });
+    }
+}
+
+type Reply = Response<Full<Bytes>>;
+
+async fn handle(req: Request<Incoming>, state: Arc<AdminState>) -> Result<Reply, Infallible> {
+    let reply = match (req.method(), req.uri().path()) {
+        (&Method::GET, "/metrics") => metrics(&state),
+        (&Method::GET, "/healthz") => text(StatusCode::OK, "ok\n"),
+        (&Method::GET, "/readyz") => readiness(&state).await,
+        _ => text(StatusCode::NOT_FOUND, "not found\n"),
+    };
+    Ok(reply)
+}
+
+fn metrics(state: &AdminState) -> Reply {
+    match &state.metrics {
+        Some(handle) => {
+            let mut reply = Response::new(Full::new(Bytes::from(handle.render())));
+            reply.headers_mut().insert(
+                hyper::header::CONTENT_TYPE,
+                hyper::header::HeaderValue::from_static("text/plain; version=0.0.4"),
+            );
+            reply
+        }
+        None => text(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "metrics recorder not installed\n",
+        ),
+    }
+}
+
+async fn readiness(state: &AdminState) -> Reply {
+    let upstream = state.config.current().upstream.c2s.clone();
+    let probe = tokio::time::timeout(Duration::from_secs(2), TcpStream::connect(&upstream)).await;
+    match probe {
+        Ok(Ok(_)) => text(StatusCode::OK, "ready\n"),
+        Ok(Err(error)) => text(
+            StatusCode::SERVICE_UNAVAILABLE,
+            &format!("upstream {upstream} unreachable: {error}\n"),
+        ),
+        Err(_) => text(
+            StatusCode::SERVICE_UNAVAILABLE,
+            &format!("upstream {upstream} did not accept within 2 s\n"),
+        ),
+    }
+}
+
+fn text(status: StatusCode, body: &str) -> Reply {
+    let mut reply = Response::new(Full::new(Bytes::from(body.to_owned())));
+    *reply.status_mut() = status;
+    reply
+}

@@ -1,0 +1,171 @@
+//! Accept loops for client connections and the per-connection driver: TLS (direct or
+//! STARTTLS), header checks, opening the upstream stream, then relaying.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use tokio::net::{TcpListener, TcpStream};
+use tokio::time::Instant;
+use tracing::Instrument;
+
+use super::client::{check_header, refuse, ClientError, ClientSide};
+use super::session::{Ended, Session};
+use super::upstream::UpstreamSide;
+use crate::admin::metrics::ConnectionGuard;
+use crate::net::Conn;
+use crate::shared::Shared;
+use crate::xml::Framer;
+
+/// Which client listener a connection came in on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ListenerKind {
+    /// `listen.c2s`: plaintext first, STARTTLS.
+    StartTls,
+    /// `listen.c2s_direct_tls`: TLS from the first byte (XEP-0368).
+    DirectTls,
+}
+
+impl ListenerKind {
+    fn label(self) -> &'static str {
+        match self {
+            ListenerKind::StartTls => "c2s",
+            ListenerKind::DirectTls => "c2s_direct_tls",
+        }
+    }
+}
+
+/// Accepts client connections forever; each one runs in its own task.
+pub async fn serve(listener: TcpListener, kind: ListenerKind, shared: Arc<Shared>) {
+    loop {
+        match listener.accept().await {
+            Ok((tcp, peer)) => {
+                let shared = shared.clone();
+                let span = tracing::info_span!("c2s", %peer, jid = tracing::field::Empty);
+                tokio::spawn(handle(tcp, peer, kind, shared).instrument(span));
+            }
+            Err(error) => {
+                // Out of file descriptors and the like: back off instead of spinning.
+                tracing::warn!(%error, "accept failed");
+                tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+            }
+        }
+    }
+}
+
+async fn handle(tcp: TcpStream, peer: SocketAddr, kind: ListenerKind, shared: Arc<Shared>) {
+    let _guard = ConnectionGuard::new(kind.label());
+    let _ = tcp.set_nodelay(true);
+    tracing::debug!(%peer, "connected");
+    match drive(tcp, kind, shared).await {
+        Ok(()) => tracing::debug!("closed"),
+        Err(error) => tracing::info!(%error, "closed"),
+    }
+}
+
+async fn drive(tcp: TcpStream, kind: ListenerKind, shared: Arc<Shared>) -> Result<(), ClientError> {
+    let cfg = shared.config.current();
+    let deadline = Instant::now() + cfg.limits.handshake_timeout;
+    let framer = Framer::new(super::framer_limits(&cfg));
+    let conn = match kind {
+        ListenerKind::StartTls => Conn::Plain(tcp),
+        ListenerKind::DirectTls => {
+            let acceptor = shared
+                .server_tls
+                .acceptor()
+                .ok_or(ClientError::Refused("no certificate configured"))?;
+            let tls = tokio::time::timeout_at(deadline, acceptor.accept(tcp))
+                .await
+                .map_err(|_| ClientError::Timeout)??;
+            Conn::Accepted(Box::new(tls))
+        }
+    };
+    let mut client = ClientSide::new(conn, framer);
+    loop {
+        let header = match client.read_header(deadline).await {
+            Ok(header) => header,
+            Err(error) => return fail(client, None, error).await,
+        };
+        let domain = match check_header(&header, &cfg) {
+            Ok(domain) => domain,
+            Err(refusal) => {
+                refuse(&mut client, None, &refusal);
+                client.finish().await;
+                return Err(ClientError::Refused(refusal.condition));
+            }
+        };
+        if !client.conn.is_tls() && cfg.tls.required {
+            client = match starttls_first(client, &domain, &shared, deadline).await? {
+                Some(upgraded) => upgraded,
+                None => return Ok(()),
+            };
+            continue;
+        }
+        let upstream = match UpstreamSide::open(&cfg, &shared, &domain, header.raw, deadline).await
+        {
+            Ok(upstream) => upstream,
+            Err(error) => {
+                tracing::warn!(%error, "upstream unavailable");
+                client.push_stream_error(
+                    Some(&domain),
+                    "remote-connection-failed",
+                    Some("the upstream server is unreachable"),
+                );
+                client.finish().await;
+                return Ok(());
+            }
+        };
+        match Session::new(shared.clone(), client, upstream, domain, deadline)
+            .run()
+            .await
+        {
+            Ended::Closed => return Ok(()),
+            Ended::StartTls(plain) => {
+                let plain = *plain;
+                let acceptor = shared
+                    .server_tls
+                    .acceptor()
+                    .ok_or(ClientError::Refused("no certificate configured"))?;
+                client = plain.upgrade(acceptor, deadline).await?;
+            }
+        }
+    }
+}
+
+/// `tls.required`: the proxy negotiates STARTTLS itself before involving the server.
+async fn starttls_first(
+    mut client: ClientSide,
+    domain: &str,
+    shared: &Shared,
+    deadline: Instant,
+) -> Result<Option<ClientSide>, ClientError> {
+    let Some(acceptor) = shared.server_tls.acceptor() else {
+        client.push_stream_error(
+            Some(domain),
+            "internal-server-error",
+            Some("TLS is not available"),
+        );
+        client.finish().await;
+        return Ok(None);
+    };
+    if let Err(error) = client.offer_starttls(domain, deadline).await {
+        return fail(client, Some(domain), error).await.map(|_| None);
+    }
+    client.upgrade(acceptor, deadline).await.map(Some)
+}
+
+/// Tells the client why negotiation failed, where there is still a stream to say it on.
+async fn fail(
+    mut client: ClientSide,
+    domain: Option<&str>,
+    error: ClientError,
+) -> Result<(), ClientError> {
+    let (condition, text) = match &error {
+        ClientError::Framing(e) => (e.condition(), e.to_string()),
+        ClientError::Timeout => ("connection-timeout", "negotiation took too long".to_owned()),
+        ClientError::Refused(why) => ("policy-violation", (*why).to_owned()),
+        ClientError::Io(_) | ClientError::Closed => return Err(error),
+    };
+    client.push_stream_error(domain, condition, Some(&text));
+    client.finish().await;
+    Err(error)
+}

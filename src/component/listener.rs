@@ -1,0 +1,252 @@
+//! Accept loop for components and the per-connection driver: header, handshake,
+//! name claim, upstream link, then relaying.
+
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+
+use bytes::Bytes;
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::mpsc;
+use tokio::time::Instant;
+use tracing::Instrument;
+
+use super::handshake::{check_handshake, check_header, Refusal};
+use super::link::Link;
+use super::registry::ComponentHandle;
+use super::session::ComponentSession;
+use crate::admin::metrics::{self, ConnectionGuard};
+use crate::net::{next_frame, Conn, Outbox};
+use crate::shared::Shared;
+use crate::xml::writer::{stream_error, stream_header, HeaderSpec, NS_COMPONENT};
+use crate::xml::{Frame, Framer};
+
+/// Queue of stanzas other tasks may hand one component before it is considered stuck.
+const COMPONENT_QUEUE: usize = 1024;
+
+static NEXT_COMPONENT_ID: AtomicU64 = AtomicU64::new(1);
+
+pub async fn serve(listener: TcpListener, shared: Arc<Shared>) {
+    loop {
+        match listener.accept().await {
+            Ok((tcp, peer)) => {
+                let span = tracing::info_span!("component", %peer, name = tracing::field::Empty);
+                tokio::spawn(handle(tcp, peer, shared.clone()).instrument(span));
+            }
+            Err(error) => {
+                tracing::warn!(%error, "component accept failed");
+                tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+            }
+        }
+    }
+}
+
+/// The component's connection before relaying starts.
+struct Accepting {
+    conn: Conn,
+    framer: Framer,
+    out: Outbox,
+    stream_id: String,
+    header_sent: bool,
+}
+
+impl Accepting {
+    fn send_header(&mut self, name: Option<&str>) {
+        if !self.header_sent {
+            self.out.push(stream_header(&HeaderSpec {
+                default_ns: NS_COMPONENT,
+                id: Some(&self.stream_id),
+                from: name,
+                to: None,
+                version: false,
+            }));
+            self.header_sent = true;
+        }
+    }
+
+    async fn refuse(mut self, name: Option<&str>, refusal: Refusal) {
+        tracing::info!(
+            condition = refusal.condition,
+            text = refusal.text,
+            "component refused"
+        );
+        metrics::stream_error(refusal.condition, "proxy");
+        self.send_header(name);
+        self.out.push(stream_error(
+            refusal.condition,
+            Some(refusal.text),
+            "</stream:stream>",
+        ));
+        let _ = tokio::time::timeout(crate::c2s::CLOSE_GRACE, async {
+            let _ = self.out.flush(&mut self.conn).await;
+            let _ = tokio::io::AsyncWriteExt::shutdown(&mut self.conn).await;
+        })
+        .await;
+    }
+}
+
+async fn handle(tcp: TcpStream, peer: SocketAddr, shared: Arc<Shared>) {
+    let _guard = ConnectionGuard::new("component");
+    let _ = tcp.set_nodelay(true);
+    tracing::debug!(%peer, "connected");
+    let cfg = shared.config.current();
+    let accepting = Accepting {
+        conn: Conn::Plain(tcp),
+        framer: Framer::new(crate::c2s::framer_limits(&cfg)),
+        out: Outbox::default(),
+        stream_id: crate::util::random_id(),
+        header_sent: false,
+    };
+    let deadline = Instant::now() + cfg.limits.handshake_timeout;
+    match tokio::time::timeout_at(deadline, authenticate(accepting, &shared)).await {
+        Ok(Some((accepting, name))) => relay(accepting, name, shared).await,
+        Ok(None) => {}
+        Err(_) => tracing::info!("component did not authenticate in time"),
+    }
+}
+
+/// Header and handshake. Returns the authenticated name, or `None` after refusing.
+async fn authenticate(mut a: Accepting, shared: &Shared) -> Option<(Accepting, String)> {
+    let cfg = shared.config.current();
+    let header = loop {
+        match next_frame(&mut a.conn, &mut a.framer).await {
+            Ok(Frame::Header(header)) => break header,
+            Ok(Frame::Whitespace(_)) => {}
+            Ok(_) => {
+                a.refuse(
+                    None,
+                    Refusal {
+                        condition: "not-well-formed",
+                        text: "expected a stream header",
+                    },
+                )
+                .await;
+                return None;
+            }
+            Err(crate::net::ReadFrameError::Framing(e)) => {
+                a.refuse(
+                    None,
+                    Refusal {
+                        condition: e.condition(),
+                        text: "bad stream header",
+                    },
+                )
+                .await;
+                return None;
+            }
+            Err(_) => return None,
+        }
+    };
+    let name = match check_header(&header, &cfg) {
+        Ok(name) => name,
+        Err(refusal) => {
+            a.refuse(header.to.as_deref(), refusal).await;
+            return None;
+        }
+    };
+    tracing::Span::current().record("name", name.as_str());
+    a.send_header(Some(&name));
+    if a.out.flush(&mut a.conn).await.is_err() {
+        return None;
+    }
+    let stanza = loop {
+        match next_frame(&mut a.conn, &mut a.framer).await {
+            Ok(Frame::Stanza(stanza)) => break stanza,
+            Ok(Frame::Whitespace(_)) => {}
+            Ok(_) => return None,
+            Err(crate::net::ReadFrameError::Framing(e)) => {
+                a.refuse(
+                    Some(&name),
+                    Refusal {
+                        condition: e.condition(),
+                        text: "bad XML",
+                    },
+                )
+                .await;
+                return None;
+            }
+            Err(_) => return None,
+        }
+    };
+    let Some(component) = cfg.component(&name) else {
+        a.refuse(
+            Some(&name),
+            Refusal {
+                condition: "host-unknown",
+                text: "component removed",
+            },
+        )
+        .await;
+        return None;
+    };
+    if let Err(refusal) = check_handshake(&stanza, &a.stream_id, component.secret.expose()) {
+        a.refuse(Some(&name), refusal).await;
+        return None;
+    }
+    Some((a, name))
+}
+
+async fn relay(mut a: Accepting, name: String, shared: Arc<Shared>) {
+    let id = NEXT_COMPONENT_ID.fetch_add(1, Ordering::Relaxed);
+    let (tx, rx) = mpsc::channel::<Bytes>(COMPONENT_QUEUE);
+    if !shared.components.claim(&name, ComponentHandle::new(id, tx)) {
+        a.refuse(
+            Some(&name),
+            Refusal {
+                condition: "conflict",
+                text: "this component is already connected",
+            },
+        )
+        .await;
+        return;
+    }
+    let cfg = shared.config.current();
+    let link = match (
+        cfg.upstream.component.as_deref(),
+        cfg.component_secret_for_upstream(&name),
+    ) {
+        (Some(addr), Some(secret)) => {
+            Link::open(
+                addr,
+                &name,
+                secret.expose(),
+                crate::c2s::framer_limits(&cfg),
+            )
+            .await
+        }
+        _ => {
+            shared.components.release(&name, id);
+            a.refuse(
+                Some(&name),
+                Refusal {
+                    condition: "internal-server-error",
+                    text: "upstream.component is not configured",
+                },
+            )
+            .await;
+            return;
+        }
+    };
+    let link = match link {
+        Ok(link) => link,
+        Err(error) => {
+            tracing::warn!(%error, "cannot open the upstream component link");
+            shared.components.release(&name, id);
+            a.refuse(
+                Some(&name),
+                Refusal {
+                    condition: "remote-connection-failed",
+                    text: "the upstream server did not accept the component link",
+                },
+            )
+            .await;
+            return;
+        }
+    };
+    a.out.push_static(b"<handshake/>");
+    tracing::info!("component authenticated");
+    let session = ComponentSession::new(name.clone(), a.conn, a.framer, a.out, link, rx);
+    session.run().await;
+    shared.components.release(&name, id);
+    tracing::info!("component disconnected");
+}

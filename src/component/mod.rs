@@ -1,0 +1,13 @@
+//! XEP-0114 components: the accept listener with its handshake checks, the link the
+//! proxy opens to the legacy server under the same component name, and the relay
+//! between the two.
+
+mod handshake;
+mod link;
+mod listener;
+mod registry;
+mod session;
+
+pub use handshake::handshake_digest;
+pub use listener::serve;
+pub use registry::{ComponentHandle, ComponentRegistry};

@@ -1,0 +1,177 @@
+//! Small XML the proxy writes itself: stream headers, stream errors, stanza errors,
+//! and byte-level splicing of received stanzas (attribute replacement, child removal)
+//! that keeps every other byte as received.
+
+use std::ops::Range;
+
+use bytes::{Bytes, BytesMut};
+
+use super::escape::{escape_attr, escape_text};
+
+pub const NS_STREAMS: &str = "http://etherx.jabber.org/streams";
+pub const NS_STREAM_ERRORS: &str = "urn:ietf:params:xml:ns:xmpp-streams";
+pub const NS_STANZAS: &str = "urn:ietf:params:xml:ns:xmpp-stanzas";
+pub const NS_CLIENT: &str = "jabber:client";
+pub const NS_COMPONENT: &str = "jabber:component:accept";
+pub const NS_TLS: &str = "urn:ietf:params:xml:ns:xmpp-tls";
+pub const NS_SASL: &str = "urn:ietf:params:xml:ns:xmpp-sasl";
+pub const NS_SASL2: &str = "urn:xmpp:sasl:2";
+pub const NS_BIND: &str = "urn:ietf:params:xml:ns:xmpp-bind";
+
+/// A stream header the proxy originates (`<?xml?><stream:stream …>`).
+pub struct HeaderSpec<'a> {
+    pub default_ns: &'a str,
+    pub id: Option<&'a str>,
+    pub from: Option<&'a str>,
+    pub to: Option<&'a str>,
+    pub version: bool,
+}
+
+pub fn stream_header(spec: &HeaderSpec<'_>) -> Bytes {
+    let mut out = String::with_capacity(200);
+    out.push_str("<?xml version='1.0'?><stream:stream xmlns='");
+    out.push_str(&escape_attr(spec.default_ns));
+    out.push_str("' xmlns:stream='");
+    out.push_str(NS_STREAMS);
+    out.push('\'');
+    for (name, value) in [("id", spec.id), ("from", spec.from), ("to", spec.to)] {
+        if let Some(value) = value {
+            push_attr(&mut out, name, value);
+        }
+    }
+    if spec.version {
+        out.push_str(" version='1.0'");
+    }
+    out.push_str(" xml:lang='en'>");
+    Bytes::from(out)
+}
+
+/// `<stream:error>` plus the closing tag. The error element declares the stream
+/// namespace itself so it is valid whatever prefix the header used; `close_tag` is the
+/// closing tag matching the header actually sent (`</stream:stream>` normally).
+pub fn stream_error(condition: &str, text: Option<&str>, close_tag: &str) -> Bytes {
+    let mut out = String::with_capacity(256);
+    out.push_str("<stream:error xmlns:stream='");
+    out.push_str(NS_STREAMS);
+    out.push_str("'><");
+    out.push_str(condition);
+    out.push_str(" xmlns='");
+    out.push_str(NS_STREAM_ERRORS);
+    out.push_str("'/>");
+    if let Some(text) = text {
+        out.push_str("<text xmlns='");
+        out.push_str(NS_STREAM_ERRORS);
+        out.push_str("' xml:lang='en'>");
+        out.push_str(&escape_text(text));
+        out.push_str("</text>");
+    }
+    out.push_str("</stream:error>");
+    out.push_str(close_tag);
+    Bytes::from(out)
+}
+
+/// A stanza error reply: `<NAME type='error' id=… from=… to=…><error type=…>…</error></NAME>`.
+pub struct StanzaError<'a> {
+    pub name: &'a str,
+    pub id: Option<&'a str>,
+    pub from: Option<&'a str>,
+    pub to: Option<&'a str>,
+    pub error_type: &'a str,
+    pub condition: &'a str,
+    pub text: Option<&'a str>,
+    /// Explicit `xmlns` on the stanza element (needed inside `<forwarded/>`).
+    pub xmlns: Option<&'a str>,
+}
+
+pub fn stanza_error(spec: &StanzaError<'_>) -> Bytes {
+    let mut out = String::with_capacity(256);
+    out.push('<');
+    out.push_str(spec.name);
+    if let Some(ns) = spec.xmlns {
+        push_attr(&mut out, "xmlns", ns);
+    }
+    out.push_str(" type='error'");
+    for (name, value) in [("id", spec.id), ("from", spec.from), ("to", spec.to)] {
+        if let Some(value) = value {
+            push_attr(&mut out, name, value);
+        }
+    }
+    out.push_str("><error type='");
+    out.push_str(spec.error_type);
+    out.push_str("'><");
+    out.push_str(spec.condition);
+    out.push_str(" xmlns='");
+    out.push_str(NS_STANZAS);
+    out.push_str("'/>");
+    if let Some(text) = spec.text {
+        out.push_str("<text xmlns='");
+        out.push_str(NS_STANZAS);
+        out.push_str("' xml:lang='en'>");
+        out.push_str(&escape_text(text));
+        out.push_str("</text>");
+    }
+    out.push_str("</error></");
+    out.push_str(spec.name);
+    out.push('>');
+    Bytes::from(out)
+}
+
+pub fn push_attr(out: &mut String, name: &str, value: &str) {
+    out.push(' ');
+    out.push_str(name);
+    out.push_str("='");
+    out.push_str(&escape_attr(value));
+    out.push('\'');
+}
+
+/// Replaces the bytes in `range` (e.g. an attribute value's range) with `value`,
+/// keeping everything else as received.
+pub fn splice(original: &Bytes, range: Range<usize>, value: &[u8]) -> Bytes {
+    let mut out = BytesMut::with_capacity(original.len() + value.len());
+    out.extend_from_slice(&original[..range.start]);
+    out.extend_from_slice(value);
+    out.extend_from_slice(&original[range.end..]);
+    out.freeze()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn stream_error_declares_its_prefix() {
+        let err = stream_error("host-unknown", Some("no <such> host"), "</stream:stream>");
+        assert_eq!(
+            &err[..],
+            b"<stream:error xmlns:stream='http://etherx.jabber.org/streams'><host-unknown \
+xmlns='urn:ietf:params:xml:ns:xmpp-streams'/><text xmlns='urn:ietf:params:xml:ns:xmpp-streams' \
+xml:lang='en'>no &lt;such&gt; host</text></stream:error></stream:stream>"
+        );
+    }
+
+    #[test]
+    fn stanza_error_escapes_addresses() {
+        let err = stanza_error(&StanzaError {
+            name: "iq",
+            id: Some("a'1"),
+            from: Some("example.org"),
+            to: None,
+            error_type: "cancel",
+            condition: "service-unavailable",
+            text: None,
+            xmlns: None,
+        });
+        assert_eq!(
+            &err[..],
+            b"<iq type='error' id='a&apos;1' from='example.org'><error type='cancel'>\
+<service-unavailable xmlns='urn:ietf:params:xml:ns:xmpp-stanzas'/></error></iq>"
+        );
+    }
+
+    #[test]
+    fn splice_replaces_only_the_range() {
+        let original = Bytes::from_static(b"<a xmlns='urn:xmpp:sm:3' h='12'/>");
+        let out = splice(&original, 28..30, b"7");
+        assert_eq!(&out[..], b"<a xmlns='urn:xmpp:sm:3' h='7'/>");
+    }
+}
