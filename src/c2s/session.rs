@@ -602,9 +602,9 @@ impl Session {
                 let _ = self.flush().await;
                 let _ = tokio::time::timeout(CLOSE_GRACE, self.linger_client()).await;
             }
-            Stop::ClientGone => {
-                self.upstream.out.push(upstream_close);
-            }
+            // No close tag upstream: the client did not send one either, and a clean
+            // close would end a session the client may still resume (XEP-0198).
+            Stop::ClientGone => {}
             Stop::UpstreamGone => {
                 self.client.push_stream_error(
                     Some(&self.domain),

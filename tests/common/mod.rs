@@ -1,0 +1,67 @@
+//! The end-to-end harness: a real Prosody (Debian package) as the legacy upstream, the
+//! stanzagate binary in front of it, test certificates, slixmpp peers (Python venv) and
+//! a raw byte-level client for malformed input. Everything binds 127.0.0.1 on free
+//! ports and is stopped by PID when dropped.
+//!
+//! Peers missing: with `STANZAGATE_REQUIRE_PEERS=1` (set by `tests/run.sh`) the test
+//! fails with a message saying what to install; otherwise it is skipped loudly.
+
+// Each test binary uses a different part of the harness.
+#![allow(dead_code, unused_imports)]
+
+pub mod certs;
+pub mod process;
+pub mod prosody;
+pub mod proxy;
+pub mod python;
+pub mod raw;
+
+use std::path::PathBuf;
+
+pub use certs::Certs;
+pub use prosody::{Prosody, ProsodySpec};
+pub use proxy::{Proxy, ProxySpec, TlsMode};
+pub use python::Python;
+pub use raw::Raw;
+
+pub const DOMAIN: &str = "localhost";
+pub const PASSWORD: &str = "password";
+
+/// What the end-to-end tests need from the machine.
+pub struct Peers {
+    pub python: Python,
+}
+
+/// Returns the peers, or `None` (test skipped) when they are missing and not required.
+pub fn peers() -> Option<Peers> {
+    let mut missing = Vec::new();
+    if !prosody::installed() {
+        missing.push("Debian package 'prosody' (apt-get install prosody)".to_owned());
+    }
+    let python = Python::find();
+    if let Err(why) = &python {
+        missing.push(why.clone());
+    }
+    if missing.is_empty() {
+        return python.ok().map(|python| Peers { python });
+    }
+    let message = format!(
+        "end-to-end peers missing: {}. Run tests/run.sh, which installs them.",
+        missing.join("; ")
+    );
+    if std::env::var("STANZAGATE_REQUIRE_PEERS").as_deref() == Ok("1") {
+        panic!("{message}");
+    }
+    eprintln!("SKIPPED: {message}");
+    None
+}
+
+/// A port that was free a moment ago on 127.0.0.1.
+pub fn free_port() -> u16 {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind an ephemeral port");
+    listener.local_addr().expect("local addr").port()
+}
+
+pub fn manifest_dir() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}

@@ -1,0 +1,224 @@
+//! A byte-level XMPP client for what slixmpp will not send: malformed XML, oversized
+//! stanzas, hand-written Stream Management. Uses the proxy's own framer to read.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use base64::Engine;
+use bytes::Bytes;
+use stanzagate::net::{next_frame, Conn};
+use stanzagate::xml::{Frame, Framer, Limits, Stanza};
+use tokio::io::AsyncWriteExt;
+use tokio::net::TcpStream;
+
+use super::{DOMAIN, PASSWORD};
+
+const WAIT: Duration = Duration::from_secs(15);
+
+pub struct Raw {
+    pub conn: Conn,
+    framer: Framer,
+    pub jid: Option<String>,
+}
+
+impl Raw {
+    pub async fn connect(port: u16) -> Raw {
+        let tcp = TcpStream::connect(("127.0.0.1", port))
+            .await
+            .expect("connect");
+        Raw::over(Conn::Plain(tcp))
+    }
+
+    /// Direct TLS (XEP-0368) trusting `roots`; returns the server's leaf certificate.
+    pub async fn connect_tls(port: u16, roots: rustls::RootCertStore) -> (Raw, Vec<u8>) {
+        let tcp = TcpStream::connect(("127.0.0.1", port))
+            .await
+            .expect("connect");
+        let config = rustls::ClientConfig::builder_with_provider(Arc::new(
+            rustls::crypto::ring::default_provider(),
+        ))
+        .with_safe_default_protocol_versions()
+        .expect("protocol versions")
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+        let connector = tokio_rustls::TlsConnector::from(Arc::new(config));
+        let name = rustls::pki_types::ServerName::try_from("localhost").expect("name");
+        let tls = connector.connect(name, tcp).await.expect("TLS handshake");
+        let leaf = tls
+            .get_ref()
+            .1
+            .peer_certificates()
+            .and_then(|c| c.first())
+            .map(|c| c.as_ref().to_vec())
+            .expect("server certificate");
+        (Raw::over(Conn::Connected(Box::new(tls))), leaf)
+    }
+
+    fn over(conn: Conn) -> Raw {
+        Raw {
+            conn,
+            framer: Framer::new(Limits {
+                max_stanza_bytes: 16 << 20,
+                ..Limits::default()
+            }),
+            jid: None,
+        }
+    }
+
+    pub async fn send(&mut self, xml: &str) {
+        self.send_bytes(xml.as_bytes()).await;
+    }
+
+    pub async fn send_bytes(&mut self, bytes: &[u8]) {
+        self.conn.write_all(bytes).await.expect("write");
+        self.conn.flush().await.expect("flush");
+    }
+
+    /// Like `send_bytes`, but the peer may already have closed (oversized input).
+    pub async fn try_send_bytes(&mut self, bytes: &[u8]) -> std::io::Result<()> {
+        self.conn.write_all(bytes).await?;
+        self.conn.flush().await
+    }
+
+    pub fn header(to: &str) -> String {
+        format!(
+            "<?xml version='1.0'?><stream:stream xmlns='jabber:client' \
+xmlns:stream='http://etherx.jabber.org/streams' to='{to}' version='1.0'>"
+        )
+    }
+
+    /// The next frame, `None` once the connection is closed.
+    pub async fn next(&mut self) -> Option<Frame> {
+        match tokio::time::timeout(WAIT, next_frame(&mut self.conn, &mut self.framer)).await {
+            Ok(Ok(frame)) => Some(frame),
+            Ok(Err(_)) => None,
+            Err(_) => panic!("no frame within {WAIT:?}"),
+        }
+    }
+
+    /// Skips frames until a top-level element named `name`.
+    pub async fn expect(&mut self, name: &str) -> Stanza {
+        loop {
+            match self.next().await {
+                Some(Frame::Stanza(stanza)) => {
+                    if stanza.head().map(|h| h.name() == name).unwrap_or(false) {
+                        return stanza;
+                    }
+                }
+                Some(_) => {}
+                None => panic!("connection closed while waiting for <{name}/>"),
+            }
+        }
+    }
+
+    /// Reads until `<stream:error>`; returns its condition, then checks the stream is
+    /// closed (close tag and/or EOF follow).
+    pub async fn expect_stream_error(&mut self) -> String {
+        let error = self.expect("error").await;
+        let text = String::from_utf8_lossy(error.bytes()).into_owned();
+        let condition = stanzagate::xml::children::children(error.bytes(), None)
+            .expect("error children")
+            .into_iter()
+            .map(|c| c.name)
+            .find(|n| n != "text")
+            .unwrap_or_else(|| panic!("no condition in {text}"));
+        self.expect_closed().await;
+        condition
+    }
+
+    /// Everything until EOF must be the close tag at most.
+    pub async fn expect_closed(&mut self) {
+        loop {
+            match self.next().await {
+                None => return,
+                Some(Frame::End(_)) | Some(Frame::Whitespace(_)) => {}
+                Some(other) => panic!(
+                    "expected the stream to close, got {}",
+                    String::from_utf8_lossy(other.bytes())
+                ),
+            }
+        }
+    }
+
+    /// Full plaintext login through the proxy: header, SASL PLAIN, restart, bind.
+    pub async fn login(port: u16, user: &str) -> Raw {
+        let mut raw = Raw::connect(port).await;
+        raw.login_on_stream(user).await;
+        raw
+    }
+
+    /// Login over direct TLS.
+    pub async fn login_tls(port: u16, roots: rustls::RootCertStore, user: &str) -> Raw {
+        let (mut raw, _) = Raw::connect_tls(port, roots).await;
+        raw.login_on_stream(user).await;
+        raw
+    }
+
+    pub async fn login_on_stream(&mut self, user: &str) {
+        self.send(&Raw::header(DOMAIN)).await;
+        self.expect("features").await;
+        let creds =
+            base64::engine::general_purpose::STANDARD.encode(format!("\0{user}\0{PASSWORD}"));
+        self.send(&format!(
+            "<auth xmlns='urn:ietf:params:xml:ns:xmpp-sasl' mechanism='PLAIN'>{creds}</auth>"
+        ))
+        .await;
+        let outcome = self.expect_any(&["success", "failure"]).await;
+        assert_eq!(
+            outcome.head().unwrap().name(),
+            "success",
+            "login as {user} failed"
+        );
+        self.framer.restart();
+        self.send(&Raw::header(DOMAIN)).await;
+        self.expect("features").await;
+        self.send("<iq type='set' id='bind1'><bind xmlns='urn:ietf:params:xml:ns:xmpp-bind'><resource>raw</resource></bind></iq>").await;
+        let bound = self.expect("iq").await;
+        let jid =
+            stanzagate::xml::children::descendant_text(bound.bytes(), "jid").expect("bound jid");
+        self.jid = Some(jid);
+    }
+
+    pub async fn expect_any(&mut self, names: &[&str]) -> Stanza {
+        loop {
+            match self.next().await {
+                Some(Frame::Stanza(stanza)) => {
+                    let name = stanza
+                        .head()
+                        .map(|h| h.name().to_owned())
+                        .unwrap_or_default();
+                    if names.contains(&name.as_str()) {
+                        return stanza;
+                    }
+                }
+                Some(_) => {}
+                None => panic!("connection closed while waiting for {names:?}"),
+            }
+        }
+    }
+
+    /// One IQ round trip (ping to the server) to prove the session still works.
+    pub async fn ping(&mut self, id: &str) {
+        self.send(&format!(
+            "<iq type='get' id='{id}' to='{DOMAIN}'><ping xmlns='urn:xmpp:ping'/></iq>"
+        ))
+        .await;
+        loop {
+            let iq = self.expect("iq").await;
+            let head = iq.head().unwrap();
+            if head.id().as_deref() == Some(id) {
+                assert_eq!(head.type_().as_deref(), Some("result"), "ping {id}");
+                return;
+            }
+        }
+    }
+
+    /// After SASL success the next thing the server sends is a new header.
+    pub fn restart_framer(&mut self) {
+        self.framer.restart();
+    }
+
+    pub fn bytes_of(stanza: &Stanza) -> Bytes {
+        stanza.bytes().clone()
+    }
+}
