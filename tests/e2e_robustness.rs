@@ -108,3 +108,95 @@ async fn client_close_is_propagated_and_both_sockets_close_quickly() {
     let mut again = Raw::login(proxy.c2s(), "alice").await;
     again.ping("again").await;
 }
+
+#[tokio::test]
+async fn no_connection_or_socket_outlives_its_session() {
+    let Some(_peers) = peers() else { return };
+    let prosody = Prosody::start(&ProsodySpec::default());
+    let proxy = Proxy::start(&ProxySpec::plaintext(), &prosody);
+    let pid = proxy.pid().expect("proxy pid");
+    let baseline = open_fds(pid);
+    for round in 0..5 {
+        // A clean close, an abrupt drop, a malformed stream and a refused header.
+        let mut clean = Raw::login(proxy.c2s(), "alice").await;
+        clean.send("</stream:stream>").await;
+        clean.expect_closed().await;
+        drop(Raw::login(proxy.c2s(), "bob").await);
+        let mut bad = Raw::login(proxy.c2s(), "alice").await;
+        bad.send("<iq><</iq>").await;
+        assert_eq!(
+            bad.expect_stream_error().await,
+            "not-well-formed",
+            "round {round}"
+        );
+        let mut lost = Raw::connect(proxy.c2s()).await;
+        lost.send(&Raw::header("nowhere.example")).await;
+        assert_eq!(lost.expect_stream_error().await, "host-unknown");
+    }
+    // The proxy's own count of open client connections drains to zero…
+    let metrics_port = proxy.ports.http;
+    let mut open = String::new();
+    for _ in 0..200 {
+        open = metric(
+            metrics_port,
+            "stanzagate_connections_open{listener=\"c2s\"}",
+        )
+        .await;
+        if open == "0" {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(25)).await;
+    }
+    assert_eq!(open, "0", "client connections still counted as open");
+    // …and so does its file descriptor table (dropped sockets are closed).
+    let mut now = open_fds(pid);
+    for _ in 0..200 {
+        if now <= baseline {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(25)).await;
+        now = open_fds(pid);
+    }
+    assert!(
+        now <= baseline,
+        "proxy has {now} fds open, {baseline} before the sessions"
+    );
+}
+
+fn open_fds(pid: u32) -> usize {
+    std::fs::read_dir(format!("/proc/{pid}/fd"))
+        .map(|d| d.count())
+        .unwrap_or(0)
+}
+
+async fn metric(port: u16, name: &str) -> String {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut tcp = tokio::net::TcpStream::connect(("127.0.0.1", port))
+        .await
+        .unwrap();
+    tcp.write_all(b"GET /metrics HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n")
+        .await
+        .unwrap();
+    let mut body = String::new();
+    tcp.read_to_string(&mut body).await.unwrap();
+    body.lines()
+        .find_map(|l| l.strip_prefix(name).map(|v| v.trim().to_owned()))
+        .unwrap_or_default()
+}
+
+#[tokio::test]
+async fn upstream_tls_starttls_and_direct_are_verified_against_ca_file() {
+    let Some(_peers) = peers() else { return };
+    let (_dir, certs) = common::proxy::test_certs();
+    let server = certs.leaf("upstream");
+    let prosody = Prosody::start(&ProsodySpec::default().with_tls(&server.cert, &server.key));
+    for (mode, addr) in [
+        ("starttls", prosody.c2s_addr()),
+        ("direct", format!("127.0.0.1:{}", prosody.c2s_direct)),
+    ] {
+        let spec = ProxySpec::plaintext().with_upstream_tls(mode, &certs.ca_pem);
+        let proxy = Proxy::start_with_upstream(&spec, &addr, &prosody.component_addr());
+        let mut raw = Raw::login(proxy.c2s(), "alice").await;
+        raw.ping(mode).await;
+    }
+}

@@ -27,6 +27,8 @@ pub struct ProsodySpec {
     pub subscriptions: Vec<(String, String)>,
     /// (component name, secret)
     pub components: Vec<(String, String)>,
+    /// (certificate, key) PEM paths: Prosody offers STARTTLS and direct TLS with them.
+    pub tls: Option<(PathBuf, PathBuf)>,
 }
 
 impl Default for ProsodySpec {
@@ -35,6 +37,7 @@ impl Default for ProsodySpec {
             users: vec!["alice".into(), "bob".into()],
             subscriptions: vec![],
             components: vec![],
+            tls: None,
         }
     }
 }
@@ -50,6 +53,11 @@ impl ProsodySpec {
         self
     }
 
+    pub fn with_tls(mut self, cert: &Path, key: &Path) -> Self {
+        self.tls = Some((cert.to_path_buf(), key.to_path_buf()));
+        self
+    }
+
     pub fn with_component(mut self, name: &str, secret: &str) -> Self {
         self.components.push((name.into(), secret.into()));
         self
@@ -59,6 +67,8 @@ impl ProsodySpec {
 pub struct Prosody {
     pub dir: tempfile::TempDir,
     pub c2s: u16,
+    /// Direct-TLS client port (only listening when the spec has TLS).
+    pub c2s_direct: u16,
     pub component: u16,
     /// Prosody only opens its component port when a Component is configured.
     has_components: bool,
@@ -73,6 +83,7 @@ impl Prosody {
             .expect("temp dir");
         let mut prosody = Prosody {
             c2s: free_port(),
+            c2s_direct: free_port(),
             component: free_port(),
             dir,
             has_components: false,
@@ -146,14 +157,14 @@ c2s_ports = {{ {c2s} }}
 component_ports = {{ {component} }}
 http_ports = {{ }}
 https_ports = {{ }}
-c2s_direct_tls_ports = {{ }}
+c2s_direct_tls_ports = {{ {direct} }}
 s2s_ports = {{ }}
 legacy_ssl_ports = {{ }}
 modules_enabled = {{
-    "roster"; "saslauth"; "disco"; "ping"; "carbons"; "pep"; "private";
+    "roster"; "saslauth"; "tls"; "disco"; "ping"; "carbons"; "pep"; "private";
     "blocklist"; "version"; "time"; "uptime"; "smacks"; "vcard_legacy";
 }}
-modules_disabled = {{ "s2s"; "s2s_auth_certs"; "dialback"; "tls"; "http"; "bosh"; "websocket" }}
+modules_disabled = {{ "s2s"; "s2s_auth_certs"; "dialback"; {tls_module} "http"; "bosh"; "websocket" }}
 authentication = "internal_plain"
 storage = "internal"
 c2s_require_encryption = false
@@ -165,7 +176,14 @@ VirtualHost "{DOMAIN}"
             dir = dir.display(),
             c2s = self.c2s,
             component = self.component,
+            direct = if spec.tls.is_some() {
+                self.c2s_direct.to_string()
+            } else {
+                String::new()
+            },
+            tls_module = if spec.tls.is_some() { "" } else { "\"tls\";" },
         );
+
         for (name, secret) in &spec.components {
             let _ = write!(
                 cfg,
@@ -173,6 +191,12 @@ VirtualHost "{DOMAIN}"
             );
         }
         std::fs::create_dir_all(dir.join("certs")).expect("certs dir");
+        if let Some((cert, key)) = &spec.tls {
+            // Prosody 0.12 finds certificates by host name in its certificates dir.
+            std::fs::copy(cert, dir.join("certs").join(format!("{DOMAIN}.crt")))
+                .expect("copy cert");
+            std::fs::copy(key, dir.join("certs").join(format!("{DOMAIN}.key"))).expect("copy key");
+        }
         std::fs::write(self.config_path(), cfg).expect("write prosody config");
     }
 

@@ -22,6 +22,8 @@ pub struct ProxySpec {
     pub tls: TlsMode,
     /// (name, secret) configured under `[components]`.
     pub components: Vec<(String, String)>,
+    /// `upstream.tls` and any further `[upstream]` lines.
+    pub upstream_tls: String,
     /// Appended verbatim (e.g. `[limits]`).
     pub extra: String,
 }
@@ -31,6 +33,7 @@ impl ProxySpec {
         ProxySpec {
             tls: TlsMode::Plaintext,
             components: vec![],
+            upstream_tls: "tls = \"none\"\n".to_owned(),
             extra: String::new(),
         }
     }
@@ -39,12 +42,19 @@ impl ProxySpec {
         ProxySpec {
             tls: TlsMode::Tls(leaf),
             components: vec![],
+            upstream_tls: "tls = \"none\"\n".to_owned(),
             extra: String::new(),
         }
     }
 
     pub fn with_component(mut self, name: &str, secret: &str) -> Self {
         self.components.push((name.into(), secret.into()));
+        self
+    }
+
+    /// `upstream.tls = MODE`, verified against `ca_file`.
+    pub fn with_upstream_tls(mut self, mode: &str, ca_file: &std::path::Path) -> Self {
+        self.upstream_tls = format!("tls = \"{mode}\"\nca_file = \"{}\"\n", ca_file.display());
         self
     }
 
@@ -151,8 +161,8 @@ impl Ports {
             )),
         }
         toml.push_str(&format!(
-            "[upstream]\nc2s = \"{}\"\ncomponent = \"{}\"\ntls = \"none\"\n\n[hosts.\"{DOMAIN}\"]\n\n",
-            self.upstream_c2s, self.upstream_component
+            "[upstream]\nc2s = \"{}\"\ncomponent = \"{}\"\n{}\n[hosts.\"{DOMAIN}\"]\n\n",
+            self.upstream_c2s, self.upstream_component, spec.upstream_tls
         ));
         for (name, secret) in &spec.components {
             toml.push_str(&format!(
