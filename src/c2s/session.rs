@@ -18,7 +18,7 @@ use super::upstream::UpstreamSide;
 use crate::admin::metrics::{self, Flow, FlowCounters};
 use crate::net::read_some;
 use crate::shared::Shared;
-use crate::xml::children::{children, descendant_text};
+use crate::xml::children::{children, descendant_text, stream_error_condition};
 use crate::xml::writer::{splice, NS_BIND, NS_CLIENT, NS_SASL, NS_SASL2, NS_STREAMS, NS_TLS};
 use crate::xml::{Frame, FrameError, Stanza};
 
@@ -410,9 +410,7 @@ impl Session {
                 self.relay_down(stanza);
             }
             ("error", Some(NS_STREAMS)) => {
-                let condition = children(stanza.bytes(), None)
-                    .ok()
-                    .and_then(|kids| kids.into_iter().map(|k| k.name).find(|n| n != "text"))
+                let condition = stream_error_condition(stanza.bytes())
                     .unwrap_or_else(|| "undefined-condition".into());
                 metrics::stream_error(&condition, "server");
                 self.relay_down(stanza);

@@ -8,7 +8,7 @@ use tokio::net::TcpStream;
 
 use super::handshake::handshake_digest;
 use crate::net::{next_frame, Conn, Outbox, ReadFrameError};
-use crate::xml::children::children;
+use crate::xml::children::stream_error_condition;
 use crate::xml::writer::{stream_header, HeaderSpec, NS_COMPONENT};
 use crate::xml::{Frame, Framer, Limits, STREAMS_NS};
 
@@ -128,9 +128,7 @@ impl Link {
             return LinkError::Unexpected("?".into());
         };
         if head.name() == "error" && head.ns() == Some(STREAMS_NS) {
-            let condition = children(stanza.bytes(), None)
-                .ok()
-                .and_then(|kids| kids.into_iter().map(|k| k.name).find(|n| n != "text"))
+            let condition = stream_error_condition(stanza.bytes())
                 .unwrap_or_else(|| "undefined-condition".into());
             return LinkError::Refused(condition);
         }

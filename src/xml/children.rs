@@ -89,6 +89,15 @@ pub fn descendant_text(xml: &[u8], name: &str) -> Option<String> {
     }
 }
 
+/// The condition element's name in a `<stream:error/>` (the child that is not `<text/>`).
+pub fn stream_error_condition(xml: &[u8]) -> Option<String> {
+    children(xml, None)
+        .ok()?
+        .into_iter()
+        .map(|child| child.name)
+        .find(|name| name != "text")
+}
+
 fn local(name: &[u8]) -> String {
     String::from_utf8_lossy(name).into_owned()
 }

@@ -116,11 +116,7 @@ xmlns:stream='http://etherx.jabber.org/streams' to='{to}' version='1.0'>"
     pub async fn expect_stream_error(&mut self) -> String {
         let error = self.expect("error").await;
         let text = String::from_utf8_lossy(error.bytes()).into_owned();
-        let condition = stanzagate::xml::children::children(error.bytes(), None)
-            .expect("error children")
-            .into_iter()
-            .map(|c| c.name)
-            .find(|n| n != "text")
+        let condition = stanzagate::xml::children::stream_error_condition(error.bytes())
             .unwrap_or_else(|| panic!("no condition in {text}"));
         self.expect_closed().await;
         condition
