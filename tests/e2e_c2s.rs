@@ -205,18 +205,7 @@ async fn stream_management_acks_and_resumption_through_the_proxy() {
     drop(raw);
 
     let mut again = Raw::connect(proxy.c2s()).await;
-    again.send(&Raw::header(DOMAIN)).await;
-    again.expect("features").await;
-    let creds = "AGFsaWNlAHBhc3N3b3Jk"; // \0alice\0password
-    again
-        .send(&format!(
-            "<auth xmlns='urn:ietf:params:xml:ns:xmpp-sasl' mechanism='PLAIN'>{creds}</auth>"
-        ))
-        .await;
-    again.expect("success").await;
-    again.restart_framer();
-    again.send(&Raw::header(DOMAIN)).await;
-    again.expect("features").await;
+    again.authenticate("alice").await;
     again
         .send(&format!(
             "<resume xmlns='urn:xmpp:sm:3' previd='{smid}' h='0'/>"

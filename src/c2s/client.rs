@@ -12,7 +12,7 @@ use tokio_rustls::TlsAcceptor;
 
 use crate::admin::metrics;
 use crate::config::Config;
-use crate::net::{read_some, Conn, Outbox};
+use crate::net::{next_frame, Conn, Outbox, ReadFrameError};
 use crate::xml::writer::{stream_error, stream_header, HeaderSpec, NS_CLIENT, NS_STREAMS, NS_TLS};
 use crate::xml::{Frame, FrameError, Framer, StreamHeader};
 
@@ -28,6 +28,16 @@ pub enum ClientError {
     Framing(#[from] FrameError),
     #[error("stream refused: {0}")]
     Refused(&'static str),
+}
+
+impl From<ReadFrameError> for ClientError {
+    fn from(error: ReadFrameError) -> Self {
+        match error {
+            ReadFrameError::Io(e) => ClientError::Io(e),
+            ReadFrameError::Closed => ClientError::Closed,
+            ReadFrameError::Framing(e) => ClientError::Framing(e),
+        }
+    }
 }
 
 /// The client's connection with its framer and pending output.
@@ -53,22 +63,19 @@ impl ClientSide {
     /// Reads until a stream header arrives (whitespace before it is skipped).
     pub async fn read_header(&mut self, deadline: Instant) -> Result<StreamHeader, ClientError> {
         loop {
-            match self.framer.next_frame()? {
-                Some(Frame::Header(header)) => return Ok(header),
-                Some(Frame::Whitespace(_)) => continue,
-                Some(_) => return Err(ClientError::Refused("expected a stream header")),
-                None => {}
-            }
-            let read = tokio::time::timeout_at(
-                deadline,
-                read_some(&mut self.conn, self.framer.buffer_mut()),
-            )
-            .await
-            .map_err(|_| ClientError::Timeout)??;
-            if read == 0 {
-                return Err(ClientError::Closed);
+            match self.next_frame(deadline).await? {
+                Frame::Header(header) => return Ok(header),
+                Frame::Whitespace(_) => continue,
+                _ => return Err(ClientError::Refused("expected a stream header")),
             }
         }
+    }
+
+    async fn next_frame(&mut self, deadline: Instant) -> Result<Frame, ClientError> {
+        tokio::time::timeout_at(deadline, next_frame(&mut self.conn, &mut self.framer))
+            .await
+            .map_err(|_| ClientError::Timeout)?
+            .map_err(ClientError::from)
     }
 
     /// Sends the proxy's own stream header, if the client has not had one for this
@@ -126,9 +133,9 @@ impl ClientSide {
 
     async fn await_starttls(&mut self, deadline: Instant) -> Result<(), ClientError> {
         loop {
-            match self.framer.next_frame()? {
-                Some(Frame::Whitespace(_)) => continue,
-                Some(Frame::Stanza(stanza)) => {
+            match self.next_frame(deadline).await? {
+                Frame::Whitespace(_) => continue,
+                Frame::Stanza(stanza) => {
                     let head = stanza
                         .head()
                         .map_err(|_| ClientError::Refused("bad element"))?;
@@ -137,18 +144,8 @@ impl ClientSide {
                         _ => Err(ClientError::Refused("STARTTLS is required first")),
                     };
                 }
-                Some(Frame::End(_)) => return Err(ClientError::Closed),
-                Some(Frame::Header(_)) => return Err(ClientError::Refused("unexpected header")),
-                None => {}
-            }
-            let read = tokio::time::timeout_at(
-                deadline,
-                read_some(&mut self.conn, self.framer.buffer_mut()),
-            )
-            .await
-            .map_err(|_| ClientError::Timeout)??;
-            if read == 0 {
-                return Err(ClientError::Closed);
+                Frame::End(_) => return Err(ClientError::Closed),
+                Frame::Header(_) => return Err(ClientError::Refused("unexpected header")),
             }
         }
     }

@@ -151,6 +151,16 @@ xmlns:stream='http://etherx.jabber.org/streams' to='{to}' version='1.0'>"
     }
 
     pub async fn login_on_stream(&mut self, user: &str) {
+        self.authenticate(user).await;
+        self.send("<iq type='set' id='bind1'><bind xmlns='urn:ietf:params:xml:ns:xmpp-bind'><resource>raw</resource></bind></iq>").await;
+        let bound = self.expect("iq").await;
+        let jid =
+            stanzagate::xml::children::descendant_text(bound.bytes(), "jid").expect("bound jid");
+        self.jid = Some(jid);
+    }
+
+    /// Header, SASL PLAIN, restart, features: ready to bind (or resume).
+    pub async fn authenticate(&mut self, user: &str) {
         self.send(&Raw::header(DOMAIN)).await;
         self.expect("features").await;
         let creds =
@@ -168,11 +178,6 @@ xmlns:stream='http://etherx.jabber.org/streams' to='{to}' version='1.0'>"
         self.framer.restart();
         self.send(&Raw::header(DOMAIN)).await;
         self.expect("features").await;
-        self.send("<iq type='set' id='bind1'><bind xmlns='urn:ietf:params:xml:ns:xmpp-bind'><resource>raw</resource></bind></iq>").await;
-        let bound = self.expect("iq").await;
-        let jid =
-            stanzagate::xml::children::descendant_text(bound.bytes(), "jid").expect("bound jid");
-        self.jid = Some(jid);
     }
 
     pub async fn expect_any(&mut self, names: &[&str]) -> Stanza {
@@ -207,11 +212,6 @@ xmlns:stream='http://etherx.jabber.org/streams' to='{to}' version='1.0'>"
                 return;
             }
         }
-    }
-
-    /// After SASL success the next thing the server sends is a new header.
-    pub fn restart_framer(&mut self) {
-        self.framer.restart();
     }
 
     pub fn bytes_of(stanza: &Stanza) -> Bytes {
