@@ -9,6 +9,7 @@
 //! - [`tls`]: certificates toward clients and verification toward the server.
 //! - [`c2s`]: client listeners, negotiation, relay loop, Stream Management.
 //! - [`component`]: XEP-0114 listener and the upstream component link.
+//! - [`router`]: delegation (XEP-0355) and the other routing decisions.
 //! - [`admin`]: admin HTTP listener and metrics.
 
 pub mod admin;
@@ -16,6 +17,7 @@ pub mod c2s;
 pub mod component;
 pub mod config;
 pub mod net;
+pub mod router;
 pub mod shared;
 pub mod tls;
 pub mod util;

@@ -7,6 +7,7 @@ use crate::c2s::stream_mgmt::ResumeStore;
 use crate::c2s::SessionRegistry;
 use crate::component::ComponentRegistry;
 use crate::config::ConfigHandle;
+use crate::router::delegation::Delegations;
 use crate::tls::{ServerTls, TlsError, UpstreamConnector};
 
 pub struct Shared {
@@ -17,6 +18,7 @@ pub struct Shared {
     pub resume: ResumeStore,
     pub sessions: SessionRegistry,
     pub components: ComponentRegistry,
+    pub delegation: Delegations,
 }
 
 impl Shared {
@@ -28,6 +30,7 @@ impl Shared {
             resume: ResumeStore::default(),
             sessions: SessionRegistry::default(),
             components: ComponentRegistry::default(),
+            delegation: Delegations::default(),
             config,
         };
         shared.reload_upstream_tls(&current.upstream)?;

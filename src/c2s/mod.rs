@@ -4,6 +4,7 @@
 
 mod client;
 mod listener;
+mod probes;
 mod registry;
 mod session;
 pub mod sm;

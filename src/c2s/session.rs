@@ -12,15 +12,18 @@ use tokio::sync::mpsc;
 use tokio::time::Instant;
 
 use super::client::ClientSide;
+use super::probes::Probes;
 use super::registry::{Command, SessionHandle};
 use super::stream_mgmt::{is_sm_namespace, StreamManagement};
 use super::upstream::UpstreamSide;
 use crate::admin::metrics::{self, Flow, FlowCounters};
 use crate::net::read_some;
+use crate::router::delegation::disco::{rewrite_result, NS_CAPS};
+use crate::router::delegation::Decision;
 use crate::shared::Shared;
 use crate::xml::children::{children, descendant_text, stream_error_condition};
 use crate::xml::writer::{splice, NS_BIND, NS_CLIENT, NS_SASL, NS_SASL2, NS_STREAMS, NS_TLS};
-use crate::xml::{Frame, FrameError, Stanza};
+use crate::xml::{Frame, FrameError, Head, Stanza};
 
 /// After one side closed its stream, how long the other gets to close its own.
 pub const CLOSE_GRACE: Duration = Duration::from_secs(5);
@@ -67,6 +70,8 @@ pub struct Session {
     /// A SASL `<success/>` was relayed: both streams restart.
     plaintext_starttls_offer: bool,
     sm: StreamManagement,
+    /// Disco queries the legacy server answers first (XEP-0355 `:*` pseudo-namespaces).
+    probes: Probes,
     commands: Option<mpsc::Receiver<Command>>,
     up_counters: FlowCounters,
     down_counters: FlowCounters,
@@ -110,6 +115,7 @@ impl Session {
             bind_id: None,
             plaintext_starttls_offer,
             sm: StreamManagement::default(),
+            probes: Probes::default(),
             commands: None,
             up_counters: FlowCounters::new(Flow::ClientToServer),
             down_counters: FlowCounters::new(Flow::ServerToClient),
@@ -243,20 +249,45 @@ impl Session {
                     "STARTTLS is not available on this stream".into(),
                 ));
             }
-            ("iq" | "message" | "presence", Some(NS_CLIENT)) => {
-                if head.name() == "iq"
-                    && head.type_().as_deref() == Some("set")
-                    && head
-                        .child()
-                        .is_some_and(|c| c.name() == "bind" && c.ns() == Some(NS_BIND))
-                {
-                    self.bind_id = head.id().map(|id| id.into_owned());
-                }
-                self.forward_counted(stanza);
-            }
+            ("iq", Some(NS_CLIENT)) => self.client_iq(stanza),
+            ("message" | "presence", Some(NS_CLIENT)) => self.forward_counted(stanza),
             _ => self.forward(stanza),
         }
         Ok(())
+    }
+
+    /// Client IQs: resource binding is watched, delegated namespaces are taken over.
+    fn client_iq(&mut self, stanza: Stanza) {
+        let Ok(head) = stanza.head() else {
+            return self.forward_counted(stanza);
+        };
+        let Some(jid) = self.jid.clone() else {
+            let is_bind = head.type_().as_deref() == Some("set")
+                && head
+                    .child()
+                    .is_some_and(|c| c.name() == "bind" && c.ns() == Some(NS_BIND));
+            if is_bind {
+                self.bind_id = head.id().map(|id| id.into_owned());
+            }
+            return self.forward_counted(stanza);
+        };
+        let shared = self.shared.clone();
+        match shared.delegation.decide(&shared, head, &self.domain) {
+            Decision::Pass => self.forward_counted(stanza),
+            Decision::Delegate(rule) => {
+                self.consume_client_stanza();
+                if let Some(refusal) = shared
+                    .delegation
+                    .delegate(&shared, &rule, &stanza, head, &jid)
+                {
+                    self.inject_to_client(refusal);
+                }
+            }
+            Decision::Probe(rule) => {
+                self.probes.remember(&stanza, rule);
+                self.forward_counted(stanza);
+            }
+        }
     }
 
     /// A client stanza (iq/message/presence) goes to the server.
@@ -276,10 +307,16 @@ impl Session {
 
     /// A client stanza the proxy handles itself: it never reaches the server, but the
     /// client counts it as sent, so the server's acknowledgements are raised.
-    #[allow(dead_code)] // the delegation verdict consumes through this
     pub fn consume_client_stanza(&mut self) {
         if let Some(up) = self.sm.counters.up.as_mut() {
             up.consumed();
+        }
+    }
+
+    /// A server stanza the proxy handles itself: the client never sees it.
+    pub fn consume_server_stanza(&mut self) {
+        if let Some(down) = self.sm.counters.down.as_mut() {
+            down.consumed();
         }
     }
 
@@ -415,6 +452,7 @@ impl Session {
                 metrics::stream_error(&condition, "server");
                 self.relay_down(stanza);
             }
+            ("iq", Some(NS_CLIENT)) if self.server_iq_taken(&stanza, head) => {}
             ("iq" | "message" | "presence", Some(NS_CLIENT)) => {
                 if head.name() == "iq"
                     && self.bind_id.is_some()
@@ -431,11 +469,61 @@ impl Session {
                     down.relayed();
                 }
                 self.burst.down_stanzas += 1;
-                self.relay_down(stanza);
+                match self.disco_rewrite(&stanza, head) {
+                    Some(rewritten) => {
+                        self.burst.down_bytes += rewritten.len() as u64;
+                        self.client.out.push(rewritten);
+                    }
+                    None => self.relay_down(stanza),
+                }
             }
             _ => self.relay_down(stanza),
         }
         Ok(())
+    }
+
+    /// A server IQ answering a probe: `item-not-found` means the legacy server does not
+    /// know the node, so the client's query goes to the delegate instead and this
+    /// error is consumed (checklist 35–36).
+    fn server_iq_taken(&mut self, stanza: &Stanza, head: &Head) -> bool {
+        if self.probes.is_empty() {
+            return false;
+        }
+        let Some(id) = head.id() else { return false };
+        let Some(probe) = self.probes.answered(&id, head) else {
+            return false;
+        };
+        let unknown_node = head.type_().as_deref() == Some("error")
+            && descendant_text(stanza.bytes(), "item-not-found").is_some();
+        let (Some(jid), true) = (self.jid.clone(), unknown_node) else {
+            return false;
+        };
+        self.consume_server_stanza();
+        let (original, rule) = probe;
+        let Ok(original_head) = original.head() else {
+            return true;
+        };
+        let shared = self.shared.clone();
+        if let Some(refusal) =
+            shared
+                .delegation
+                .delegate(&shared, &rule, &original, original_head, &jid)
+        {
+            self.inject_to_client(refusal);
+        }
+        true
+    }
+
+    /// disco#info of a served domain or account under delegation (checklist 31–34).
+    fn disco_rewrite(&self, stanza: &Stanza, head: &Head) -> Option<Bytes> {
+        if head.name() != "iq" || head.type_().as_deref() != Some("result") {
+            return None;
+        }
+        let table = self.shared.delegation.table(&self.shared.config.current());
+        if table.is_empty() {
+            return None;
+        }
+        rewrite_result(stanza, head, &table, &self.shared.delegation.disco)
     }
 
     fn relay_down(&mut self, stanza: Stanza) {
@@ -500,36 +588,54 @@ impl Session {
     }
 
     /// The server's features as the client must see them: the server's `<starttls/>`
-    /// removed (the client's TLS ends at the proxy) and the proxy's own offered when
-    /// the client is still in plaintext and a certificate is configured. The SASL
-    /// mechanism list is never touched (XEP-0474 downgrade detection).
+    /// removed (the client's TLS ends at the proxy), the proxy's own offered when the
+    /// client is still in plaintext and a certificate is configured, and the entity
+    /// capabilities `<c/>` removed where delegation changes disco (checklist 37). The
+    /// SASL mechanism list is never touched (XEP-0474 downgrade detection).
     fn features(&self, stanza: &Stanza) -> Bytes {
         let bytes = stanza.bytes();
-        let Ok(kids) = children(bytes, Some(NS_CLIENT)) else {
+        let (Ok(head), Ok(kids)) = (stanza.head(), children(bytes, Some(NS_CLIENT))) else {
             return bytes.clone();
         };
-        let upstream_tls = kids
-            .iter()
-            .find(|c| c.name == "starttls" && c.ns.as_deref() == Some(NS_TLS));
-        let offer: &[u8] = if self.plaintext_starttls_offer {
-            b"<starttls xmlns='urn:ietf:params:xml:ns:xmpp-tls'/>"
-        } else {
-            b""
+        let disco_changed = self
+            .shared
+            .delegation
+            .table(&self.shared.config.current())
+            .delegates(&self.domain);
+        let dropped = |c: &crate::xml::children::Child| {
+            let ns = c.ns.as_deref();
+            (c.name == "starttls" && ns == Some(NS_TLS))
+                || (disco_changed && c.name == "c" && ns == Some(NS_CAPS))
         };
-        match (upstream_tls, offer.is_empty()) {
-            (Some(child), _) => splice(bytes, child.range.clone(), offer),
-            (None, true) => bytes.clone(),
-            (None, false) => {
-                let head = stanza.head();
-                match head {
-                    Ok(head) if !head.is_empty_element() => {
-                        let at = head.content_range().start;
-                        splice(bytes, at..at, offer)
-                    }
-                    _ => bytes.clone(),
-                }
-            }
+        if !self.plaintext_starttls_offer && !kids.iter().any(dropped) {
+            return bytes.clone();
         }
+        let open_end = head.open_tag_range().end;
+        let mut out = bytes::BytesMut::with_capacity(bytes.len() + 64);
+        if head.is_empty_element() {
+            // `<stream:features/>`: reopen it to add the offer.
+            out.extend_from_slice(&bytes[..open_end - 2]);
+            out.extend_from_slice(b">");
+        } else {
+            out.extend_from_slice(&bytes[..open_end]);
+        }
+        if self.plaintext_starttls_offer {
+            out.extend_from_slice(b"<starttls xmlns='urn:ietf:params:xml:ns:xmpp-tls'/>");
+        }
+        for kid in kids.iter().filter(|c| !dropped(c)) {
+            out.extend_from_slice(&bytes[kid.range.clone()]);
+        }
+        if head.is_empty_element() {
+            let name = std::str::from_utf8(&bytes[1..open_end]).unwrap_or("stream:features");
+            let name = name
+                .split(|c: char| c.is_whitespace() || c == '/' || c == '>')
+                .next()
+                .unwrap_or("stream:features");
+            out.extend_from_slice(format!("</{name}>").as_bytes());
+        } else {
+            out.extend_from_slice(&bytes[head.content_range().end..]);
+        }
+        out.freeze()
     }
 
     // ---- other tasks ----------------------------------------------------------

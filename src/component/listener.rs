@@ -245,8 +245,17 @@ async fn relay(mut a: Accepting, name: String, shared: Arc<Shared>) {
     };
     a.out.push_static(b"<handshake/>");
     tracing::info!("component authenticated");
-    let session = ComponentSession::new(name.clone(), a.conn, a.framer, a.out, link, rx);
+    let session = ComponentSession::new(
+        shared.clone(),
+        name.clone(),
+        a.conn,
+        a.framer,
+        a.out,
+        link,
+        rx,
+    );
     session.run().await;
     shared.components.release(&name, id);
+    shared.delegation.component_gone(&shared, &name);
     tracing::info!("component disconnected");
 }

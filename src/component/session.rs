@@ -2,17 +2,30 @@
 //! checked for a `from` in the component's own domain (checklist 5) before it reaches
 //! the legacy server; stanzas without `to` are bounced with `bad-request`.
 
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
 use bytes::Bytes;
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, watch};
 
 use super::link::Link;
 use crate::admin::metrics::{self, Flow, FlowCounters};
+use crate::config::Config;
 use crate::net::{read_some, Conn, Outbox};
+use crate::router::delegation::advertise::advertisements;
+use crate::router::delegation::disco::nesting_queries;
+use crate::router::delegation::table::Rule;
+use crate::shared::Shared;
 use crate::xml::writer::{stanza_error, StanzaError, NS_COMPONENT};
 use crate::xml::{Frame, Framer, Stanza, STREAMS_NS};
 
 pub struct ComponentSession {
+    shared: Arc<Shared>,
     name: String,
+    /// Delegations last advertised, by domain (re-advertised when a reload changes them).
+    advertised: BTreeMap<String, Vec<Arc<Rule>>>,
+    config: watch::Receiver<Arc<Config>>,
+    config_open: bool,
     conn: Conn,
     framer: Framer,
     out: Outbox,
@@ -34,10 +47,12 @@ enum Wake {
     Component(std::io::Result<usize>),
     Link(std::io::Result<usize>),
     Inbox(Option<Bytes>),
+    Config(bool),
 }
 
 impl ComponentSession {
     pub fn new(
+        shared: Arc<Shared>,
         name: String,
         conn: Conn,
         framer: Framer,
@@ -45,8 +60,13 @@ impl ComponentSession {
         link: Link,
         inbox: mpsc::Receiver<Bytes>,
     ) -> Self {
+        let config = shared.config.subscribe();
         ComponentSession {
+            shared,
             name,
+            advertised: BTreeMap::new(),
+            config,
+            config_open: true,
             conn,
             framer,
             out,
@@ -58,6 +78,8 @@ impl ComponentSession {
     }
 
     pub async fn run(mut self) {
+        // Right after <handshake/>, before anything else (checklist 3, 12).
+        self.advertise();
         let stop = self.relay().await;
         self.stop(stop).await;
     }
@@ -74,6 +96,7 @@ impl ComponentSession {
                 r = read_some(&mut self.conn, self.framer.buffer_mut()) => Wake::Component(r),
                 r = read_some(&mut self.link.conn, self.link.framer.buffer_mut()) => Wake::Link(r),
                 b = self.inbox.recv() => Wake::Inbox(b),
+                c = self.config.changed(), if self.config_open => Wake::Config(c.is_ok()),
             };
             let step = match wake {
                 Wake::Component(Ok(0)) | Wake::Component(Err(_)) => Err(Stop::ComponentGone),
@@ -86,11 +109,47 @@ impl ComponentSession {
                 }
                 // The registry entry holds the sender until we release it.
                 Wake::Inbox(None) => Ok(()),
+                Wake::Config(true) => {
+                    self.advertise();
+                    Ok(())
+                }
+                Wake::Config(false) => {
+                    self.config_open = false;
+                    Ok(())
+                }
             };
             if let Err(stop) = step {
                 return stop;
             }
         }
+    }
+
+    /// Sends the delegation advertisement when it differs from what the component last
+    /// got (checklist 12–13), and asks the delegate about newly active namespaces
+    /// (checklist 32).
+    fn advertise(&mut self) {
+        let table = self.shared.delegation.table(&self.shared.config.current());
+        let rules = table.for_component(&self.name);
+        if rules == self.advertised {
+            return;
+        }
+        let cfg = self.shared.config.current();
+        let version = cfg
+            .component(&self.name)
+            .map_or("urn:xmpp:delegation:2", |c| c.delegation_namespace.as_str());
+        for message in advertisements(&self.advertised, &rules, &self.name, version) {
+            self.out.push(message);
+        }
+        let fresh: Vec<Arc<Rule>> = rules
+            .values()
+            .flatten()
+            .filter(|r| !self.advertised.values().flatten().any(|old| old == *r))
+            .cloned()
+            .collect();
+        for query in nesting_queries(&self.shared, &self.name, &fresh) {
+            self.out.push(query);
+        }
+        self.advertised = rules;
     }
 
     fn drain_component(&mut self) -> Result<(), Stop> {
@@ -142,6 +201,13 @@ impl ComponentSession {
                 "invalid-from",
                 format!("stanzas from this component must come from {}", self.name),
             ));
+        }
+        if self
+            .shared
+            .delegation
+            .component_reply(&self.shared, &self.name, &stanza, head)
+        {
+            return Ok(());
         }
         if head.to().is_none() {
             if head.type_().as_deref() != Some("error") {

@@ -70,6 +70,33 @@ pub fn children(xml: &[u8], inherited_ns: Option<&str>) -> Result<Vec<Child>, Ch
     }
 }
 
+/// Like [`children`], but fails when the element has text other than whitespace
+/// between its children (XEP-0297 envelopes: whitespace is fine, anything else is not).
+pub fn strict_children(xml: &[u8], inherited_ns: Option<&str>) -> Result<Vec<Child>, ChildError> {
+    let mut reader = quick_xml::Reader::from_reader(xml);
+    let mut depth = 0usize;
+    loop {
+        match reader.read_event().map_err(|e| ChildError(e.to_string()))? {
+            Event::Start(_) => depth += 1,
+            Event::End(_) => {
+                depth = depth.saturating_sub(1);
+                if depth == 0 {
+                    break;
+                }
+            }
+            Event::Text(t) if depth == 1 && !t.iter().all(u8::is_ascii_whitespace) => {
+                return Err(ChildError("text between child elements".into()))
+            }
+            Event::CData(_) if depth == 1 => {
+                return Err(ChildError("text between child elements".into()))
+            }
+            Event::Eof => break,
+            _ => {}
+        }
+    }
+    children(xml, inherited_ns)
+}
+
 /// Text content of the first descendant named `name` (any namespace), unescaped.
 pub fn descendant_text(xml: &[u8], name: &str) -> Option<String> {
     let mut reader = quick_xml::Reader::from_reader(xml);
@@ -96,6 +123,21 @@ pub fn stream_error_condition(xml: &[u8]) -> Option<String> {
         .into_iter()
         .map(|child| child.name)
         .find(|name| name != "text")
+}
+
+/// An attribute of the outermost element in `xml`, unescaped.
+pub fn root_attr(xml: &[u8], name: &str) -> Option<String> {
+    let mut reader = quick_xml::Reader::from_reader(xml);
+    loop {
+        match reader.read_event().ok()? {
+            Event::Start(e) | Event::Empty(e) => {
+                let attr = e.try_get_attribute(name).ok()??;
+                return attr.unescape_value().ok().map(|v| v.into_owned());
+            }
+            Event::Eof => return None,
+            _ => {}
+        }
+    }
 }
 
 fn local(name: &[u8]) -> String {
@@ -126,6 +168,19 @@ mod tests {
         assert_eq!(kids[1].name, "mechanisms");
         assert_eq!(&xml[kids[2].range.clone()], b"<ver/>");
         assert_eq!(kids[2].ns.as_deref(), Some("jabber:client"));
+    }
+
+    #[test]
+    fn strict_children_allow_whitespace_only() {
+        let ok = b"<a>\n  <b/>\n  <c></c>\n</a>";
+        assert_eq!(strict_children(ok, None).unwrap().len(), 2);
+        assert!(strict_children(b"<a><b/>junk<c/></a>", None).is_err());
+        assert!(strict_children(b"<a><![CDATA[x]]><b/></a>", None).is_err());
+        // Text inside a child is the child's business.
+        assert_eq!(
+            strict_children(b"<a><b>text</b></a>", None).unwrap().len(),
+            1
+        );
     }
 
     #[test]

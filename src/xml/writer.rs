@@ -134,6 +134,26 @@ pub fn splice(original: &Bytes, range: Range<usize>, value: &[u8]) -> Bytes {
     out.freeze()
 }
 
+/// The whole `name='value'` span of an attribute, with the whitespace before it, given
+/// the range of its value (as [`crate::xml::Head::attr_range`] returns it). Removing
+/// this span leaves a well-formed open tag.
+pub fn attr_span(bytes: &[u8], value: Range<usize>, name: &str) -> Option<Range<usize>> {
+    // value.start - 1 is the opening quote; walk back over `=` and blanks to the name.
+    let mut at = value.start.checked_sub(1)?;
+    while at > 0 && matches!(bytes[at - 1], b' ' | b'\t' | b'\r' | b'\n' | b'=') {
+        at -= 1;
+    }
+    let start = at.checked_sub(name.len())?;
+    if &bytes[start..at] != name.as_bytes() {
+        return None;
+    }
+    let mut lead = start;
+    while lead > 0 && matches!(bytes[lead - 1], b' ' | b'\t' | b'\r' | b'\n') {
+        lead -= 1;
+    }
+    Some(lead..value.end + 1)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -166,6 +186,17 @@ xml:lang='en'>no &lt;such&gt; host</text></stream:error></stream:stream>"
             b"<iq type='error' id='a&apos;1' from='example.org'><error type='cancel'>\
 <service-unavailable xmlns='urn:ietf:params:xml:ns:xmpp-stanzas'/></error></iq>"
         );
+    }
+
+    #[test]
+    fn attr_span_covers_name_quotes_and_leading_blank() {
+        let tag = b"<iq id='1'  from = \"x@y/z\" type='get'>";
+        let value = 20..25;
+        assert_eq!(&tag[value.clone()], b"x@y/z");
+        let span = attr_span(tag, value, "from").unwrap();
+        let mut out = tag.to_vec();
+        out.drain(span);
+        assert_eq!(&out[..], b"<iq id='1' type='get'>");
     }
 
     #[test]
