@@ -21,7 +21,9 @@ use crate::net::read_some;
 use crate::router::delegation::disco::{rewrite_result, NS_CAPS};
 use crate::router::delegation::Decision;
 use crate::shared::Shared;
-use crate::xml::children::{children, descendant_text, stream_error_condition};
+use crate::xml::children::{
+    children, descendant_text, stanza_error_condition, stream_error_condition,
+};
 use crate::xml::writer::{splice, NS_BIND, NS_CLIENT, NS_SASL, NS_SASL2, NS_STREAMS, NS_TLS};
 use crate::xml::{Frame, FrameError, Head, Stanza};
 
@@ -494,7 +496,7 @@ impl Session {
             return false;
         };
         let unknown_node = head.type_().as_deref() == Some("error")
-            && descendant_text(stanza.bytes(), "item-not-found").is_some();
+            && stanza_error_condition(stanza.bytes()).as_deref() == Some("item-not-found");
         let (Some(jid), true) = (self.jid.clone(), unknown_node) else {
             return false;
         };
@@ -587,55 +589,14 @@ impl Session {
         Ok(())
     }
 
-    /// The server's features as the client must see them: the server's `<starttls/>`
-    /// removed (the client's TLS ends at the proxy), the proxy's own offered when the
-    /// client is still in plaintext and a certificate is configured, and the entity
-    /// capabilities `<c/>` removed where delegation changes disco (checklist 37). The
-    /// SASL mechanism list is never touched (XEP-0474 downgrade detection).
+    /// The server's features as this client must see them (see [`rewrite_features`]).
     fn features(&self, stanza: &Stanza) -> Bytes {
-        let bytes = stanza.bytes();
-        let (Ok(head), Ok(kids)) = (stanza.head(), children(bytes, Some(NS_CLIENT))) else {
-            return bytes.clone();
-        };
-        let disco_changed = self
+        let strip_caps = self
             .shared
             .delegation
             .table(&self.shared.config.current())
             .delegates(&self.domain);
-        let dropped = |c: &crate::xml::children::Child| {
-            let ns = c.ns.as_deref();
-            (c.name == "starttls" && ns == Some(NS_TLS))
-                || (disco_changed && c.name == "c" && ns == Some(NS_CAPS))
-        };
-        if !self.plaintext_starttls_offer && !kids.iter().any(dropped) {
-            return bytes.clone();
-        }
-        let open_end = head.open_tag_range().end;
-        let mut out = bytes::BytesMut::with_capacity(bytes.len() + 64);
-        if head.is_empty_element() {
-            // `<stream:features/>`: reopen it to add the offer.
-            out.extend_from_slice(&bytes[..open_end - 2]);
-            out.extend_from_slice(b">");
-        } else {
-            out.extend_from_slice(&bytes[..open_end]);
-        }
-        if self.plaintext_starttls_offer {
-            out.extend_from_slice(b"<starttls xmlns='urn:ietf:params:xml:ns:xmpp-tls'/>");
-        }
-        for kid in kids.iter().filter(|c| !dropped(c)) {
-            out.extend_from_slice(&bytes[kid.range.clone()]);
-        }
-        if head.is_empty_element() {
-            let name = std::str::from_utf8(&bytes[1..open_end]).unwrap_or("stream:features");
-            let name = name
-                .split(|c: char| c.is_whitespace() || c == '/' || c == '>')
-                .next()
-                .unwrap_or("stream:features");
-            out.extend_from_slice(format!("</{name}>").as_bytes());
-        } else {
-            out.extend_from_slice(&bytes[head.content_range().end..]);
-        }
-        out.freeze()
+        rewrite_features(stanza, self.plaintext_starttls_offer, strip_caps)
     }
 
     // ---- other tasks ----------------------------------------------------------
@@ -842,5 +803,107 @@ fn find_child_enabled(xml: &[u8]) -> Option<(Option<String>, bool, Option<u64>)>
             quick_xml::events::Event::Eof => return None,
             _ => {}
         }
+    }
+}
+
+/// Stream features as the client must see them: the server's `<starttls/>` removed
+/// (the client's TLS ends at the proxy), the proxy's own offered when the client is
+/// still in plaintext and a certificate is configured, and the entity capabilities
+/// `<c/>` removed where delegation changes disco (checklist 37). The SASL mechanism
+/// list is never touched (XEP-0474 downgrade detection).
+pub fn rewrite_features(stanza: &Stanza, offer_starttls: bool, strip_caps: bool) -> Bytes {
+    let bytes = stanza.bytes();
+    let (Ok(head), Ok(kids)) = (stanza.head(), children(bytes, Some(NS_CLIENT))) else {
+        return bytes.clone();
+    };
+    let dropped = |c: &crate::xml::children::Child| {
+        let ns = c.ns.as_deref();
+        (c.name == "starttls" && ns == Some(NS_TLS))
+            || (strip_caps && c.name == "c" && ns == Some(NS_CAPS))
+    };
+    if !offer_starttls && !kids.iter().any(dropped) {
+        return bytes.clone();
+    }
+    let open = head.open_tag_range();
+    let mut out = bytes::BytesMut::with_capacity(bytes.len() + 64);
+    if head.is_empty_element() {
+        // `<stream:features/>`: reopen it to add the offer.
+        out.extend_from_slice(&bytes[..open.end - 2]);
+        out.extend_from_slice(b">");
+    } else {
+        out.extend_from_slice(&bytes[..open.end]);
+    }
+    if offer_starttls {
+        out.extend_from_slice(b"<starttls xmlns='urn:ietf:params:xml:ns:xmpp-tls'/>");
+    }
+    for kid in kids.iter().filter(|c| !dropped(c)) {
+        out.extend_from_slice(&bytes[kid.range.clone()]);
+    }
+    if head.is_empty_element() {
+        let name = match head.prefix() {
+            Some(prefix) => format!("</{prefix}:{}>", head.name()),
+            None => format!("</{}>", head.name()),
+        };
+        out.extend_from_slice(name.as_bytes());
+    } else {
+        out.extend_from_slice(&bytes[head.content_range().end..]);
+    }
+    out.freeze()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::xml::{Framer, Limits};
+
+    fn features(xml: &str) -> Stanza {
+        let mut framer = Framer::new(Limits::default());
+        framer.buffer_mut().extend_from_slice(
+            b"<stream:stream xmlns='jabber:client' xmlns:stream='http://etherx.jabber.org/streams' version='1.0'>",
+        );
+        framer.buffer_mut().extend_from_slice(xml.as_bytes());
+        loop {
+            match framer.next_frame() {
+                Ok(Some(Frame::Stanza(s))) => return s,
+                Ok(Some(_)) => {}
+                other => panic!("no stanza: {other:?}"),
+            }
+        }
+    }
+
+    const MECHS: &str = "<mechanisms xmlns='urn:ietf:params:xml:ns:xmpp-sasl'><mechanism>SCRAM-SHA-1-PLUS</mechanism><mechanism>PLAIN</mechanism></mechanisms>";
+
+    #[test]
+    fn server_starttls_removed_mechanisms_untouched() {
+        let s = features(&format!(
+            "<stream:features><starttls xmlns='urn:ietf:params:xml:ns:xmpp-tls'><required/></starttls>{MECHS}</stream:features>"
+        ));
+        let out = rewrite_features(&s, false, false);
+        assert_eq!(
+            std::str::from_utf8(&out).unwrap(),
+            format!("<stream:features>{MECHS}</stream:features>")
+        );
+    }
+
+    #[test]
+    fn caps_stripped_only_under_delegation_checklist_37() {
+        let caps = "<c xmlns='http://jabber.org/protocol/caps' hash='sha-1' node='n' ver='v'/>";
+        let s = features(&format!("<stream:features>{MECHS}{caps}</stream:features>"));
+        assert_eq!(rewrite_features(&s, false, false), s.bytes().clone());
+        let out = rewrite_features(&s, false, true);
+        assert_eq!(
+            std::str::from_utf8(&out).unwrap(),
+            format!("<stream:features>{MECHS}</stream:features>")
+        );
+    }
+
+    #[test]
+    fn starttls_offer_added_even_to_empty_features() {
+        let s = features("<stream:features/>");
+        let out = rewrite_features(&s, true, false);
+        assert_eq!(
+            std::str::from_utf8(&out).unwrap(),
+            "<stream:features><starttls xmlns='urn:ietf:params:xml:ns:xmpp-tls'/></stream:features>"
+        );
     }
 }

@@ -264,7 +264,9 @@ impl ComponentSession {
     async fn stop(mut self, stop: Stop) {
         let close = Bytes::from_static(b"</stream:stream>");
         match stop {
-            Stop::ComponentEnded | Stop::ComponentGone => self.link.out.push(close),
+            // The component's own close tag was already relayed.
+            Stop::ComponentEnded => {}
+            Stop::ComponentGone => self.link.out.push(close),
             Stop::LinkEnded => {}
             Stop::LinkGone => {
                 metrics::stream_error("remote-connection-failed", "proxy");

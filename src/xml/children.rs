@@ -140,6 +140,15 @@ pub fn root_attr(xml: &[u8], name: &str) -> Option<String> {
     }
 }
 
+/// The condition of a stanza error: the first child of `<error/>` that is not `<text/>`.
+pub fn stanza_error_condition(xml: &[u8]) -> Option<String> {
+    let error = children(xml, None)
+        .ok()?
+        .into_iter()
+        .find(|child| child.name == "error")?;
+    stream_error_condition(&xml[error.range])
+}
+
 fn local(name: &[u8]) -> String {
     String::from_utf8_lossy(name).into_owned()
 }

@@ -198,6 +198,47 @@ xmlns:stream='http://etherx.jabber.org/streams' to='{to}' version='1.0'>"
         }
     }
 
+    /// An authenticated XEP-0114 component stream.
+    pub async fn component(port: u16, name: &str, secret: &str) -> Raw {
+        let mut raw = Raw::connect(port).await;
+        raw.send(&format!(
+            "<stream:stream xmlns='jabber:component:accept' xmlns:stream='http://etherx.jabber.org/streams' to='{name}'>"
+        ))
+        .await;
+        let id = match raw.next().await {
+            Some(Frame::Header(header)) => header.id.clone().expect("stream id"),
+            other => panic!("expected a stream header, got {other:?}"),
+        };
+        raw.send(&format!(
+            "<handshake>{}</handshake>",
+            stanzagate::component::handshake_digest(&id, secret)
+        ))
+        .await;
+        raw.expect("handshake").await;
+        raw
+    }
+
+    /// The next top-level element, whatever it is.
+    pub async fn next_stanza(&mut self) -> Stanza {
+        loop {
+            match self.next().await {
+                Some(Frame::Stanza(stanza)) => return stanza,
+                Some(_) => {}
+                None => panic!("connection closed while waiting for a stanza"),
+            }
+        }
+    }
+
+    /// Reads until an IQ with this id; returns it.
+    pub async fn expect_iq(&mut self, id: &str) -> Stanza {
+        loop {
+            let iq = self.expect("iq").await;
+            if iq.head().unwrap().id().as_deref() == Some(id) {
+                return iq;
+            }
+        }
+    }
+
     /// One IQ round trip (ping to the server) to prove the session still works.
     pub async fn ping(&mut self, id: &str) {
         self.send(&format!(

@@ -15,7 +15,7 @@ bounded by --timeout so a test never hangs on a broken peer.
 """
 import argparse
 import asyncio
-import ssl
+import xml.etree.ElementTree as ET
 import sys
 from pathlib import Path
 
@@ -128,6 +128,19 @@ class Client(slixmpp.ClientXMPP):
             for i in range(a.count):
                 self.send_message(mto=to, mbody=body if a.count == 1 else f"{body} {i}", mtype="chat")
             out("SENT", to, a.count)
+        for spec in a.iq or []:
+            ns, _, rest = spec.partition(",")
+            to, _, kind = rest.partition(",")
+            iq = self.make_iq(ito=to or None, itype=kind or "get")
+            iq.append(ET.Element(f"{{{ns}}}query"))
+            try:
+                res = await iq.send(timeout=a.timeout)
+                out("IQ-RESULT", ns, "from=" + str(res["from"]), ET.tostring(res.xml, encoding="unicode"))
+            except IqError as e:
+                out("IQ-ERROR", ns, "from=" + str(e.iq["from"]), e.iq["error"]["condition"])
+            except IqTimeout:
+                out("IQ-TIMEOUT", ns)
+                self.ok = False
         if a.sm and a.send:
             sm = self.plugin["xep_0198"]
             await self.wait_for(lambda: self.sm_enabled.is_set(), self.sm_enabled, "sm enabled")
@@ -164,6 +177,8 @@ def main():
     ap.add_argument("--send", action="append", metavar="TO:BODY")
     ap.add_argument("--count", type=int, default=1)
     ap.add_argument("--expect-messages", type=int, default=0)
+    ap.add_argument("--iq", action="append", metavar="NS,TO,TYPE",
+                    help="send <query xmlns=NS/> to TO (empty: no 'to') and print the answer")
     ap.add_argument("--sm", action="store_true", help="enable XEP-0198 and check the ack")
     ap.add_argument("--stay", type=float, default=0.0, help="seconds to stay online at the end")
     ap.add_argument("--timeout", type=float, default=20.0)

@@ -178,6 +178,11 @@ impl Delegations {
 
     /// A component went away: everything waiting on it is answered now (checklist 7).
     pub fn component_gone(&self, shared: &Shared, component: &str) {
+        tracing::debug!(
+            component,
+            pending = self.pending.len(),
+            "answering what waits on a gone component"
+        );
         for (_, waiting) in self.pending.drain_component(component) {
             if let Waiting::Client { original, ns, .. } = waiting {
                 pending::count(&ns, Outcome::ComponentOffline);
