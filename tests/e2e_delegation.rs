@@ -792,7 +792,7 @@ async fn checklist_7_component_disconnect_answers_pending_iqs_at_once() {
 fn features(answer: &Stanza) -> Vec<String> {
     let t = text(answer);
     t.match_indices("<feature ")
-        .filter_map(|(at, _)| root_attr(t[at..].as_bytes(), "var"))
+        .filter_map(|(at, _)| root_attr(&t.as_bytes()[at..], "var"))
         .collect()
 }
 
