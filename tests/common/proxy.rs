@@ -102,10 +102,10 @@ impl Proxy {
         let config_path = dir.path().join("proxy.toml");
         std::fs::write(&config_path, ports.render(spec)).expect("write proxy.toml");
         let mut command = Command::new(env!("CARGO_BIN_EXE_stanzagate"));
-        command
-            .arg("--config")
-            .arg(&config_path)
-            .env("RUST_LOG", "stanzagate=debug,info");
+        command.arg("--config").arg(&config_path).env(
+            "RUST_LOG",
+            std::env::var("STANZAGATE_TEST_LOG").unwrap_or_else(|_| "stanzagate=debug,info".into()),
+        );
         let process = Owned::spawn("stanzagate", command);
         if process
             .wait_line("ready", Duration::from_secs(20))
@@ -190,6 +190,13 @@ impl Proxy {
     pub fn await_log(&self, skip: usize, needle: &str) -> bool {
         self.process
             .wait_line_after(skip, needle, Duration::from_secs(20))
+            .is_some()
+    }
+
+    /// Whether a line after the first `skip` contains `needle` (no waiting).
+    pub fn logged_since(&self, skip: usize, needle: &str) -> bool {
+        self.process
+            .wait_line_after(skip, needle, Duration::ZERO)
             .is_some()
     }
 

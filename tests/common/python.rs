@@ -92,12 +92,22 @@ impl Python {
     }
 
     /// Starts a long-running script; lines are read with [`Running::await_line`].
+    /// Its output is drained continuously so a chatty peer never blocks on a full pipe.
     pub fn spawn(&self, script: &str, args: &[String]) -> Running {
         let mut child = self.command(script, args).spawn().expect("start python");
         let stdout = child.stdout.take().expect("stdout");
+        let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+        tokio::spawn(async move {
+            let mut lines = BufReader::new(stdout).lines();
+            while let Ok(Some(line)) = lines.next_line().await {
+                if tx.send(line).is_err() {
+                    break;
+                }
+            }
+        });
         Running {
             child,
-            lines: BufReader::new(stdout).lines(),
+            lines: rx,
             seen: Vec::new(),
         }
     }
@@ -106,7 +116,7 @@ impl Python {
 /// A peer script still running.
 pub struct Running {
     child: Child,
-    lines: tokio::io::Lines<BufReader<tokio::process::ChildStdout>>,
+    lines: tokio::sync::mpsc::UnboundedReceiver<String>,
     pub seen: Vec<String>,
 }
 
@@ -114,7 +124,7 @@ impl Running {
     /// Reads output until a line starting with `prefix` (bounded).
     pub async fn await_line(&mut self, prefix: &str, limit: Duration) -> Option<String> {
         let read = async {
-            while let Ok(Some(line)) = self.lines.next_line().await {
+            while let Some(line) = self.lines.recv().await {
                 self.seen.push(line.clone());
                 if line.starts_with(prefix) {
                     return Some(line);
@@ -134,8 +144,8 @@ impl Running {
             }
         }
         let _ = tokio::time::timeout(Duration::from_secs(10), self.child.wait()).await;
-        while let Ok(Ok(Some(line))) =
-            tokio::time::timeout(Duration::from_secs(1), self.lines.next_line()).await
+        while let Ok(Some(line)) =
+            tokio::time::timeout(Duration::from_secs(1), self.lines.recv()).await
         {
             self.seen.push(line);
         }

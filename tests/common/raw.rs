@@ -19,6 +19,9 @@ pub struct Raw {
     pub conn: Conn,
     framer: Framer,
     pub jid: Option<String>,
+    /// XEP-0198: stanzas received since `<enabled/>` (set by the test on resumption).
+    /// While set, the server's `<r/>` is answered automatically with this count.
+    pub sm_received: Option<u32>,
 }
 
 impl Raw {
@@ -62,6 +65,7 @@ impl Raw {
                 ..Limits::default()
             }),
             jid: None,
+            sm_received: None,
         }
     }
 
@@ -87,13 +91,57 @@ xmlns:stream='http://etherx.jabber.org/streams' to='{to}' version='1.0'>"
         )
     }
 
-    /// The next frame, `None` once the connection is closed.
+    /// The next frame, `None` once the connection is closed. Stream Management is
+    /// played honestly: received stanzas are counted and `<r/>` answered.
     pub async fn next(&mut self) -> Option<Frame> {
-        match tokio::time::timeout(WAIT, next_frame(&mut self.conn, &mut self.framer)).await {
-            Ok(Ok(frame)) => Some(frame),
-            Ok(Err(_)) => None,
-            Err(_) => panic!("no frame within {WAIT:?}"),
+        loop {
+            let frame = match tokio::time::timeout(
+                WAIT,
+                next_frame(&mut self.conn, &mut self.framer),
+            )
+            .await
+            {
+                Ok(Ok(frame)) => frame,
+                Ok(Err(_)) => return None,
+                Err(_) => panic!("no frame within {WAIT:?}"),
+            };
+            if let Frame::Stanza(stanza) = &frame {
+                if self.observe_sm(stanza).await {
+                    continue;
+                }
+            }
+            return Some(frame);
         }
+    }
+
+    /// Counts for XEP-0198; returns true for an `<r/>` it answered itself.
+    async fn observe_sm(&mut self, stanza: &Stanza) -> bool {
+        let Ok(head) = stanza.head() else {
+            return false;
+        };
+        let sm = head.ns() == Some("urn:xmpp:sm:3");
+        match (head.name(), sm) {
+            ("enabled", true) => self.sm_received = Some(0),
+            ("r", true) => {
+                if let Some(h) = self.sm_received {
+                    self.send(&format!("<a xmlns='urn:xmpp:sm:3' h='{h}'/>"))
+                        .await;
+                    return true;
+                }
+            }
+            ("iq" | "message" | "presence", false) => {
+                if let Some(h) = self.sm_received.as_mut() {
+                    *h += 1;
+                }
+            }
+            _ => {}
+        }
+        false
+    }
+
+    /// Gives up the stream for a split reader/writer test; the framer comes along.
+    pub fn into_parts(self) -> (Conn, Framer) {
+        (self.conn, self.framer)
     }
 
     /// Skips frames until a top-level element named `name`.

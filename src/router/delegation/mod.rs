@@ -121,6 +121,7 @@ impl Delegations {
         let timeout = shared.config.current().limits.delegation_timeout;
         self.pending
             .insert(shared, id.clone(), rule.component.clone(), waiting, timeout);
+        tracing::trace!(%id, "delegating");
         if component.send(wrapped).is_err() {
             self.pending.remove(&id);
             pending::count(&rule.ns, Outcome::ComponentOffline);
@@ -145,6 +146,7 @@ impl Delegations {
             return false;
         }
         let Some(id) = head.id() else { return false };
+        tracing::trace!(%id, known = self.pending.is_for(&id, component), "component reply");
         if !self.pending.is_for(&id, component) {
             return false;
         }
