@@ -54,7 +54,7 @@ impl ClientSide {
     pub async fn read_header(&mut self, deadline: Instant) -> Result<StreamHeader, ClientError> {
         loop {
             match self.framer.next_frame()? {
-                Some(Frame::Header(header)) => return Ok(header),
+                Some(Frame::Header(header)) => return Ok(*header),
                 Some(Frame::Whitespace(_)) => continue,
                 Some(_) => return Err(ClientError::Refused("expected a stream header")),
                 None => {}

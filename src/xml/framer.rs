@@ -8,7 +8,7 @@ use bytes::{Bytes, BytesMut};
 use super::error::FrameError;
 use super::frame::Frame;
 use super::limits::Limits;
-use super::namespaces::Namespaces;
+use super::namespaces::{Namespaces, NsHandle};
 use super::scanner::{Scan, Scanner};
 use super::stanza::Stanza;
 use super::stream_header::StreamHeader;
@@ -31,8 +31,10 @@ pub struct Framer {
     buf: BytesMut,
     limits: Limits,
     scanner: Scanner,
-    /// Declarations of the current stream header, shared with every stanza.
+    /// Declarations of the current stream header.
     namespaces: Arc<Namespaces>,
+    /// The same, as handed to every stanza.
+    ns_handle: NsHandle,
     state: State,
 }
 
@@ -49,6 +51,7 @@ impl Framer {
             limits: limits.clamped(),
             scanner: Scanner::new(),
             namespaces: Arc::default(),
+            ns_handle: NsHandle::default(),
             state: State::Open,
         }
     }
@@ -122,7 +125,8 @@ impl Framer {
         let raw = self.take(len);
         let header = StreamHeader::parse(raw, open_start)?;
         self.namespaces = header.namespaces.clone();
-        Ok(Frame::Header(header))
+        self.ns_handle = NsHandle::new(header.namespaces.clone());
+        Ok(Frame::Header(Box::new(header)))
     }
 
     #[inline]
@@ -132,7 +136,7 @@ impl Framer {
         let bytes = self.take(len);
         Ok(Frame::Stanza(Stanza::new(
             bytes,
-            self.namespaces.clone(),
+            self.ns_handle.clone(),
             meta,
         )))
     }

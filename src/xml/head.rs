@@ -7,44 +7,45 @@
 //! `Head` wraps the `ChildHead` that holds the bytes and the parse cache, so handing out
 //! `&Head` and `&ChildHead` costs no `Bytes`/`Arc` clones (no atomics per stanza).
 
+use bytes::Bytes;
 use std::borrow::Cow;
 use std::cell::OnceCell;
 use std::ops::Range;
-use std::sync::Arc;
-
-use bytes::Bytes;
 
 use super::attrs::Attrs;
 use super::error::HeadError;
 use super::escape::unescape;
-use super::namespaces::Namespaces;
+use super::namespaces::{Namespaces, NsHandle};
 use super::resolve::{element_name, Decoded, Failure, NsRef, Resolved};
 use super::scanner::{ElementMeta, Known, TagMeta};
 use super::span::Span;
 
 /// A view of one element's open tag: its recorded name and where attributes start.
-fn attrs_of<'a>(raw: &'a [u8], tag: &TagMeta) -> Attrs<'a> {
+fn attrs_of<'a, const N: usize>(raw: &'a [u8], tag: &TagMeta<N>) -> Attrs<'a> {
     Attrs::new(raw, tag.name.end as usize)
 }
 
-fn find_attr(raw: &[u8], tag: &TagMeta, name: &str) -> Option<Span> {
+fn find_attr<const N: usize>(raw: &[u8], tag: &TagMeta<N>, name: &str) -> Option<Span> {
     attrs_of(raw, tag)
         .find(|a| a.name.of(raw) == name.as_bytes())
         .map(|a| a.value)
 }
 
-fn attr_pairs<'a>(raw: &'a [u8], tag: &TagMeta) -> impl Iterator<Item = (&'a str, Cow<'a, str>)> {
+fn attr_pairs<'a, const N: usize>(
+    raw: &'a [u8],
+    tag: &TagMeta<N>,
+) -> impl Iterator<Item = (&'a str, Cow<'a, str>)> {
     attrs_of(raw, tag).filter_map(move |a| {
         let value = unescape(a.value.of(raw)).ok()?;
         Some((a.name.str_of(raw), value))
     })
 }
 
-fn local_name<'a>(raw: &'a [u8], tag: &TagMeta) -> &'a str {
+fn local_name<'a, const N: usize>(raw: &'a [u8], tag: &TagMeta<N>) -> &'a str {
     element_name(raw, tag).map_or("", |q| q.local.str_of(raw))
 }
 
-fn prefix<'a>(raw: &'a [u8], tag: &TagMeta) -> Option<&'a str> {
+fn prefix<'a, const N: usize>(raw: &'a [u8], tag: &TagMeta<N>) -> Option<&'a str> {
     let prefix = element_name(raw, tag).ok()?.prefix?;
     Some(prefix.str_of(raw))
 }
@@ -60,15 +61,16 @@ pub struct Head {
 #[derive(Clone, Debug)]
 pub struct ChildHead {
     bytes: Bytes,
-    namespaces: Arc<Namespaces>,
+    namespaces: NsHandle,
     meta: ElementMeta,
     parsed: OnceCell<Result<Resolved, Failure>>,
-    /// Namespace URIs written with references, decoded during resolution (rare).
-    decoded: OnceCell<Decoded>,
+    /// Namespace URIs written with references, decoded during resolution (rare, so
+    /// boxed to keep every stanza small).
+    decoded: OnceCell<Box<Decoded>>,
 }
 
 impl Head {
-    pub(crate) fn new(bytes: Bytes, namespaces: Arc<Namespaces>, meta: ElementMeta) -> Self {
+    pub(crate) fn new(bytes: Bytes, namespaces: NsHandle, meta: ElementMeta) -> Self {
         Head {
             inner: ChildHead {
                 bytes,
@@ -88,7 +90,7 @@ impl Head {
         self.inner.bytes
     }
 
-    pub(crate) fn namespaces(&self) -> &Arc<Namespaces> {
+    pub(crate) fn namespaces(&self) -> &Namespaces {
         &self.inner.namespaces
     }
 
@@ -100,7 +102,7 @@ impl Head {
             let resolved =
                 Resolved::resolve(&inner.bytes, &inner.namespaces, &inner.meta, &mut decoded);
             if !decoded.is_empty() {
-                let _ = inner.decoded.set(decoded);
+                let _ = inner.decoded.set(Box::new(decoded));
             }
             resolved
         });
@@ -213,7 +215,12 @@ impl ChildHead {
     }
 
     fn uri(&self, ns: NsRef) -> Option<&str> {
-        Resolved::uri(ns, &self.bytes, &self.namespaces, self.decoded.get())
+        Resolved::uri(
+            ns,
+            &self.bytes,
+            &self.namespaces,
+            self.decoded.get().map(|d| &**d),
+        )
     }
 
     pub fn name(&self) -> &str {

@@ -15,7 +15,7 @@ mod fast;
 mod markup;
 mod record;
 
-pub(crate) use record::{Known, TagMeta};
+pub(crate) use record::{ChildMeta, Known, TagMeta, TopMeta};
 
 use super::chars::{self, is, WS};
 use super::error::Fault;
@@ -72,8 +72,8 @@ pub(crate) struct ElementMeta {
     pub(crate) child_count: u32,
     /// The whole first child element; empty if there is none.
     pub(crate) first_child: Span,
-    pub(crate) top: TagMeta,
-    pub(crate) child: TagMeta,
+    pub(crate) top: TopMeta,
+    pub(crate) child: ChildMeta,
 }
 
 impl Default for ElementMeta {
@@ -83,8 +83,8 @@ impl Default for ElementMeta {
             close_start: 0,
             child_count: 0,
             first_child: Span::default(),
-            top: TagMeta::EMPTY,
-            child: TagMeta::EMPTY,
+            top: TopMeta::EMPTY,
+            child: ChildMeta::EMPTY,
         }
     }
 }

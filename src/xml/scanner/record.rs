@@ -6,14 +6,15 @@ use super::super::span::Span;
 use super::Scanner;
 
 /// Attributes the router reads on every stanza, as indexes into `TagMeta::attrs`.
+/// `Xmlns` comes first: the first child records only that one.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum Known {
-    To = 0,
-    From = 1,
-    Type = 2,
-    Id = 3,
     /// The default namespace declaration, `xmlns`.
-    Xmlns = 4,
+    Xmlns = 0,
+    To = 1,
+    From = 2,
+    Type = 3,
+    Id = 4,
 }
 
 impl Known {
@@ -29,23 +30,28 @@ impl Known {
     }
 }
 
-/// Facts about one open tag.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub(crate) struct TagMeta {
+/// Facts about one open tag, recording the first `N` `Known` attributes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct TagMeta<const N: usize> {
     /// Qualified element name.
     pub(crate) name: Span,
     /// Raw values of the `Known` attributes; `Span::ABSENT` if missing.
-    attrs: [Span; 5],
+    attrs: [Span; N],
     /// Bit per `Known` attribute whose value holds references (needs unescaping).
     escaped: u8,
     /// Whether the tag declares any prefix (`xmlns:p`), which then needs a lookup.
     pub(crate) prefixed_decls: bool,
 }
 
-impl TagMeta {
-    pub(crate) const EMPTY: TagMeta = TagMeta {
+/// The top element's tag: every `Known` attribute.
+pub(crate) type TopMeta = TagMeta<5>;
+/// The first child's tag: only `xmlns`, which namespace resolution needs.
+pub(crate) type ChildMeta = TagMeta<1>;
+
+impl<const N: usize> TagMeta<N> {
+    pub(crate) const EMPTY: Self = TagMeta {
         name: Span::ABSENT,
-        attrs: [Span::ABSENT; 5],
+        attrs: [Span::ABSENT; N],
         escaped: 0,
         prefixed_decls: false,
     };
@@ -74,30 +80,23 @@ impl TagMeta {
 }
 
 impl Scanner {
-    /// The tag being scanned, if it is the top element's or the first child's.
-    #[inline]
-    fn recorded_tag(&mut self) -> Option<&mut TagMeta> {
-        match self.depth {
-            0 if !self.expect_header => Some(&mut self.meta.top),
-            1 if self.meta.child_count == 0 => Some(&mut self.meta.child),
-            _ => None,
-        }
-    }
-
     /// An attribute of the current start tag was completely scanned.
     #[inline]
     pub(super) fn note_attr(&mut self, data: &[u8], name: Span, value: Span, escaped: bool) {
-        if let Some(tag) = self.recorded_tag() {
-            tag.note(name.of(data), value, escaped);
+        match self.depth {
+            0 if !self.expect_header => self.meta.top.note(name.of(data), value, escaped),
+            1 if self.meta.child_count == 0 => self.meta.child.note(name.of(data), value, escaped),
+            _ => {}
         }
     }
 
     /// The current start tag is complete; called before depth changes.
     #[inline]
     pub(super) fn note_name(&mut self) {
-        let name = self.name;
-        if let Some(tag) = self.recorded_tag() {
-            tag.name = name;
+        match self.depth {
+            0 if !self.expect_header => self.meta.top.name = self.name,
+            1 if self.meta.child_count == 0 => self.meta.child.name = self.name,
+            _ => {}
         }
     }
 }
