@@ -4,8 +4,10 @@
 //! reports where the skipped bytes hold non-ASCII, so UTF-8 validation covers only
 //! those bytes.
 
+use super::chars;
+
 /// Bytes examined per step.
-const WIDTH: usize = 16;
+pub(crate) const WIDTH: usize = 16;
 /// Pads a short tail to a full block; plain in every context and ASCII.
 const PAD: u8 = b'a';
 
@@ -36,14 +38,60 @@ fn portable_masks(block: &[u8; WIDTH], a: u8, b: u8, c: u8) -> (u32, u32) {
     (stops, high)
 }
 
+/// Bit mask over one block flagging ASCII name characters (`[A-Za-z0-9_.:-]`).
+#[inline(always)]
+fn name_mask(block: &[u8; WIDTH]) -> u32 {
+    #[cfg(all(target_arch = "x86_64", target_feature = "sse2"))]
+    {
+        sse2::name_mask(block)
+    }
+    #[cfg(not(all(target_arch = "x86_64", target_feature = "sse2")))]
+    {
+        portable_name_mask(block)
+    }
+}
+
+/// The definition of `name_mask`, and its implementation where SSE2 is unavailable.
+#[cfg_attr(all(target_arch = "x86_64", target_feature = "sse2"), allow(dead_code))]
+#[inline(always)]
+fn portable_name_mask(block: &[u8; WIDTH]) -> u32 {
+    let mut names = 0;
+    for (i, &x) in block.iter().enumerate() {
+        names |= u32::from(chars::is(x, chars::NAME_ASCII)) << i;
+    }
+    names
+}
+
 #[cfg(all(target_arch = "x86_64", target_feature = "sse2"))]
 mod sse2 {
     use std::arch::x86_64::{
         __m128i, _mm_cmpeq_epi8, _mm_loadu_si128, _mm_min_epu8, _mm_movemask_epi8, _mm_or_si128,
-        _mm_set1_epi8,
+        _mm_set1_epi8, _mm_sub_epi8,
     };
 
     use super::WIDTH;
+
+    #[inline(always)]
+    pub(super) fn name_mask(block: &[u8; WIDTH]) -> u32 {
+        // SAFETY: as in `masks`: SSE2 is statically enabled and the load reads exactly
+        // the 16 bytes `block` borrows.
+        unsafe {
+            let x = _mm_loadu_si128(block.as_ptr().cast::<__m128i>());
+            let set = |byte: u8| _mm_set1_epi8(byte as i8);
+            // `v < n` (unsigned) exactly when min(v, n - 1) == v.
+            let below = |v: __m128i, n: u8| _mm_cmpeq_epi8(_mm_min_epu8(v, set(n - 1)), v);
+            // Setting bit 5 folds A-Z onto a-z and maps no other byte into a-z.
+            let letter = below(_mm_sub_epi8(_mm_or_si128(x, set(0x20)), set(b'a')), 26);
+            let digit = below(_mm_sub_epi8(x, set(b'0')), 10);
+            let eq = |byte: u8| _mm_cmpeq_epi8(x, set(byte));
+            let punct = _mm_or_si128(
+                _mm_or_si128(eq(b'_'), eq(b'-')),
+                _mm_or_si128(eq(b'.'), eq(b':')),
+            );
+            let names = _mm_or_si128(_mm_or_si128(letter, digit), punct);
+            _mm_movemask_epi8(names) as u32
+        }
+    }
 
     #[inline(always)]
     pub(super) fn masks(block: &[u8; WIDTH], a: u8, b: u8, c: u8) -> (u32, u32) {
@@ -61,9 +109,10 @@ mod sse2 {
     }
 }
 
-/// The block of `bytes` at `at`, padded if fewer than `WIDTH` bytes remain.
+/// Masks (as in `masks`) of the block of `bytes` at `at`, padded with plain ASCII if
+/// fewer than `WIDTH` bytes remain.
 #[inline(always)]
-fn block_masks(bytes: &[u8], at: usize, a: u8, b: u8, c: u8) -> (u32, u32) {
+pub(crate) fn block_masks(bytes: &[u8], at: usize, a: u8, b: u8, c: u8) -> (u32, u32) {
     if let Some(block) = bytes
         .get(at..at + WIDTH)
         .and_then(|w| <&[u8; WIDTH]>::try_from(w).ok())
@@ -75,6 +124,34 @@ fn block_masks(bytes: &[u8], at: usize, a: u8, b: u8, c: u8) -> (u32, u32) {
         *dst = *src;
     }
     masks(&block, a, b, c)
+}
+
+/// Length of the leading run of ASCII name characters (`[A-Za-z0-9_.:-]`); equal to
+/// `bytes.len()` if the run reaches the end of `bytes`.
+#[inline]
+pub(crate) fn name_len(bytes: &[u8]) -> usize {
+    let mut at = 0;
+    while at < bytes.len() {
+        let others = !match bytes
+            .get(at..at + WIDTH)
+            .and_then(|w| <&[u8; WIDTH]>::try_from(w).ok())
+        {
+            Some(block) => name_mask(block),
+            None => {
+                // Padding with a non-name byte ends the run at the end of `bytes`.
+                let mut block = [b' '; WIDTH];
+                for (dst, src) in block.iter_mut().zip(bytes.get(at..).unwrap_or(&[])) {
+                    *dst = *src;
+                }
+                name_mask(&block)
+            }
+        };
+        if others & 0xffff != 0 {
+            return (at + others.trailing_zeros() as usize).min(bytes.len());
+        }
+        at += WIDTH;
+    }
+    bytes.len()
 }
 
 /// A run of plain bytes: its length and where its non-ASCII bytes lie.
@@ -231,6 +308,26 @@ mod tests {
             for (a, b, c) in [(b'<', b'&', b'<'), (b'\'', b'<', b'&'), (b'"', b'<', b'&')] {
                 assert_eq!(masks(&block, a, b, c), portable_masks(&block, a, b, c));
             }
+        }
+    }
+
+    #[test]
+    fn name_masks_match_their_definition() {
+        for first in (0..256).step_by(WIDTH) {
+            let block: [u8; WIDTH] = std::array::from_fn(|i| (first + i) as u8);
+            assert_eq!(name_mask(&block), portable_name_mask(&block), "{first}");
+        }
+        for (name, len) in [
+            ("", 0),
+            ("to", 2),
+            ("to='x'", 2),
+            ("xml:lang ", 8),
+            ("a-b_c.d:E9Z/>", 11),
+            ("0123456789abcdefghij>", 20),
+            ("0123456789abcdef", 16),
+            ("caf\u{e9}", 3),
+        ] {
+            assert_eq!(name_len(name.as_bytes()), len, "{name}");
         }
     }
 

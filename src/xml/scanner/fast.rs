@@ -9,16 +9,25 @@
 //! phases take over from the `<`, so split invariance and error reporting rest on those
 //! phases alone.
 
-use super::super::chars::{self, is, NAME_ASCII, NAME_START_ASCII, WS};
+use super::super::chars::{self, is, NAME_START_ASCII, WS};
 use super::super::limits::Limits;
 use super::super::reference::predefined_len;
-use super::super::runs::value_run;
+use super::super::runs::{block_masks, name_len, WIDTH};
 use super::super::span::Span;
-use super::{Scanner, Step};
+use super::{same, Scanner, Step};
+
+/// Which recorded tag (see `record`) the start tag being scanned is, if any.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Recorded {
+    No,
+    Top,
+    Child,
+}
 
 impl Scanner {
     /// Consumes the complete tag whose `<` is at `self.pos`, or returns `None` having
     /// changed nothing.
+    #[inline]
     pub(super) fn fast_tag(&mut self, data: &[u8], limits: &Limits) -> Option<Step> {
         if self.expect_header {
             return None;
@@ -35,12 +44,23 @@ impl Scanner {
         step
     }
 
+    #[inline]
     fn fast_end_tag(&mut self, data: &[u8], start: usize) -> Option<Step> {
         let name_start = start + 2;
+        // Usually the end tag repeats the open element's name, which was validated
+        // when it was opened: compare instead of scanning.
+        if let Some(&open) = self.stack.last() {
+            let name_end = name_start + open.end.saturating_sub(open.start) as usize;
+            if repeats(data, open, name_start) && data.get(name_end) == Some(&b'>') {
+                self.tag_start = start;
+                self.pos = name_end + 1;
+                return Some(Ok(self.element_closed()));
+            }
+        }
         if !is(*data.get(name_start)?, NAME_START_ASCII) {
             return None;
         }
-        let name_end = name_start + ascii_name(data, name_start + 1)? + 1;
+        let name_end = name_start + ascii_name(data, name_start)?;
         if *data.get(name_end)? != b'>' {
             return None;
         }
@@ -52,11 +72,18 @@ impl Scanner {
         Some(self.end_tag_end(data))
     }
 
+    #[inline]
     fn fast_start_tag(&mut self, data: &[u8], start: usize, limits: &Limits) -> Option<Step> {
         if self.depth >= limits.max_depth {
             return None;
         }
-        let name_end = start + 2 + ascii_name(data, start + 2)?;
+        // The first name byte was checked by the caller.
+        let name_end = start + 1 + ascii_name(data, start + 1)?;
+        let recorded = match self.depth {
+            0 => Recorded::Top,
+            1 if self.meta.child_count == 0 => Recorded::Child,
+            _ => Recorded::No,
+        };
         let mut pos = name_end;
         let mut b = *data.get(pos)?;
         while is(b, WS) {
@@ -70,7 +97,7 @@ impl Scanner {
             if !is(b, NAME_START_ASCII) {
                 break;
             }
-            pos = self.fast_attr(data, pos, limits)?;
+            pos = self.fast_attr(data, pos, limits, recorded)?;
             b = *data.get(pos)?;
         }
         let end = match b {
@@ -87,14 +114,19 @@ impl Scanner {
         })
     }
 
-    /// One `name='value'` attribute at `pos`; returns the offset past its closing quote.
-    fn fast_attr(&mut self, data: &[u8], pos: usize, limits: &Limits) -> Option<usize> {
-        let name_end = pos + 1 + ascii_name(data, pos + 1)?;
-        if *data.get(name_end)? != b'=' {
-            return None;
-        }
+    /// One `name='value'` attribute at `pos` (its first byte checked by the caller);
+    /// returns the offset past its closing quote.
+    #[inline(always)]
+    fn fast_attr(
+        &mut self,
+        data: &[u8],
+        pos: usize,
+        limits: &Limits,
+        recorded: Recorded,
+    ) -> Option<usize> {
+        let name_end = pos + ascii_name(data, pos)?;
         let quote = *data.get(name_end + 1)?;
-        if quote != b'\'' && quote != b'"' {
+        if *data.get(name_end)? != b'=' || (quote != b'\'' && quote != b'"') {
             return None;
         }
         let value_start = name_end + 2;
@@ -104,28 +136,59 @@ impl Scanner {
             return None;
         }
         self.attr_names.push(name);
-        let value = Span::new(value_start, value_end);
         // Idempotent: should the tag bail later, the byte-level phases note it again.
-        self.note_attr(data, name, value, escaped);
+        let value = Span::new(value_start, value_end);
+        let name = data.get(pos..name_end).unwrap_or(&[]);
+        match recorded {
+            Recorded::Top => self.meta.top.note(name, value, escaped),
+            Recorded::Child => self.meta.child.note(name, value, escaped),
+            Recorded::No => {}
+        }
         Some(value_end + 1)
+    }
+}
+
+/// Whether the name `open` (of an element being closed) is repeated at `at`.
+#[inline(always)]
+fn repeats(data: &[u8], open: Span, at: usize) -> bool {
+    let len = open.end.saturating_sub(open.start) as usize;
+    let word = |from: usize| {
+        data.get(from..from + 8)
+            .and_then(|w| <[u8; 8]>::try_from(w).ok())
+            .map(u64::from_le_bytes)
+    };
+    match (len, word(open.start as usize), word(at)) {
+        // Short names (nearly all): one masked word comparison.
+        (1..=8, Some(a), Some(b)) => (a ^ b) & (u64::MAX >> (64 - 8 * len)) == 0,
+        _ => data
+            .get(at..at + len)
+            .is_some_and(|name| same(open.of(data), name)),
     }
 }
 
 /// Scans a value up to its closing quote, stepping over predefined entities; returns
 /// the quote's offset and whether entities were seen. `None` for anything unusual.
-#[inline]
+#[inline(always)]
 fn fast_value(data: &[u8], start: usize, quote: u8) -> Option<(usize, bool)> {
     let mut pos = start;
     let mut escaped = false;
+    let mut high = 0;
     loop {
-        let run = value_run(data.get(pos..)?, quote);
-        let high = data.get(pos + run.high.0..pos + run.high.1)?;
-        if run.non_ascii() && std::str::from_utf8(high).is_err() {
-            return None;
+        let (stops, highs) = block_masks(data, pos, quote, b'<', b'&');
+        if stops == 0 {
+            // The value goes on past this block (padding holds no stops).
+            high |= highs;
+            pos += WIDTH;
+            if pos >= data.len() {
+                return None;
+            }
+            continue;
         }
-        pos += run.len;
+        let k = stops.trailing_zeros();
+        high |= highs & ((1 << k) - 1);
+        pos += k as usize;
         match *data.get(pos)? {
-            b if b == quote => return Some((pos, escaped)),
+            b if b == quote => break,
             b'&' => {
                 pos += 1 + predefined_len(data.get(pos + 1..)?)?;
                 escaped = true;
@@ -133,14 +196,17 @@ fn fast_value(data: &[u8], start: usize, quote: u8) -> Option<(usize, bool)> {
             _ => return None,
         }
     }
+    // Non-ASCII values are rare: validate the whole value then.
+    if high != 0 {
+        std::str::from_utf8(data.get(start..pos)?).ok()?;
+    }
+    Some((pos, escaped))
 }
 
 /// Length of the ASCII name characters at `pos`, if the name's end is buffered.
-#[inline]
+#[inline(always)]
 fn ascii_name(data: &[u8], pos: usize) -> Option<usize> {
-    let mut end = pos;
-    while is(*data.get(end)?, NAME_ASCII) {
-        end += 1;
-    }
-    Some(end - pos)
+    let rest = data.get(pos..)?;
+    let len = name_len(rest);
+    (len < rest.len()).then_some(len)
 }

@@ -291,7 +291,7 @@ impl Scanner {
 
     /// Records an attribute name of the current tag; `Some(true)` if it duplicates an
     /// earlier one.
-    #[inline]
+    #[inline(always)]
     fn is_duplicate_attr(&mut self, data: &[u8], name: Span) -> bool {
         let bytes = name.of(data);
         let bit = 1u64 << (name_hash(bytes) & 63);
@@ -407,22 +407,29 @@ impl Scanner {
                 false => Err(Fault::StrayEndTag),
             };
         }
-        let open = self.stack.pop().unwrap_or_default();
+        let open = self.stack.last().copied().unwrap_or_default();
         if !same(open.of(data), name) {
             return Err(Fault::MismatchedEndTag);
         }
-        self.depth -= 1;
+        Ok(self.element_closed())
+    }
+
+    /// The end tag of the innermost open element was consumed (its name matched).
+    #[inline(always)]
+    fn element_closed(&mut self) -> Option<Scan> {
+        self.stack.pop();
+        self.depth = self.depth.saturating_sub(1);
         self.phase = Phase::Text;
         match self.depth {
             0 => {
                 self.meta.close_start = offset(self.tag_start);
-                Ok(Some(self.element_done()))
+                Some(self.element_done())
             }
             1 => {
                 self.child_ended();
-                Ok(None)
+                None
             }
-            _ => Ok(None),
+            _ => None,
         }
     }
 

@@ -64,7 +64,7 @@ impl<const N: usize> TagMeta<N> {
     }
 
     #[inline]
-    fn note(&mut self, name: &[u8], value: Span, escaped: bool) {
+    pub(super) fn note(&mut self, name: &[u8], value: Span, escaped: bool) {
         match Known::of(name) {
             Some(known) => {
                 if let Some(slot) = self.attrs.get_mut(known as usize) {
