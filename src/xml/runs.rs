@@ -62,14 +62,61 @@ fn portable_name_mask(block: &[u8; WIDTH]) -> u32 {
     names
 }
 
+/// Bit masks over one block for UTF-8 checking: non-ASCII bytes, leads of two-byte
+/// sequences (0xC2..=0xDF) and continuation bytes (0x80..=0xBF).
+#[inline(always)]
+fn utf8_masks(block: &[u8; WIDTH]) -> (u32, u32, u32) {
+    #[cfg(all(target_arch = "x86_64", target_feature = "sse2"))]
+    {
+        sse2::utf8_masks(block)
+    }
+    #[cfg(not(all(target_arch = "x86_64", target_feature = "sse2")))]
+    {
+        portable_utf8_masks(block)
+    }
+}
+
+/// The definition of `utf8_masks`, and its implementation where SSE2 is unavailable.
+#[cfg_attr(all(target_arch = "x86_64", target_feature = "sse2"), allow(dead_code))]
+#[inline(always)]
+fn portable_utf8_masks(block: &[u8; WIDTH]) -> (u32, u32, u32) {
+    let (mut high, mut lead2, mut cont) = (0, 0, 0);
+    for (i, &x) in block.iter().enumerate() {
+        high |= u32::from(x >= 0x80) << i;
+        lead2 |= u32::from((0xc2..=0xdf).contains(&x)) << i;
+        cont |= u32::from((0x80..=0xbf).contains(&x)) << i;
+    }
+    (high, lead2, cont)
+}
+
 #[cfg(all(target_arch = "x86_64", target_feature = "sse2"))]
 mod sse2 {
     use std::arch::x86_64::{
-        __m128i, _mm_cmpeq_epi8, _mm_loadu_si128, _mm_min_epu8, _mm_movemask_epi8, _mm_or_si128,
-        _mm_set1_epi8, _mm_sub_epi8,
+        __m128i, _mm_and_si128, _mm_cmpeq_epi8, _mm_cmpgt_epi8, _mm_cmplt_epi8, _mm_loadu_si128,
+        _mm_min_epu8, _mm_movemask_epi8, _mm_or_si128, _mm_set1_epi8, _mm_sub_epi8,
     };
 
     use super::WIDTH;
+
+    #[inline(always)]
+    pub(super) fn utf8_masks(block: &[u8; WIDTH]) -> (u32, u32, u32) {
+        // SAFETY: as in `masks`: SSE2 is statically enabled and the load reads exactly
+        // the 16 bytes `block` borrows.
+        unsafe {
+            let x = _mm_loadu_si128(block.as_ptr().cast::<__m128i>());
+            // Signed compares: 0x80..=0xBF are -128..=-65, 0xC2..=0xDF are -62..=-33.
+            let cont = _mm_cmplt_epi8(x, _mm_set1_epi8(-64));
+            let lead2 = _mm_and_si128(
+                _mm_cmpgt_epi8(x, _mm_set1_epi8(-63)),
+                _mm_cmplt_epi8(x, _mm_set1_epi8(-32)),
+            );
+            (
+                _mm_movemask_epi8(x) as u32,
+                _mm_movemask_epi8(lead2) as u32,
+                _mm_movemask_epi8(cont) as u32,
+            )
+        }
+    }
 
     #[inline(always)]
     pub(super) fn name_mask(block: &[u8; WIDTH]) -> u32 {
@@ -152,6 +199,41 @@ pub(crate) fn name_len(bytes: &[u8]) -> usize {
         at += WIDTH;
     }
     bytes.len()
+}
+
+/// Whether `bytes` is valid UTF-8, like `std::str::from_utf8(bytes).is_ok()`. Text
+/// in stanzas is mostly ASCII with some two-byte characters (Latin, Greek, Cyrillic,
+/// ...): those are checked a block at a time without branching per byte; anything
+/// else (three- and four-byte sequences, errors) is left to the standard validator.
+#[inline]
+pub(crate) fn valid_utf8(bytes: &[u8]) -> bool {
+    // 1 if the previous block ended with the lead of a two-byte sequence.
+    let mut carry = 0;
+    let mut at = 0;
+    while at < bytes.len() {
+        let (high, lead2, cont) = match bytes
+            .get(at..at + WIDTH)
+            .and_then(|w| <&[u8; WIDTH]>::try_from(w).ok())
+        {
+            Some(block) => utf8_masks(block),
+            None => {
+                let mut block = [PAD; WIDTH];
+                for (dst, src) in block.iter_mut().zip(bytes.get(at..).unwrap_or(&[])) {
+                    *dst = *src;
+                }
+                utf8_masks(&block)
+            }
+        };
+        if high | carry != 0 {
+            // Every non-ASCII byte is a two-byte lead or the continuation right after one.
+            if high & !(lead2 | cont) != 0 || cont != ((lead2 << 1) | carry) & 0xffff {
+                return std::str::from_utf8(bytes).is_ok();
+            }
+            carry = lead2 >> (WIDTH - 1);
+        }
+        at += WIDTH;
+    }
+    carry == 0
 }
 
 /// A run of plain bytes: its length and where its non-ASCII bytes lie.
@@ -309,6 +391,52 @@ mod tests {
                 assert_eq!(masks(&block, a, b, c), portable_masks(&block, a, b, c));
             }
         }
+    }
+
+    #[test]
+    fn utf8_check_agrees_with_std() {
+        let mut rng = 0x2545_f491_4f6c_dd1du64;
+        let pieces: &[&[u8]] = &[
+            b"a",
+            b"plain ascii ",
+            "\u{e9}".as_bytes(),
+            "\u{fc}ber ".as_bytes(),
+            "\u{20ac}".as_bytes(),
+            "\u{1f600}".as_bytes(),
+            b"\xc3",
+            b"\xa9",
+            b"\xc0\xaf",
+            b"\xed\xa0\x80",
+            b"\xff",
+            b"\xdf",
+            b"\xc2\x80",
+        ];
+        for _ in 0..20_000 {
+            let mut bytes = Vec::new();
+            rng ^= rng << 13;
+            rng ^= rng >> 7;
+            rng ^= rng << 17;
+            let mut r = rng;
+            for _ in 0..(r % 24) {
+                r = r.rotate_left(5) ^ 0x9e37_79b9;
+                bytes.extend_from_slice(pieces[(r % pieces.len() as u64) as usize]);
+            }
+            assert_eq!(
+                valid_utf8(&bytes),
+                std::str::from_utf8(&bytes).is_ok(),
+                "{bytes:?}"
+            );
+        }
+        for first in (0..256).step_by(WIDTH) {
+            let block: [u8; WIDTH] = std::array::from_fn(|i| (first + i) as u8);
+            assert_eq!(utf8_masks(&block), portable_utf8_masks(&block), "{first}");
+        }
+        // A lead as the very last byte of a full block, with nothing after it.
+        let mut bytes = vec![b'a'; 15];
+        bytes.push(0xc3);
+        assert!(!valid_utf8(&bytes));
+        bytes.push(0xa9);
+        assert!(valid_utf8(&bytes));
     }
 
     #[test]

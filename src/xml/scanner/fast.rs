@@ -12,9 +12,9 @@
 use super::super::chars::{self, is, NAME_START_ASCII, WS};
 use super::super::limits::Limits;
 use super::super::reference::predefined_len;
-use super::super::runs::{block_masks, name_len, WIDTH};
+use super::super::runs::{block_masks, name_len, valid_utf8, WIDTH};
 use super::super::span::Span;
-use super::{same, Scanner, Step};
+use super::{name_hash, same, Scanner, Step};
 
 /// Which recorded tag (see `record`) the start tag being scanned is, if any.
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -33,15 +33,11 @@ impl Scanner {
             return None;
         }
         let start = self.pos;
-        let step = match *data.get(start + 1)? {
+        match *data.get(start + 1)? {
             b'/' => self.fast_end_tag(data, start),
             b if is(b, NAME_START_ASCII) => self.fast_start_tag(data, start, limits),
             _ => None,
-        };
-        if step.is_none() {
-            self.clear_attrs();
         }
-        step
     }
 
     #[inline]
@@ -84,6 +80,7 @@ impl Scanner {
             1 if self.meta.child_count == 0 => Recorded::Child,
             _ => Recorded::No,
         };
+        let mut seen = Seen::new(limits);
         let mut pos = name_end;
         let mut b = *data.get(pos)?;
         while is(b, WS) {
@@ -97,7 +94,23 @@ impl Scanner {
             if !is(b, NAME_START_ASCII) {
                 break;
             }
-            pos = self.fast_attr(data, pos, limits, recorded)?;
+            // One `name='value'` attribute.
+            let attr_end = pos + ascii_name(data, pos)?;
+            let quote = *data.get(attr_end + 1)?;
+            if *data.get(attr_end)? != b'=' || (quote != b'\'' && quote != b'"') {
+                return None;
+            }
+            let (value_end, escaped) = fast_value(data, attr_end + 2, quote)?;
+            let name = data.get(pos..attr_end)?;
+            seen.insert(data, name, pos, attr_end)?;
+            // Idempotent: should the tag bail later, the byte-level phases note it again.
+            let value = span(attr_end + 2, value_end);
+            match recorded {
+                Recorded::Top => self.meta.top.note(name, value, escaped),
+                Recorded::Child => self.meta.child.note(name, value, escaped),
+                Recorded::No => {}
+            }
+            pos = value_end + 1;
             b = *data.get(pos)?;
         }
         let end = match b {
@@ -106,45 +119,73 @@ impl Scanner {
             _ => return None,
         };
         self.tag_start = start;
-        self.name = Span::new(start + 1, name_end);
+        self.name = span(start + 1, name_end);
         self.pos = end;
         Some(match b {
             b'>' => self.start_tag_end(data),
             _ => self.empty_tag_end(),
         })
     }
+}
 
-    /// One `name='value'` attribute at `pos` (its first byte checked by the caller);
-    /// returns the offset past its closing quote.
+/// Most attributes one tag may have on the fast path; tags with more are left to the
+/// byte-level phases.
+const FAST_ATTRS: usize = 8;
+
+/// The attribute names of the tag on the fast path, for duplicate detection: kept in
+/// registers and on the stack rather than in the scanner, so bailing out leaves no
+/// state behind.
+struct Seen {
+    names: [(u32, u32); FAST_ATTRS],
+    len: usize,
+    /// Bloom-style filter (see `name_hash`): names are only compared on a collision.
+    filter: u64,
+    max: usize,
+}
+
+impl Seen {
     #[inline(always)]
-    fn fast_attr(
-        &mut self,
-        data: &[u8],
-        pos: usize,
-        limits: &Limits,
-        recorded: Recorded,
-    ) -> Option<usize> {
-        let name_end = pos + ascii_name(data, pos)?;
-        let quote = *data.get(name_end + 1)?;
-        if *data.get(name_end)? != b'=' || (quote != b'\'' && quote != b'"') {
+    fn new(limits: &Limits) -> Self {
+        Seen {
+            names: [(0, 0); FAST_ATTRS],
+            len: 0,
+            filter: 0,
+            max: limits.max_attributes.min(FAST_ATTRS),
+        }
+    }
+
+    /// Records the attribute `name` at `start..end`; `None` (bail out) if it is a
+    /// duplicate or one too many.
+    #[inline(always)]
+    fn insert(&mut self, data: &[u8], name: &[u8], start: usize, end: usize) -> Option<()> {
+        if self.len >= self.max {
             return None;
         }
-        let value_start = name_end + 2;
-        let (value_end, escaped) = fast_value(data, value_start, quote)?;
-        let name = Span::new(pos, name_end);
-        if self.attr_names.len() >= limits.max_attributes || self.is_duplicate_attr(data, name) {
-            return None;
+        let bit = 1u64 << (name_hash(name) & 63);
+        if self.filter & bit != 0 {
+            let earlier = self.names.get(..self.len)?;
+            let dup = earlier
+                .iter()
+                .any(|&(s, e)| same(data.get(s as usize..e as usize).unwrap_or(&[]), name));
+            if dup {
+                return None;
+            }
         }
-        self.attr_names.push(name);
-        // Idempotent: should the tag bail later, the byte-level phases note it again.
-        let value = Span::new(value_start, value_end);
-        let name = data.get(pos..name_end).unwrap_or(&[]);
-        match recorded {
-            Recorded::Top => self.meta.top.note(name, value, escaped),
-            Recorded::Child => self.meta.child.note(name, value, escaped),
-            Recorded::No => {}
-        }
-        Some(value_end + 1)
+        self.filter |= bit;
+        *self.names.get_mut(self.len)? = (start as u32, end as u32);
+        self.len += 1;
+        Some(())
+    }
+}
+
+/// A span of the frame being scanned: frames are cut at `Limits::max_stanza_bytes`,
+/// which is clamped to `u32`, so offsets always fit.
+#[inline(always)]
+fn span(start: usize, end: usize) -> Span {
+    debug_assert!(end <= u32::MAX as usize && start <= end);
+    Span {
+        start: start as u32,
+        end: end as u32,
     }
 }
 
@@ -198,7 +239,7 @@ fn fast_value(data: &[u8], start: usize, quote: u8) -> Option<(usize, bool)> {
     }
     // Non-ASCII values are rare: validate the whole value then.
     if high != 0 {
-        std::str::from_utf8(data.get(start..pos)?).ok()?;
+        valid_utf8(data.get(start..pos)?).then_some(())?;
     }
     Some((pos, escaped))
 }

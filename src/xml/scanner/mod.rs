@@ -21,7 +21,7 @@ use super::chars::{self, is, WS};
 use super::error::Fault;
 use super::limits::Limits;
 use super::reference::Reference;
-use super::runs::Run;
+use super::runs::{valid_utf8, Run};
 use super::span::Span;
 
 /// Where the state machine stands.
@@ -263,9 +263,10 @@ impl Scanner {
         if run.non_ascii() {
             if ended && self.utf8_pending == usize::MAX {
                 let high = rest.get(run.high.0..run.high.1).unwrap_or(&[]);
-                return std::str::from_utf8(high)
-                    .map(|_| ())
-                    .map_err(|_| Fault::InvalidUtf8);
+                return match valid_utf8(high) {
+                    true => Ok(()),
+                    false => Err(Fault::InvalidUtf8),
+                };
             }
             self.note_non_ascii(self.pos + run.high.0);
         }
@@ -283,9 +284,9 @@ impl Scanner {
         }
         let run = data.get(self.utf8_pending..end).unwrap_or(&[]);
         self.utf8_pending = usize::MAX;
-        match std::str::from_utf8(run) {
-            Ok(_) => Ok(()),
-            Err(_) => Err(Fault::InvalidUtf8),
+        match valid_utf8(run) {
+            true => Ok(()),
+            false => Err(Fault::InvalidUtf8),
         }
     }
 
