@@ -14,6 +14,7 @@ use super::super::limits::Limits;
 use super::super::reference::predefined_len;
 use super::super::runs::{block_masks, name_len, valid_utf8, WIDTH};
 use super::super::span::Span;
+use super::record::word_of;
 use super::{name_hash, same, Scanner, Step};
 
 /// Which recorded tag (see `record`) the start tag being scanned is, if any.
@@ -105,10 +106,12 @@ impl Scanner {
             seen.insert(data, name, pos, attr_end)?;
             // Idempotent: should the tag bail later, the byte-level phases note it again.
             let value = span(attr_end + 2, value_end);
-            match recorded {
-                Recorded::Top => self.meta.top.note(name, value, escaped),
-                Recorded::Child => self.meta.child.note(name, value, escaped),
-                Recorded::No => {}
+            if recorded != Recorded::No {
+                let word = name_word(data, pos, name);
+                match recorded {
+                    Recorded::Top => self.meta.top.note(name, word, value, escaped),
+                    _ => self.meta.child.note(name, word, value, escaped),
+                }
             }
             pos = value_end + 1;
             b = *data.get(pos)?;
@@ -186,6 +189,19 @@ fn span(start: usize, end: usize) -> Span {
     Span {
         start: start as u32,
         end: end as u32,
+    }
+}
+
+/// `word_of(name)` for the name at `pos`, read as one word when the buffer allows
+/// (there is always more after an attribute name).
+#[inline(always)]
+fn name_word(data: &[u8], pos: usize, name: &[u8]) -> u64 {
+    match data
+        .get(pos..pos + 8)
+        .and_then(|w| <[u8; 8]>::try_from(w).ok())
+    {
+        Some(word) if name.len() < 8 => u64::from_le_bytes(word) & ((1u64 << (8 * name.len())) - 1),
+        _ => word_of(name),
     }
 }
 
