@@ -83,12 +83,14 @@ impl Framer {
         if !matches!(self.state, State::Open) {
             return self.closed();
         }
-        let result = self.scan_frame();
-        if let Err(error) = &result {
-            self.state = State::Failed(error.clone());
-            self.buf.clear();
+        // Stanzas, by far the most frequent frames, are built right in the return
+        // value: a frame is large enough for extra moves to show.
+        match self.scanner.scan(&self.buf, &self.limits) {
+            Ok(Scan::Element(len)) => Ok(Some(Frame::Stanza(self.stanza(len)))),
+            Ok(Scan::NeedMore) => Ok(None),
+            Ok(scan) => self.other_frame(scan),
+            Err(fault) => Err(self.fail(fault.into())),
         }
-        result
     }
 
     #[cold]
@@ -100,13 +102,25 @@ impl Framer {
         }
     }
 
-    #[inline]
-    fn scan_frame(&mut self) -> Result<Option<Frame>, FrameError> {
-        Ok(Some(match self.scanner.scan(&self.buf, &self.limits)? {
+    /// Poisons the framer with its first error.
+    #[cold]
+    fn fail(&mut self, error: FrameError) -> FrameError {
+        self.state = State::Failed(error.clone());
+        self.buf.clear();
+        error
+    }
+
+    /// Every frame but a stanza.
+    #[inline(never)]
+    fn other_frame(&mut self, scan: Scan) -> Result<Option<Frame>, FrameError> {
+        Ok(Some(match scan {
             Scan::NeedMore => return Ok(None),
-            Scan::Element(len) => self.stanza(len)?,
+            Scan::Element(len) => Frame::Stanza(self.stanza(len)),
             Scan::Whitespace(len) => Frame::Whitespace(self.take(len)),
-            Scan::Header(len) => self.header(len)?,
+            Scan::Header(len) => match self.header(len) {
+                Ok(header) => header,
+                Err(error) => return Err(self.fail(error)),
+            },
             Scan::End(len) => {
                 self.state = State::Ended;
                 Frame::End(self.take(len))
@@ -130,15 +144,11 @@ impl Framer {
     }
 
     #[inline]
-    fn stanza(&mut self, len: usize) -> Result<Frame, FrameError> {
+    fn stanza(&mut self, len: usize) -> Stanza {
         // UTF-8 was validated run by run while scanning.
         let meta = *self.scanner.element_meta();
         let bytes = self.take(len);
-        Ok(Frame::Stanza(Stanza::new(
-            bytes,
-            self.ns_handle.clone(),
-            meta,
-        )))
+        Stanza::new(bytes, self.ns_handle.clone(), meta)
     }
 
     /// Stream restart (after SASL success): expect a new stream header, keeping buffered
