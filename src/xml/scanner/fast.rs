@@ -19,7 +19,7 @@ use super::{name_hash, same, Scanner, Step};
 
 /// Which recorded tag (see `record`) the start tag being scanned is, if any.
 #[derive(Clone, Copy, PartialEq, Eq)]
-enum Recorded {
+pub(super) enum Recorded {
     No,
     Top,
     Child,
@@ -81,8 +81,28 @@ impl Scanner {
             1 if self.meta.child_count == 0 => Recorded::Child,
             _ => Recorded::No,
         };
+        let (end, empty) = self.fast_attrs(data, name_end, recorded, limits)?;
+        self.tag_start = start;
+        self.name = span(start + 1, name_end);
+        self.pos = end;
+        Some(match empty {
+            false => self.start_tag_end(data),
+            true => self.empty_tag_end(),
+        })
+    }
+
+    /// The rest of a start tag from just past its name: `name='value'` attributes
+    /// (recorded if the tag is), then `>` or `/>`. Returns the offset past the tag and
+    /// whether it was `/>`; `None` for anything unusual.
+    #[inline(always)]
+    pub(super) fn fast_attrs(
+        &mut self,
+        data: &[u8],
+        mut pos: usize,
+        recorded: Recorded,
+        limits: &Limits,
+    ) -> Option<(usize, bool)> {
         let mut seen = Seen::new(limits);
-        let mut pos = name_end;
         let mut b = *data.get(pos)?;
         while is(b, WS) {
             pos += 1;
@@ -116,18 +136,11 @@ impl Scanner {
             pos = value_end + 1;
             b = *data.get(pos)?;
         }
-        let end = match b {
-            b'>' => pos + 1,
-            b'/' if *data.get(pos + 1)? == b'>' => pos + 2,
-            _ => return None,
-        };
-        self.tag_start = start;
-        self.name = span(start + 1, name_end);
-        self.pos = end;
-        Some(match b {
-            b'>' => self.start_tag_end(data),
-            _ => self.empty_tag_end(),
-        })
+        match b {
+            b'>' => Some((pos + 1, false)),
+            b'/' if *data.get(pos + 1)? == b'>' => Some((pos + 2, true)),
+            _ => None,
+        }
     }
 }
 
@@ -184,7 +197,7 @@ impl Seen {
 /// A span of the frame being scanned: frames are cut at `Limits::max_stanza_bytes`,
 /// which is clamped to `u32`, so offsets always fit.
 #[inline(always)]
-fn span(start: usize, end: usize) -> Span {
+pub(super) fn span(start: usize, end: usize) -> Span {
     debug_assert!(end <= u32::MAX as usize && start <= end);
     Span {
         start: start as u32,
@@ -207,7 +220,7 @@ fn name_word(data: &[u8], pos: usize, name: &[u8]) -> u64 {
 
 /// Whether the name `open` (of an element being closed) is repeated at `at`.
 #[inline(always)]
-fn repeats(data: &[u8], open: Span, at: usize) -> bool {
+pub(super) fn repeats(data: &[u8], open: Span, at: usize) -> bool {
     let len = open.end.saturating_sub(open.start) as usize;
     let word = |from: usize| {
         data.get(from..from + 8)
@@ -262,7 +275,7 @@ fn fast_value(data: &[u8], start: usize, quote: u8) -> Option<(usize, bool)> {
 
 /// Length of the ASCII name characters at `pos`, if the name's end is buffered.
 #[inline(always)]
-fn ascii_name(data: &[u8], pos: usize) -> Option<usize> {
+pub(super) fn ascii_name(data: &[u8], pos: usize) -> Option<usize> {
     let rest = data.get(pos..)?;
     let len = name_len(rest);
     (len < rest.len()).then_some(len)

@@ -11,6 +11,7 @@
 //! phases), `fast` (one-pass handling of complete, ordinary tags).
 
 mod content;
+mod element;
 mod fast;
 mod markup;
 mod record;
@@ -85,6 +86,25 @@ impl Default for ElementMeta {
             first_child: Span::default(),
             top: TopMeta::EMPTY,
             child: ChildMeta::EMPTY,
+        }
+    }
+}
+
+impl ElementMeta {
+    /// A direct child of the top element starts at `tag`.
+    #[inline]
+    fn child_started(&mut self, tag: usize) {
+        self.child_count += 1;
+        if self.child_count == 1 {
+            self.first_child = Span::new(tag, tag);
+        }
+    }
+
+    /// A direct child of the top element ends at `end`.
+    #[inline]
+    fn child_ended(&mut self, end: usize) {
+        if self.child_count == 1 && self.first_child.is_empty() {
+            self.first_child.end = offset(end);
         }
     }
 }
@@ -323,6 +343,11 @@ impl Scanner {
         if b != b'<' {
             return Err(Fault::TextOutsideStanza);
         }
+        if !self.expect_header {
+            if let Some(len) = self.fast_element(data, limits) {
+                return Ok(Some(self.element_done_at(len)));
+            }
+        }
         self.markup(data, limits)
     }
 
@@ -361,10 +386,7 @@ impl Scanner {
 
     #[inline]
     fn child_started(&mut self) {
-        self.meta.child_count += 1;
-        if self.meta.child_count == 1 {
-            self.meta.first_child = Span::new(self.tag_start, self.tag_start);
-        }
+        self.meta.child_started(self.tag_start);
     }
 
     /// The `>` of `/>` was consumed.
@@ -392,10 +414,7 @@ impl Scanner {
 
     #[inline]
     fn child_ended(&mut self) {
-        let child = &mut self.meta.first_child;
-        if self.meta.child_count == 1 && child.is_empty() {
-            child.end = offset(self.pos);
-        }
+        self.meta.child_ended(self.pos);
     }
 
     /// The `>` of an end tag was consumed.
@@ -432,6 +451,12 @@ impl Scanner {
             }
             _ => None,
         }
+    }
+
+    #[inline]
+    fn element_done_at(&self, len: usize) -> Scan {
+        debug_assert_eq!(self.pos, len);
+        self.element_done()
     }
 
     #[inline]
