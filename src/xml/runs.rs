@@ -166,11 +166,19 @@ pub(crate) fn block_masks(bytes: &[u8], at: usize, a: u8, b: u8, c: u8) -> (u32,
     {
         return masks(block, a, b, c);
     }
-    let mut block = [PAD; WIDTH];
+    masks(&padded(bytes, at, PAD), a, b, c)
+}
+
+/// The fewer than `WIDTH` bytes of `bytes` from `at`, padded with `pad`: kept out of
+/// line so the hot loops do not compute tail lengths they rarely need.
+#[cold]
+#[inline(never)]
+fn padded(bytes: &[u8], at: usize, pad: u8) -> [u8; WIDTH] {
+    let mut block = [pad; WIDTH];
     for (dst, src) in block.iter_mut().zip(bytes.get(at..).unwrap_or(&[])) {
         *dst = *src;
     }
-    masks(&block, a, b, c)
+    block
 }
 
 /// Length of the leading run of ASCII name characters (`[A-Za-z0-9_.:-]`); equal to
@@ -184,14 +192,8 @@ pub(crate) fn name_len(bytes: &[u8]) -> usize {
             .and_then(|w| <&[u8; WIDTH]>::try_from(w).ok())
         {
             Some(block) => name_mask(block),
-            None => {
-                // Padding with a non-name byte ends the run at the end of `bytes`.
-                let mut block = [b' '; WIDTH];
-                for (dst, src) in block.iter_mut().zip(bytes.get(at..).unwrap_or(&[])) {
-                    *dst = *src;
-                }
-                name_mask(&block)
-            }
+            // Padding with a non-name byte ends the run at the end of `bytes`.
+            None => name_mask(&padded(bytes, at, b' ')),
         };
         if others & 0xffff != 0 {
             return (at + others.trailing_zeros() as usize).min(bytes.len());
@@ -216,13 +218,7 @@ pub(crate) fn valid_utf8(bytes: &[u8]) -> bool {
             .and_then(|w| <&[u8; WIDTH]>::try_from(w).ok())
         {
             Some(block) => utf8_masks(block),
-            None => {
-                let mut block = [PAD; WIDTH];
-                for (dst, src) in block.iter_mut().zip(bytes.get(at..).unwrap_or(&[])) {
-                    *dst = *src;
-                }
-                utf8_masks(&block)
-            }
+            None => utf8_masks(&padded(bytes, at, PAD)),
         };
         if high | carry != 0 {
             // Every non-ASCII byte is a two-byte lead or the continuation right after one.
