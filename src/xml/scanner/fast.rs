@@ -9,6 +9,7 @@
 //! phases take over from the `<`, so split invariance and error reporting rest on those
 //! phases alone.
 
+use super::super::attrs::Attrs;
 use super::super::chars::{self, is, NAME_START_ASCII, WS};
 use super::super::limits::Limits;
 use super::super::reference::predefined_len;
@@ -102,7 +103,7 @@ impl Scanner {
         recorded: Recorded,
         limits: &Limits,
     ) -> Option<(usize, bool)> {
-        let mut seen = Seen::new(limits);
+        let mut seen = Seen::new(limits, pos);
         let mut b = *data.get(pos)?;
         while is(b, WS) {
             pos += 1;
@@ -123,7 +124,7 @@ impl Scanner {
             }
             let (value_end, escaped) = fast_value(data, attr_end + 2, quote)?;
             let name = data.get(pos..attr_end)?;
-            seen.insert(data, name, pos, attr_end)?;
+            seen.insert(data, name, pos)?;
             // Idempotent: should the tag bail later, the byte-level phases note it again.
             let value = span(attr_end + 2, value_end);
             if recorded != Recorded::No {
@@ -144,53 +145,51 @@ impl Scanner {
     }
 }
 
-/// Most attributes one tag may have on the fast path; tags with more are left to the
-/// byte-level phases.
-const FAST_ATTRS: usize = 8;
-
-/// The attribute names of the tag on the fast path, for duplicate detection: kept in
-/// registers and on the stack rather than in the scanner, so bailing out leaves no
-/// state behind.
+/// Duplicate detection for the attributes of the tag on the fast path: a Bloom-style
+/// filter over their names (see `name_hash`), held in a register. Only a name that
+/// hashes onto an occupied bit is compared, by re-reading the names before it.
 struct Seen {
-    names: [(u32, u32); FAST_ATTRS],
-    len: usize,
-    /// Bloom-style filter (see `name_hash`): names are only compared on a collision.
     filter: u64,
+    count: usize,
     max: usize,
+    /// Where the tag's attributes start.
+    attrs: usize,
 }
 
 impl Seen {
     #[inline(always)]
-    fn new(limits: &Limits) -> Self {
+    fn new(limits: &Limits, attrs: usize) -> Self {
         Seen {
-            names: [(0, 0); FAST_ATTRS],
-            len: 0,
             filter: 0,
-            max: limits.max_attributes.min(FAST_ATTRS),
+            count: 0,
+            max: limits.max_attributes,
+            attrs,
         }
     }
 
-    /// Records the attribute `name` at `start..end`; `None` (bail out) if it is a
+    /// Records the attribute `name` starting at `at`; `None` (bail out) if it is a
     /// duplicate or one too many.
     #[inline(always)]
-    fn insert(&mut self, data: &[u8], name: &[u8], start: usize, end: usize) -> Option<()> {
-        if self.len >= self.max {
+    fn insert(&mut self, data: &[u8], name: &[u8], at: usize) -> Option<()> {
+        if self.count >= self.max {
             return None;
         }
         let bit = 1u64 << (name_hash(name) & 63);
-        if self.filter & bit != 0 {
-            let earlier = self.names.get(..self.len)?;
-            let dup = earlier
-                .iter()
-                .any(|&(s, e)| same(data.get(s as usize..e as usize).unwrap_or(&[]), name));
-            if dup {
-                return None;
-            }
+        if self.filter & bit != 0 && self.seen_before(data, name, at) {
+            return None;
         }
         self.filter |= bit;
-        *self.names.get_mut(self.len)? = (start as u32, end as u32);
-        self.len += 1;
+        self.count += 1;
         Some(())
+    }
+
+    /// Whether an attribute before offset `at` is called `name`.
+    #[cold]
+    #[inline(never)]
+    fn seen_before(&self, data: &[u8], name: &[u8], at: usize) -> bool {
+        Attrs::new(data, self.attrs)
+            .take_while(|attr| (attr.name.start as usize) < at)
+            .any(|attr| same(attr.name.of(data), name))
     }
 }
 
