@@ -12,7 +12,7 @@ use std::borrow::Cow;
 use std::cell::OnceCell;
 use std::ops::Range;
 
-use super::attrs::Attrs;
+use super::attrs::{qname, Attrs};
 use super::error::HeadError;
 use super::escape::unescape;
 use super::namespaces::{Namespaces, NsHandle};
@@ -94,21 +94,17 @@ impl Head {
         &self.inner.namespaces
     }
 
-    /// Parses on the first call; later calls return the cached outcome.
+    /// Checks that the head resolves, on the first call; the outcome is cached.
+    /// Elements and first children without prefixes (nearly all stanzas) cannot fail
+    /// to resolve, so their namespaces are only resolved once `ns` asks for them.
+    #[inline]
     pub(crate) fn ensure_parsed(&self) -> Result<(), HeadError> {
-        let inner = &self.inner;
-        let parsed = inner.parsed.get_or_init(|| {
-            let mut decoded = Decoded::new();
-            let resolved =
-                Resolved::resolve(&inner.bytes, &inner.namespaces, &inner.meta, &mut decoded);
-            if !decoded.is_empty() {
-                let _ = inner.decoded.set(Box::new(decoded));
-            }
-            resolved
-        });
-        match parsed {
+        if self.inner.infallible() {
+            return Ok(());
+        }
+        match self.inner.parsed() {
             Ok(_) => Ok(()),
-            Err(failure) => Err(failure.into_error(&inner.bytes)),
+            Err(failure) => Err(failure.into_error(&self.inner.bytes)),
         }
     }
 
@@ -207,10 +203,38 @@ impl Head {
 }
 
 impl ChildHead {
+    /// Whether resolving cannot fail: both names are there and unprefixed, and no
+    /// default namespace declaration they use needs unescaping (which is where
+    /// resolution of an unprefixed name could fail).
+    #[inline]
+    fn infallible(&self) -> bool {
+        let clean = |name: Span, xmlns: Option<(Span, bool)>| {
+            !name.is_absent()
+                && qname(&self.bytes, name).prefix.is_none()
+                && !xmlns.is_some_and(|(_, escaped)| escaped)
+        };
+        let meta = &self.meta;
+        clean(meta.top.name, meta.top.get(Known::Xmlns))
+            && (meta.child_count == 0 || clean(meta.child.name, meta.child.get(Known::Xmlns)))
+    }
+
+    /// Resolves on the first call; later calls return the cached outcome.
+    fn parsed(&self) -> &Result<Resolved, Failure> {
+        self.parsed.get_or_init(|| {
+            let mut decoded = Decoded::new();
+            let resolved =
+                Resolved::resolve(&self.bytes, &self.namespaces, &self.meta, &mut decoded);
+            if !decoded.is_empty() {
+                let _ = self.decoded.set(Box::new(decoded));
+            }
+            resolved
+        })
+    }
+
     fn resolved(&self) -> Resolved {
-        match self.parsed.get() {
-            Some(Ok(resolved)) => *resolved,
-            _ => Resolved::UNRESOLVED,
+        match self.parsed() {
+            Ok(resolved) => *resolved,
+            Err(_) => Resolved::UNRESOLVED,
         }
     }
 
