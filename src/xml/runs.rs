@@ -166,7 +166,25 @@ pub(crate) fn block_masks(bytes: &[u8], at: usize, a: u8, b: u8, c: u8) -> (u32,
     {
         return masks(block, a, b, c);
     }
-    masks(&padded(bytes, at, PAD), a, b, c)
+    match last_block(bytes, at) {
+        // The bits past the end of `bytes` shift out as zeros: no stops, ASCII.
+        Some((block, shift)) => {
+            let (stops, high) = masks(block, a, b, c);
+            (stops >> shift, high >> shift)
+        }
+        None => masks(&padded(bytes, at, PAD), a, b, c),
+    }
+}
+
+/// For `at` within the last `WIDTH` bytes of `bytes`: the last block of `bytes` and
+/// how far `at` is into it, so a block's masks shifted right by that many bits are
+/// the masks of the bytes from `at` (with zeros past the end). Reading the bytes in
+/// place beats copying them into a padded block.
+#[inline(always)]
+fn last_block(bytes: &[u8], at: usize) -> Option<(&[u8; WIDTH], usize)> {
+    let base = bytes.len().checked_sub(WIDTH)?;
+    let block = <&[u8; WIDTH]>::try_from(bytes.get(base..)?).ok()?;
+    Some((block, at.checked_sub(base)?))
 }
 
 /// The fewer than `WIDTH` bytes of `bytes` from `at`, padded with `pad`: kept out of
@@ -193,7 +211,11 @@ pub(crate) fn name_len(bytes: &[u8]) -> usize {
         {
             Some(block) => name_mask(block),
             // Padding with a non-name byte ends the run at the end of `bytes`.
-            None => name_mask(&padded(bytes, at, b' ')),
+            None => match last_block(bytes, at) {
+                // Zeros shifted in past the end count as non-name bytes.
+                Some((block, shift)) => name_mask(block) >> shift,
+                None => name_mask(&padded(bytes, at, b' ')),
+            },
         };
         if others & 0xffff != 0 {
             return (at + others.trailing_zeros() as usize).min(bytes.len());
@@ -218,7 +240,13 @@ pub(crate) fn valid_utf8(bytes: &[u8]) -> bool {
             .and_then(|w| <&[u8; WIDTH]>::try_from(w).ok())
         {
             Some(block) => utf8_masks(block),
-            None => utf8_masks(&padded(bytes, at, PAD)),
+            None => match last_block(bytes, at) {
+                Some((block, shift)) => {
+                    let (high, lead2, cont) = utf8_masks(block);
+                    (high >> shift, lead2 >> shift, cont >> shift)
+                }
+                None => utf8_masks(&padded(bytes, at, PAD)),
+            },
         };
         if high | carry != 0 {
             // Every non-ASCII byte is a two-byte lead or the continuation right after one.
