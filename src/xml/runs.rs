@@ -201,9 +201,16 @@ fn padded(bytes: &[u8], at: usize, pad: u8) -> [u8; WIDTH] {
 
 /// Length of the leading run of ASCII name characters (`[A-Za-z0-9_.:-]`); equal to
 /// `bytes.len()` if the run reaches the end of `bytes`.
-#[inline]
+#[cfg(test)]
 pub(crate) fn name_len(bytes: &[u8]) -> usize {
-    let mut at = 0;
+    name_len_at(bytes, 0)
+}
+
+/// `name_len(&bytes[start..])`; reading `bytes` as a whole lets the last block be read
+/// in place.
+#[inline]
+pub(crate) fn name_len_at(bytes: &[u8], start: usize) -> usize {
+    let mut at = start;
     while at < bytes.len() {
         let others = !match bytes
             .get(at..at + WIDTH)
@@ -218,11 +225,11 @@ pub(crate) fn name_len(bytes: &[u8]) -> usize {
             },
         };
         if others & 0xffff != 0 {
-            return (at + others.trailing_zeros() as usize).min(bytes.len());
+            return (at + others.trailing_zeros() as usize).min(bytes.len()) - start;
         }
         at += WIDTH;
     }
-    bytes.len()
+    bytes.len().saturating_sub(start)
 }
 
 /// Whether `bytes` is valid UTF-8, like `std::str::from_utf8(bytes).is_ok()`. Text
@@ -280,25 +287,32 @@ impl Run {
 /// run); a multi-byte character never extends past that, so validating `high`
 /// validates the run.
 #[inline(always)]
-fn scan(bytes: &[u8], a: u8, b: u8, c: u8) -> Run {
-    let mut at = 0;
+fn scan(bytes: &[u8], start: usize, a: u8, b: u8, c: u8) -> Run {
+    let mut at = start;
     let mut high = (usize::MAX, 0);
     while at < bytes.len() {
         let (stops, mut highs) = block_masks(bytes, at, a, b, c);
+        let rel = at - start;
         if stops != 0 {
             let k = stops.trailing_zeros() as usize;
             highs &= (1u32 << k).wrapping_sub(1);
             if highs != 0 {
-                high = (high.0.min(at + highs.trailing_zeros() as usize), at + WIDTH);
+                high = (
+                    high.0.min(rel + highs.trailing_zeros() as usize),
+                    rel + WIDTH,
+                );
             }
-            return finish((at + k).min(bytes.len()), high);
+            return finish((at + k).min(bytes.len()) - start, high);
         }
         if highs != 0 {
-            high = (high.0.min(at + highs.trailing_zeros() as usize), at + WIDTH);
+            high = (
+                high.0.min(rel + highs.trailing_zeros() as usize),
+                rel + WIDTH,
+            );
         }
         at += WIDTH;
     }
-    finish(bytes.len(), high)
+    finish(bytes.len().saturating_sub(start), high)
 }
 
 #[inline(always)]
@@ -312,15 +326,27 @@ fn finish(len: usize, high: (usize, usize)) -> Run {
 
 /// Run of character data up to `<`, `&` or a C0 control (tab, LF and CR included:
 /// callers step over those themselves).
-#[inline]
+#[cfg(test)]
 pub(crate) fn text_run(bytes: &[u8]) -> Run {
-    scan(bytes, b'<', b'&', b'<')
+    text_run_at(bytes, 0)
+}
+
+/// `text_run(&bytes[start..])`, reading `bytes` as a whole.
+#[inline]
+pub(crate) fn text_run_at(bytes: &[u8], start: usize) -> Run {
+    scan(bytes, start, b'<', b'&', b'<')
 }
 
 /// Run of an attribute value up to its closing `quote`, `<`, `&` or a C0 control.
-#[inline]
+#[cfg(test)]
 pub(crate) fn value_run(bytes: &[u8], quote: u8) -> Run {
-    scan(bytes, quote, b'<', b'&')
+    value_run_at(bytes, 0, quote)
+}
+
+/// `value_run(&bytes[start..], quote)`, reading `bytes` as a whole.
+#[inline]
+pub(crate) fn value_run_at(bytes: &[u8], start: usize, quote: u8) -> Run {
+    scan(bytes, start, quote, b'<', b'&')
 }
 
 #[cfg(test)]
@@ -461,6 +487,22 @@ mod tests {
         assert!(!valid_utf8(&bytes));
         bytes.push(0xa9);
         assert!(valid_utf8(&bytes));
+    }
+
+    #[test]
+    fn runs_from_an_offset_match_runs_of_the_rest() {
+        let s =
+            "<a b='v\u{e9}' c=\"x&amp;y\">text caf\u{e9} &lt; more</a>\tname.x:y-z_1 ".as_bytes();
+        for start in 0..=s.len() {
+            let rest = &s[start..];
+            assert_eq!(text_run_at(s, start), text_run(rest), "{start}");
+            assert_eq!(
+                value_run_at(s, start, b'\''),
+                value_run(rest, b'\''),
+                "{start}"
+            );
+            assert_eq!(name_len_at(s, start), name_len(rest), "{start}");
+        }
     }
 
     #[test]

@@ -13,7 +13,7 @@ use super::super::attrs::Attrs;
 use super::super::chars::{self, is, NAME_START_ASCII, WS};
 use super::super::limits::Limits;
 use super::super::reference::predefined_len;
-use super::super::runs::{block_masks, name_len, valid_utf8, WIDTH};
+use super::super::runs::{block_masks, name_len_at, valid_utf8, WIDTH};
 use super::super::span::Span;
 use super::record::word_of;
 use super::{name_hash, same, Scanner, Step};
@@ -275,7 +275,6 @@ fn fast_value(data: &[u8], start: usize, quote: u8) -> Option<(usize, bool)> {
 /// Length of the ASCII name characters at `pos`, if the name's end is buffered.
 #[inline(always)]
 pub(super) fn ascii_name(data: &[u8], pos: usize) -> Option<usize> {
-    let rest = data.get(pos..)?;
-    let len = name_len(rest);
-    (len < rest.len()).then_some(len)
+    let len = name_len_at(data, pos);
+    (pos + len < data.len()).then_some(len)
 }
