@@ -89,6 +89,55 @@ fn portable_utf8_masks(block: &[u8; WIDTH]) -> (u32, u32, u32) {
     (high, lead2, cont)
 }
 
+/// Masks over one block for reading `name='value'` from its first byte.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct AttrMasks {
+    /// ASCII name characters, as in `name_mask`.
+    pub(crate) name: u32,
+    pub(crate) eq: u32,
+    pub(crate) apos: u32,
+    pub(crate) quot: u32,
+    /// What ends or interrupts a value besides its quote: `<`, `&`, C0 controls.
+    pub(crate) special: u32,
+    /// Non-ASCII bytes.
+    pub(crate) high: u32,
+}
+
+/// `AttrMasks` of one block: everything an attribute of up to a block needs, from a
+/// single load, so the steps of reading it do not wait on each other.
+#[inline(always)]
+pub(crate) fn attr_masks(block: &[u8; WIDTH]) -> AttrMasks {
+    #[cfg(all(target_arch = "x86_64", target_feature = "sse2"))]
+    {
+        sse2::attr_masks(block)
+    }
+    #[cfg(not(all(target_arch = "x86_64", target_feature = "sse2")))]
+    {
+        portable_attr_masks(block)
+    }
+}
+
+/// The definition of `attr_masks`, and its implementation where SSE2 is unavailable.
+#[cfg_attr(all(target_arch = "x86_64", target_feature = "sse2"), allow(dead_code))]
+#[inline(always)]
+fn portable_attr_masks(block: &[u8; WIDTH]) -> AttrMasks {
+    let (stops, high) = portable_masks(block, b'<', b'&', b'<');
+    let bits = |byte: u8| {
+        block
+            .iter()
+            .enumerate()
+            .fold(0, |m, (i, &x)| m | u32::from(x == byte) << i)
+    };
+    AttrMasks {
+        name: portable_name_mask(block),
+        eq: bits(b'='),
+        apos: bits(b'\''),
+        quot: bits(b'"'),
+        special: stops,
+        high,
+    }
+}
+
 #[cfg(all(target_arch = "x86_64", target_feature = "sse2"))]
 mod sse2 {
     use std::arch::x86_64::{
@@ -96,7 +145,48 @@ mod sse2 {
         _mm_min_epu8, _mm_movemask_epi8, _mm_or_si128, _mm_set1_epi8, _mm_sub_epi8,
     };
 
-    use super::WIDTH;
+    use super::{AttrMasks, WIDTH};
+
+    /// `name_mask` of a loaded block.
+    #[inline(always)]
+    fn names(x: __m128i) -> __m128i {
+        // SAFETY: SSE2 arithmetic on registers (statically enabled, see `masks`).
+        unsafe {
+            let set = |byte: u8| _mm_set1_epi8(byte as i8);
+            // `v < n` (unsigned) exactly when min(v, n - 1) == v.
+            let below = |v: __m128i, n: u8| _mm_cmpeq_epi8(_mm_min_epu8(v, set(n - 1)), v);
+            // Setting bit 5 folds A-Z onto a-z and maps no other byte into a-z.
+            let letter = below(_mm_sub_epi8(_mm_or_si128(x, set(0x20)), set(b'a')), 26);
+            let digit = below(_mm_sub_epi8(x, set(b'0')), 10);
+            let eq = |byte: u8| _mm_cmpeq_epi8(x, set(byte));
+            let punct = _mm_or_si128(
+                _mm_or_si128(eq(b'_'), eq(b'-')),
+                _mm_or_si128(eq(b'.'), eq(b':')),
+            );
+            _mm_or_si128(_mm_or_si128(letter, digit), punct)
+        }
+    }
+
+    #[inline(always)]
+    pub(super) fn attr_masks(block: &[u8; WIDTH]) -> AttrMasks {
+        // SAFETY: as in `masks`: SSE2 is statically enabled and the load reads exactly
+        // the 16 bytes `block` borrows.
+        unsafe {
+            let x = _mm_loadu_si128(block.as_ptr().cast::<__m128i>());
+            let eq = |byte: u8| _mm_cmpeq_epi8(x, _mm_set1_epi8(byte as i8));
+            let control = _mm_cmpeq_epi8(_mm_min_epu8(x, _mm_set1_epi8(0x1f)), x);
+            let special = _mm_or_si128(_mm_or_si128(eq(b'<'), eq(b'&')), control);
+            let mask = |v: __m128i| _mm_movemask_epi8(v) as u32;
+            AttrMasks {
+                name: mask(names(x)),
+                eq: mask(eq(b'=')),
+                apos: mask(eq(b'\'')),
+                quot: mask(eq(b'"')),
+                special: mask(special),
+                high: mask(x),
+            }
+        }
+    }
 
     #[inline(always)]
     pub(super) fn utf8_masks(block: &[u8; WIDTH]) -> (u32, u32, u32) {
@@ -124,19 +214,7 @@ mod sse2 {
         // the 16 bytes `block` borrows.
         unsafe {
             let x = _mm_loadu_si128(block.as_ptr().cast::<__m128i>());
-            let set = |byte: u8| _mm_set1_epi8(byte as i8);
-            // `v < n` (unsigned) exactly when min(v, n - 1) == v.
-            let below = |v: __m128i, n: u8| _mm_cmpeq_epi8(_mm_min_epu8(v, set(n - 1)), v);
-            // Setting bit 5 folds A-Z onto a-z and maps no other byte into a-z.
-            let letter = below(_mm_sub_epi8(_mm_or_si128(x, set(0x20)), set(b'a')), 26);
-            let digit = below(_mm_sub_epi8(x, set(b'0')), 10);
-            let eq = |byte: u8| _mm_cmpeq_epi8(x, set(byte));
-            let punct = _mm_or_si128(
-                _mm_or_si128(eq(b'_'), eq(b'-')),
-                _mm_or_si128(eq(b'.'), eq(b':')),
-            );
-            let names = _mm_or_si128(_mm_or_si128(letter, digit), punct);
-            _mm_movemask_epi8(names) as u32
+            _mm_movemask_epi8(names(x)) as u32
         }
     }
 
@@ -184,7 +262,8 @@ pub(crate) fn block_masks(bytes: &[u8], at: usize, a: u8, b: u8, c: u8) -> (u32,
 fn last_block(bytes: &[u8], at: usize) -> Option<(&[u8; WIDTH], usize)> {
     let base = bytes.len().checked_sub(WIDTH)?;
     let block = <&[u8; WIDTH]>::try_from(bytes.get(base..)?).ok()?;
-    Some((block, at.checked_sub(base)?))
+    let shift = at.checked_sub(base)?;
+    (shift < WIDTH).then_some((block, shift))
 }
 
 /// The fewer than `WIDTH` bytes of `bytes` from `at`, padded with `pad`: kept out of
@@ -503,6 +582,21 @@ mod tests {
             );
             assert_eq!(name_len_at(s, start), name_len(rest), "{start}");
         }
+    }
+
+    #[test]
+    fn attr_masks_match_their_definition() {
+        for first in (0..256).step_by(WIDTH) {
+            let block: [u8; WIDTH] = std::array::from_fn(|i| (first + i) as u8);
+            assert_eq!(attr_masks(&block), portable_attr_masks(&block), "{first}");
+        }
+        let block = *b"to='a\"b&<\x01\xc3x=abc";
+        let m = attr_masks(&block);
+        assert_eq!(m, portable_attr_masks(&block));
+        assert_eq!(m.name & 0b111, 0b011);
+        assert_eq!((m.eq, m.apos, m.quot), (1 << 2 | 1 << 12, 1 << 3, 1 << 5));
+        assert_eq!(m.special, 1 << 7 | 1 << 8 | 1 << 9);
+        assert_eq!(m.high, 1 << 10);
     }
 
     #[test]

@@ -13,7 +13,7 @@ use super::super::attrs::Attrs;
 use super::super::chars::{self, is, NAME_START_ASCII, WS};
 use super::super::limits::Limits;
 use super::super::reference::predefined_len;
-use super::super::runs::{block_masks, name_len_at, valid_utf8, WIDTH};
+use super::super::runs::{attr_masks, block_masks, name_len_at, valid_utf8, WIDTH};
 use super::super::span::Span;
 use super::record::word_of;
 use super::{name_hash, same, Scanner, Step};
@@ -116,13 +116,7 @@ impl Scanner {
             if !is(b, NAME_START_ASCII) {
                 break;
             }
-            // One `name='value'` attribute.
-            let attr_end = pos + ascii_name(data, pos)?;
-            let quote = *data.get(attr_end + 1)?;
-            if *data.get(attr_end)? != b'=' || (quote != b'\'' && quote != b'"') {
-                return None;
-            }
-            let (value_end, escaped) = fast_value(data, attr_end + 2, quote)?;
+            let (attr_end, value_end, escaped) = fast_attr(data, pos)?;
             let name = data.get(pos..attr_end)?;
             seen.insert(data, name, pos)?;
             // Idempotent: should the tag bail later, the byte-level phases note it again.
@@ -235,13 +229,85 @@ pub(super) fn repeats(data: &[u8], open: Span, at: usize) -> bool {
     }
 }
 
-/// Scans a value up to its closing quote, stepping over predefined entities; returns
-/// the quote's offset and whether entities were seen. `None` for anything unusual.
+/// One `name='value'` attribute at `pos` (its first byte checked by the caller):
+/// returns where the name ends, the offset of the closing quote and whether the value
+/// holds entities; `None` for anything unusual.
 #[inline(always)]
-fn fast_value(data: &[u8], start: usize, quote: u8) -> Option<(usize, bool)> {
-    let mut pos = start;
+fn fast_attr(data: &[u8], pos: usize) -> Option<(usize, usize, bool)> {
+    let Some(block) = data
+        .get(pos..pos + WIDTH)
+        .and_then(|w| <&[u8; WIDTH]>::try_from(w).ok())
+    else {
+        return attr_by_steps(data, pos);
+    };
+    // Usually name, `='`, and often the whole value are in this one block: read them
+    // all from the same masks.
+    let m = attr_masks(block);
+    let name_len = (!m.name).trailing_zeros() as usize;
+    let open = name_len + 1;
+    if open >= WIDTH {
+        return attr_by_steps(data, pos);
+    }
+    if (m.eq >> name_len) & 1 == 0 {
+        return None;
+    }
+    let (quote, quotes) = match ((m.apos >> open) & 1, (m.quot >> open) & 1) {
+        (1, _) => (b'\'', m.apos),
+        (_, 1) => (b'"', m.quot),
+        _ => return None,
+    };
+    let value_start = pos + open + 1;
+    // Bits of the block after the opening quote.
+    let after = (u32::MAX << (open + 1)) & 0xffff;
+    let stops = (quotes | m.special) & after;
+    let (value_end, escaped) = match stops {
+        // The value goes on past this block.
+        0 => fast_value(data, value_start, pos + WIDTH, quote, m.high & after)?,
+        _ => {
+            let k = stops.trailing_zeros() as usize;
+            let high = m.high & after & ((1 << k) - 1);
+            match (quotes >> k) & 1 {
+                1 => {
+                    if high != 0 {
+                        valid_utf8(data.get(value_start..pos + k)?).then_some(())?;
+                    }
+                    (pos + k, false)
+                }
+                // An entity (or something unusual): the value loop takes it from there.
+                _ => fast_value(data, value_start, pos + k, quote, high)?,
+            }
+        }
+    };
+    Some((pos + name_len, value_end, escaped))
+}
+
+/// `fast_attr` near the end of the buffered bytes, or for long names.
+#[cold]
+#[inline(never)]
+fn attr_by_steps(data: &[u8], pos: usize) -> Option<(usize, usize, bool)> {
+    let name_end = pos + ascii_name(data, pos)?;
+    let quote = *data.get(name_end + 1)?;
+    if *data.get(name_end)? != b'=' || (quote != b'\'' && quote != b'"') {
+        return None;
+    }
+    let (value_end, escaped) = fast_value(data, name_end + 2, name_end + 2, quote, 0)?;
+    Some((name_end, value_end, escaped))
+}
+
+/// Scans the value starting at `start` from `from` (everything before it is plain
+/// and its non-ASCII bytes are flagged in `high`) up to its closing quote, stepping
+/// over predefined entities; returns the quote's offset and whether entities were
+/// seen. `None` for anything unusual.
+#[inline(always)]
+fn fast_value(
+    data: &[u8],
+    start: usize,
+    from: usize,
+    quote: u8,
+    mut high: u32,
+) -> Option<(usize, bool)> {
+    let mut pos = from;
     let mut escaped = false;
-    let mut high = 0;
     loop {
         let (stops, highs) = block_masks(data, pos, quote, b'<', b'&');
         if stops == 0 {
