@@ -107,8 +107,8 @@ impl<const N: usize> TagMeta<N> {
             Some(known) => {
                 if let Some(slot) = self.attrs.get_mut(known) {
                     *slot = value;
+                    self.escaped |= u8::from(escaped) << known;
                 }
-                self.escaped |= u8::from(escaped) << known;
             }
             None => {
                 self.prefixed_decls |= name.len() >= 6 && word & 0xffff_ffff_ffff == XMLNS_COLON
