@@ -317,10 +317,20 @@ pub(crate) fn name_len_at(bytes: &[u8], start: usize) -> usize {
 /// else (three- and four-byte sequences, errors) is left to the standard validator.
 #[inline]
 pub(crate) fn valid_utf8(bytes: &[u8]) -> bool {
+    valid_utf8_in(bytes, 0, bytes.len())
+}
+
+/// `valid_utf8(&bytes[start..end])` (false if out of range), reading the blocks in
+/// place: bytes past `end` are masked off rather than copied out.
+#[inline]
+pub(crate) fn valid_utf8_in(bytes: &[u8], start: usize, end: usize) -> bool {
+    let Some(range) = bytes.get(start..end) else {
+        return false;
+    };
     // 1 if the previous block ended with the lead of a two-byte sequence.
     let mut carry = 0;
-    let mut at = 0;
-    while at < bytes.len() {
+    let mut at = start;
+    while at < end {
         let (high, lead2, cont) = match bytes
             .get(at..at + WIDTH)
             .and_then(|w| <&[u8; WIDTH]>::try_from(w).ok())
@@ -334,10 +344,16 @@ pub(crate) fn valid_utf8(bytes: &[u8]) -> bool {
                 None => utf8_masks(&padded(bytes, at, PAD)),
             },
         };
+        // Bytes from `end` on do not belong to the range: count them as ASCII.
+        let inside = match end - at {
+            n if n < WIDTH => (1u32 << n) - 1,
+            _ => 0xffff,
+        };
+        let (high, lead2, cont) = (high & inside, lead2 & inside, cont & inside);
         if high | carry != 0 {
             // Every non-ASCII byte is a two-byte lead or the continuation right after one.
             if high & !(lead2 | cont) != 0 || cont != ((lead2 << 1) | carry) & 0xffff {
-                return std::str::from_utf8(bytes).is_ok();
+                return std::str::from_utf8(range).is_ok();
             }
             carry = lead2 >> (WIDTH - 1);
         }
@@ -560,6 +576,15 @@ mod tests {
             let block: [u8; WIDTH] = std::array::from_fn(|i| (first + i) as u8);
             assert_eq!(utf8_masks(&block), portable_utf8_masks(&block), "{first}");
         }
+        // Ranges inside a larger buffer agree with their slices.
+        let text = "ab\u{e9}cd\u{fc}\u{20ac}e\u{e9}\u{e9}xxxxxxxxxxxxxxxxx\u{e9}".as_bytes();
+        for start in 0..=text.len() {
+            for end in start..=text.len() {
+                let want = std::str::from_utf8(&text[start..end]).is_ok();
+                assert_eq!(valid_utf8_in(text, start, end), want, "{start}..{end}");
+            }
+        }
+        assert!(!valid_utf8_in(text, 3, 2) && !valid_utf8_in(text, 0, 99));
         // A lead as the very last byte of a full block, with nothing after it.
         let mut bytes = vec![b'a'; 15];
         bytes.push(0xc3);

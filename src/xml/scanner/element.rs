@@ -11,7 +11,7 @@
 use super::super::chars::{is, NAME_START_ASCII};
 use super::super::limits::Limits;
 use super::super::reference::predefined_len;
-use super::super::runs::{text_run_at, valid_utf8};
+use super::super::runs::{text_run_at, valid_utf8_in};
 use super::super::span::Span;
 use super::fast::{ascii_name, repeats, span, Recorded};
 use super::{ElementMeta, Phase, Scanner};
@@ -125,10 +125,9 @@ fn text_to_tag(data: &[u8], mut pos: usize) -> Option<usize> {
         if data.get(pos) == Some(&b'<') {
             return Some(pos);
         }
-        let rest = data.get(pos..)?;
         let run = text_run_at(data, pos);
         if run.non_ascii() {
-            valid_utf8(rest.get(run.high.0..run.high.1)?).then_some(())?;
+            valid_utf8_in(data, pos + run.high.0, pos + run.high.1).then_some(())?;
         }
         pos += run.len;
         match *data.get(pos)? {

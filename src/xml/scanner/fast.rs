@@ -13,7 +13,7 @@ use super::super::attrs::Attrs;
 use super::super::chars::{self, is, NAME_START_ASCII, WS};
 use super::super::limits::Limits;
 use super::super::reference::predefined_len;
-use super::super::runs::{attr_masks, block_masks, name_len_at, valid_utf8, WIDTH};
+use super::super::runs::{attr_masks, block_masks, name_len_at, valid_utf8_in, WIDTH};
 use super::super::span::Span;
 use super::record::word_of;
 use super::{name_hash, same, Scanner, Step};
@@ -269,7 +269,7 @@ fn fast_attr(data: &[u8], pos: usize) -> Option<(usize, usize, bool)> {
             match (quotes >> k) & 1 {
                 1 => {
                     if high != 0 {
-                        valid_utf8(data.get(value_start..pos + k)?).then_some(())?;
+                        valid_utf8_in(data, value_start, pos + k).then_some(())?;
                     }
                     (pos + k, false)
                 }
@@ -333,7 +333,7 @@ fn fast_value(
     }
     // Non-ASCII values are rare: validate the whole value then.
     if high != 0 {
-        valid_utf8(data.get(start..pos)?).then_some(())?;
+        valid_utf8_in(data, start, pos).then_some(())?;
     }
     Some((pos, escaped))
 }

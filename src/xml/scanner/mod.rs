@@ -22,7 +22,7 @@ use super::chars::{self, is, WS};
 use super::error::Fault;
 use super::limits::Limits;
 use super::reference::Reference;
-use super::runs::{valid_utf8, Run};
+use super::runs::{valid_utf8_in, Run};
 use super::span::Span;
 
 /// Where the state machine stands.
@@ -282,8 +282,8 @@ impl Scanner {
         let ended = run.len < rest.len();
         if run.non_ascii() {
             if ended && self.utf8_pending == usize::MAX {
-                let high = rest.get(run.high.0..run.high.1).unwrap_or(&[]);
-                return match valid_utf8(high) {
+                let (start, end) = (self.pos + run.high.0, self.pos + run.high.1);
+                return match valid_utf8_in(data, start, end) {
                     true => Ok(()),
                     false => Err(Fault::InvalidUtf8),
                 };
@@ -302,9 +302,9 @@ impl Scanner {
         if self.utf8_pending == usize::MAX {
             return Ok(());
         }
-        let run = data.get(self.utf8_pending..end).unwrap_or(&[]);
+        let start = self.utf8_pending;
         self.utf8_pending = usize::MAX;
-        match valid_utf8(run) {
+        match valid_utf8_in(data, start, end) {
             true => Ok(()),
             false => Err(Fault::InvalidUtf8),
         }
