@@ -42,10 +42,16 @@ fn attr_pairs<'a, const N: usize>(
 }
 
 fn local_name<'a, const N: usize>(raw: &'a [u8], tag: &TagMeta<N>) -> &'a str {
+    if tag.unprefixed {
+        return tag.name.str_of(raw);
+    }
     element_name(raw, tag).map_or("", |q| q.local.str_of(raw))
 }
 
 fn prefix<'a, const N: usize>(raw: &'a [u8], tag: &TagMeta<N>) -> Option<&'a str> {
+    if tag.unprefixed {
+        return None;
+    }
     let prefix = element_name(raw, tag).ok()?.prefix?;
     Some(prefix.str_of(raw))
 }
@@ -208,14 +214,15 @@ impl ChildHead {
     /// resolution of an unprefixed name could fail).
     #[inline]
     fn infallible(&self) -> bool {
-        let clean = |name: Span, xmlns: Option<(Span, bool)>| {
+        let clean = |name: Span, unprefixed: bool, xmlns: Option<(Span, bool)>| {
             !name.is_absent()
-                && qname(&self.bytes, name).prefix.is_none()
+                && (unprefixed || qname(&self.bytes, name).prefix.is_none())
                 && !xmlns.is_some_and(|(_, escaped)| escaped)
         };
-        let meta = &self.meta;
-        clean(meta.top.name, meta.top.get(Known::Xmlns))
-            && (meta.child_count == 0 || clean(meta.child.name, meta.child.get(Known::Xmlns)))
+        let (top, child) = (&self.meta.top, &self.meta.child);
+        clean(top.name, top.unprefixed, top.get(Known::Xmlns))
+            && (self.meta.child_count == 0
+                || clean(child.name, child.unprefixed, child.get(Known::Xmlns)))
     }
 
     /// Resolves on the first call; later calls return the cached outcome.

@@ -38,17 +38,29 @@ fn portable_masks(block: &[u8; WIDTH], a: u8, b: u8, c: u8) -> (u32, u32) {
     (stops, high)
 }
 
-/// Bit mask over one block flagging ASCII name characters (`[A-Za-z0-9_.:-]`).
+/// Bit masks over one block flagging ASCII name characters (`[A-Za-z0-9_.:-]`) and,
+/// among them, colons.
 #[inline(always)]
-fn name_mask(block: &[u8; WIDTH]) -> u32 {
+fn name_masks(block: &[u8; WIDTH]) -> (u32, u32) {
     #[cfg(all(target_arch = "x86_64", target_feature = "sse2"))]
     {
-        sse2::name_mask(block)
+        sse2::name_masks(block)
     }
     #[cfg(not(all(target_arch = "x86_64", target_feature = "sse2")))]
     {
-        portable_name_mask(block)
+        (portable_name_mask(block), portable_colon_mask(block))
     }
+}
+
+/// The colons of a block, where SSE2 is unavailable.
+#[cfg_attr(all(target_arch = "x86_64", target_feature = "sse2"), allow(dead_code))]
+#[inline(always)]
+fn portable_colon_mask(block: &[u8; WIDTH]) -> u32 {
+    let mut colons = 0;
+    for (i, &x) in block.iter().enumerate() {
+        colons |= u32::from(x == b':') << i;
+    }
+    colons
 }
 
 /// The definition of `name_mask`, and its implementation where SSE2 is unavailable.
@@ -209,12 +221,16 @@ mod sse2 {
     }
 
     #[inline(always)]
-    pub(super) fn name_mask(block: &[u8; WIDTH]) -> u32 {
+    pub(super) fn name_masks(block: &[u8; WIDTH]) -> (u32, u32) {
         // SAFETY: as in `masks`: SSE2 is statically enabled and the load reads exactly
         // the 16 bytes `block` borrows.
         unsafe {
             let x = _mm_loadu_si128(block.as_ptr().cast::<__m128i>());
-            _mm_movemask_epi8(names(x)) as u32
+            let colons = _mm_cmpeq_epi8(x, _mm_set1_epi8(b':' as i8));
+            (
+                _mm_movemask_epi8(names(x)) as u32,
+                _mm_movemask_epi8(colons) as u32,
+            )
         }
     }
 
@@ -289,26 +305,40 @@ pub(crate) fn name_len(bytes: &[u8]) -> usize {
 /// in place.
 #[inline]
 pub(crate) fn name_len_at(bytes: &[u8], start: usize) -> usize {
+    name_at(bytes, start).0
+}
+
+/// `name_len_at`, and whether those name characters include a colon (a prefix).
+#[inline]
+pub(crate) fn name_at(bytes: &[u8], start: usize) -> (usize, bool) {
     let mut at = start;
+    let mut colon = false;
     while at < bytes.len() {
-        let others = !match bytes
+        let (names, colons) = match bytes
             .get(at..at + WIDTH)
             .and_then(|w| <&[u8; WIDTH]>::try_from(w).ok())
         {
-            Some(block) => name_mask(block),
+            Some(block) => name_masks(block),
             // Padding with a non-name byte ends the run at the end of `bytes`.
             None => match last_block(bytes, at) {
                 // Zeros shifted in past the end count as non-name bytes.
-                Some((block, shift)) => name_mask(block) >> shift,
-                None => name_mask(&padded(bytes, at, b' ')),
+                Some((block, shift)) => {
+                    let (names, colons) = name_masks(block);
+                    (names >> shift, colons >> shift)
+                }
+                None => name_masks(&padded(bytes, at, b' ')),
             },
         };
-        if others & 0xffff != 0 {
-            return (at + others.trailing_zeros() as usize).min(bytes.len()) - start;
+        let others = !names & 0xffff;
+        if others != 0 {
+            let k = others.trailing_zeros();
+            colon |= colons & ((1 << k) - 1) != 0;
+            return ((at + k as usize).min(bytes.len()) - start, colon);
         }
+        colon |= colons != 0;
         at += WIDTH;
     }
-    bytes.len().saturating_sub(start)
+    (bytes.len().saturating_sub(start), colon)
 }
 
 /// Whether `bytes` is valid UTF-8, like `std::str::from_utf8(bytes).is_ok()`. Text
@@ -628,7 +658,8 @@ mod tests {
     fn name_masks_match_their_definition() {
         for first in (0..256).step_by(WIDTH) {
             let block: [u8; WIDTH] = std::array::from_fn(|i| (first + i) as u8);
-            assert_eq!(name_mask(&block), portable_name_mask(&block), "{first}");
+            let want = (portable_name_mask(&block), portable_colon_mask(&block));
+            assert_eq!(name_masks(&block), want, "{first}");
         }
         for (name, len) in [
             ("", 0),
@@ -638,9 +669,12 @@ mod tests {
             ("a-b_c.d:E9Z/>", 11),
             ("0123456789abcdefghij>", 20),
             ("0123456789abcdef", 16),
+            ("0123456789abcdef:gh>", 19),
             ("caf\u{e9}", 3),
         ] {
             assert_eq!(name_len(name.as_bytes()), len, "{name}");
+            let colon = name.as_bytes()[..len].contains(&b':');
+            assert_eq!(name_at(name.as_bytes(), 0), (len, colon), "{name}");
         }
     }
 

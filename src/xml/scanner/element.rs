@@ -13,7 +13,7 @@ use super::super::limits::Limits;
 use super::super::reference::predefined_len;
 use super::super::runs::{text_run_at, valid_utf8_in};
 use super::super::span::Span;
-use super::fast::{ascii_name, repeats, span, Recorded};
+use super::fast::{ascii_qname, repeats, span, Recorded};
 use super::{ElementMeta, Phase, Scanner};
 
 /// Deepest nesting the one-pass scan keeps track of; deeper elements take the
@@ -63,7 +63,8 @@ impl Scanner {
                 if depth >= max_depth {
                     return None;
                 }
-                let name_end = tag + 1 + ascii_name(data, tag + 1)?;
+                let (name_len, prefixed) = ascii_qname(data, tag + 1)?;
+                let name_end = tag + 1 + name_len;
                 let recorded = match depth {
                     0 => Recorded::Top,
                     1 if self.meta.child_count == 0 => Recorded::Child,
@@ -72,8 +73,14 @@ impl Scanner {
                 let (end, empty) = self.fast_attrs(data, name_end, recorded, limits)?;
                 let name = span(tag + 1, name_end);
                 match recorded {
-                    Recorded::Top => self.meta.top.name = name,
-                    Recorded::Child => self.meta.child.name = name,
+                    Recorded::Top => {
+                        self.meta.top.name = name;
+                        self.meta.top.unprefixed = !prefixed;
+                    }
+                    Recorded::Child => {
+                        self.meta.child.name = name;
+                        self.meta.child.unprefixed = !prefixed;
+                    }
                     Recorded::No => {}
                 }
                 pos = end;

@@ -13,7 +13,7 @@ use super::super::attrs::Attrs;
 use super::super::chars::{self, is, NAME_START_ASCII, WS};
 use super::super::limits::Limits;
 use super::super::reference::predefined_len;
-use super::super::runs::{attr_masks, block_masks, name_len_at, valid_utf8_in, WIDTH};
+use super::super::runs::{attr_masks, block_masks, name_at, name_len_at, valid_utf8_in, WIDTH};
 use super::super::span::Span;
 use super::record::word_of;
 use super::{name_hash, same, Scanner, Step};
@@ -343,4 +343,11 @@ fn fast_value(
 pub(super) fn ascii_name(data: &[u8], pos: usize) -> Option<usize> {
     let len = name_len_at(data, pos);
     (pos + len < data.len()).then_some(len)
+}
+
+/// `ascii_name`, and whether the name has a prefix.
+#[inline(always)]
+pub(super) fn ascii_qname(data: &[u8], pos: usize) -> Option<(usize, bool)> {
+    let (len, colon) = name_at(data, pos);
+    (pos + len < data.len()).then_some((len, colon))
 }

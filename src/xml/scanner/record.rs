@@ -77,6 +77,9 @@ pub(crate) struct TagMeta<const N: usize> {
     escaped: u8,
     /// Whether the tag declares any prefix (`xmlns:p`), which then needs a lookup.
     pub(crate) prefixed_decls: bool,
+    /// Set when the name is known to have no prefix (false: unknown or prefixed), so
+    /// heads need not look for a colon.
+    pub(crate) unprefixed: bool,
 }
 
 /// The top element's tag: every `Known` attribute.
@@ -90,6 +93,7 @@ impl<const N: usize> TagMeta<N> {
         attrs: [Span::ABSENT; N],
         escaped: 0,
         prefixed_decls: false,
+        unprefixed: false,
     };
 
     /// The raw value of `known` and whether it needs unescaping.
