@@ -1,8 +1,14 @@
-//! Block-at-a-time skipping of plain character data and attribute values: sixteen
-//! bytes per step (one SSE2 compare sequence on x86_64, a portable loop elsewhere)
-//! instead of one, which is most of the framer's speed on text-heavy stanzas. Also
-//! reports where the skipped bytes hold non-ASCII, so UTF-8 validation covers only
-//! those bytes.
+//! Block-at-a-time classification for the scanner: sixteen bytes per step (one SSE2
+//! compare sequence on x86_64, a portable loop elsewhere) instead of one, for plain
+//! character data, attribute values, names, whole `name='value'` attributes and UTF-8
+//! checks. Runs also report where their non-ASCII bytes lie, so UTF-8 validation
+//! covers only those.
+//!
+//! Every block function has a portable definition that the SSE2 version is tested
+//! against. The SSE2 code is the only `unsafe` here: unaligned 16-byte loads from
+//! `&[u8; 16]` and register arithmetic, with SSE2 guaranteed at compile time on
+//! x86_64 (no runtime detection needed). Blocks are always read in place, never past
+//! the end of a slice: near the end the last full block is read and its masks shifted.
 
 use super::chars;
 

@@ -8,7 +8,9 @@
 //! therefore depend only on the bytes, never on where the reads happened to stop.
 //!
 //! Submodules: `content` (text, CDATA, references), `markup` (the byte-level tag
-//! phases), `fast` (one-pass handling of complete, ordinary tags).
+//! phases), `fast` (one-pass handling of complete, ordinary tags), `element` (one-pass
+//! handling of a complete, ordinary top-level element, tried first at every frame
+//! start; the per-tag paths take over whenever it declines).
 
 mod content;
 mod element;
