@@ -143,11 +143,15 @@ impl Framer {
         Ok(Frame::Header(Box::new(header)))
     }
 
-    #[inline]
+    #[inline(always)]
     fn stanza(&mut self, len: usize) -> Stanza {
-        // UTF-8 was validated run by run while scanning.
+        // UTF-8 was validated run by run while scanning. Split before copying what
+        // the scanner recorded: the split's atomic reference count update waits for
+        // the scanner's last stores anyway, after which the copy reads them from the
+        // cache instead of stalling on store forwarding.
+        let bytes = self.buf.split_to(len.min(self.buf.len())).freeze();
         let meta = *self.scanner.element_meta();
-        let bytes = self.take(len);
+        self.scanner.next_frame();
         Stanza::new(bytes, self.ns_handle.clone(), meta)
     }
 
