@@ -7,10 +7,11 @@
 //! `Head` wraps the `ChildHead` that holds the bytes and the parse cache, so handing out
 //! `&Head` and `&ChildHead` costs no `Bytes`/`Arc` clones (no atomics per stanza).
 
-use bytes::Bytes;
 use std::borrow::Cow;
 use std::cell::OnceCell;
 use std::ops::Range;
+
+use bytes::Bytes;
 
 use super::attrs::{qname, Attrs};
 use super::error::HeadError;
@@ -100,9 +101,10 @@ impl Head {
         &self.inner.namespaces
     }
 
-    /// Checks that the head resolves, on the first call; the outcome is cached.
-    /// Elements and first children without prefixes (nearly all stanzas) cannot fail
-    /// to resolve, so their namespaces are only resolved once `ns` asks for them.
+    /// Checks that the head resolves. Elements and first children without prefixes
+    /// (nearly all stanzas) cannot fail to resolve, so their namespaces are only
+    /// resolved once `ns` asks for them; otherwise resolution happens now, on the
+    /// first call, and its outcome (errors too) is cached.
     #[inline]
     pub(crate) fn ensure_parsed(&self) -> Result<(), HeadError> {
         if self.inner.infallible() {

@@ -53,7 +53,8 @@ impl Stanza {
         self.head.into_bytes()
     }
 
-    /// The head, parsed on the first call and cached (errors too).
+    /// The head, checked on the first call (errors are cached); namespaces are
+    /// resolved lazily.
     pub fn head(&self) -> Result<&Head, HeadError> {
         self.head.ensure_parsed()?;
         Ok(&self.head)
