@@ -453,3 +453,26 @@ fn socket_style_reads_through_buffer_mut() {
     let concat: Vec<u8> = kept.iter().flat_map(|f| f.bytes().to_vec()).collect();
     assert_eq!(concat, input[..end]);
 }
+
+#[test]
+fn duplicate_attributes_among_names_of_equal_hash() {
+    // `ah`, `bg` and `cb` share a bit of the fast path's duplicate filter.
+    let ok = format!("{CLIENT_HEADER}<a ah='1' bg='2' cb='3'><b ah='1' cb='2'/></a>");
+    let out = run_whole(ok.as_bytes(), Limits::default());
+    assert_eq!(out.error, None);
+    assert_eq!(out.kinds(), vec![Kind::Header, Kind::Stanza]);
+    let cuts: Vec<usize> = (1..ok.len()).collect();
+    assert_split_invariant(ok.as_bytes(), Limits::default(), &cuts, &out);
+    for dup in [
+        "<a ah='1' bg='2' ah='3'/>",
+        "<a><b bg='1' cb='2' cb='3'/></a>",
+    ] {
+        let input = format!("{CLIENT_HEADER}{dup}");
+        let err = run_whole(input.as_bytes(), Limits::default()).error;
+        assert_eq!(err.map(|e| e.condition()), Some("not-well-formed"), "{dup}");
+        let bytewise = format!("{CLIENT_HEADER}{dup}");
+        let cuts: Vec<usize> = (1..bytewise.len()).collect();
+        let split = run_split(bytewise.as_bytes(), &cuts, Limits::default());
+        assert_eq!(split.error.map(|e| e.condition()), Some("not-well-formed"));
+    }
+}

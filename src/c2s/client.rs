@@ -64,7 +64,7 @@ impl ClientSide {
     pub async fn read_header(&mut self, deadline: Instant) -> Result<StreamHeader, ClientError> {
         loop {
             match self.next_frame(deadline).await? {
-                Frame::Header(header) => return Ok(header),
+                Frame::Header(header) => return Ok(*header),
                 Frame::Whitespace(_) => continue,
                 _ => return Err(ClientError::Refused("expected a stream header")),
             }

@@ -41,13 +41,41 @@ pub(crate) fn tag_name(bytes: &[u8], start: usize) -> Option<(QName, usize)> {
 }
 
 /// Splits the qualified name at `span` of `bytes`.
+#[inline]
 pub(crate) fn qname(bytes: &[u8], span: Span) -> QName {
-    split_qname(span.of(bytes), span.start as usize)
+    let name = span.of(bytes);
+    let base = span.start as usize;
+    // Names of up to eight bytes (nearly all) are searched for the colon in one word,
+    // read from `bytes` since something always follows a name inside an element.
+    let word = bytes
+        .get(base..base + 8)
+        .and_then(|w| <[u8; 8]>::try_from(w).ok())
+        .map(u64::from_le_bytes);
+    match word {
+        Some(word) if !name.is_empty() && name.len() <= 8 => {
+            const LO: u64 = 0x0101_0101_0101_0101;
+            let x = word ^ (LO * u64::from(b':'));
+            // High bit set in each byte equal to ':' (exact for the lowest one).
+            let colons = x.wrapping_sub(LO) & !x & (LO << 7);
+            let colons = colons & (u64::MAX >> (64 - 8 * name.len()));
+            split_at(
+                name,
+                base,
+                (colons != 0).then(|| (colons.trailing_zeros() / 8) as usize),
+            )
+        }
+        _ => split_qname(name, base),
+    }
 }
 
 fn split_qname(name: &[u8], base: usize) -> QName {
     // Names are short: a plain loop beats a memchr call.
-    match name.iter().position(|&b| b == b':') {
+    split_at(name, base, name.iter().position(|&b| b == b':'))
+}
+
+#[inline]
+fn split_at(name: &[u8], base: usize, colon: Option<usize>) -> QName {
+    match colon {
         Some(colon) => QName {
             prefix: Some(Span::new(base, base + colon)),
             local: Span::new(base + colon + 1, base + name.len()),
@@ -142,6 +170,27 @@ mod tests {
             .collect();
         let want: Vec<(&[u8], &[u8])> = vec![(b"a", b"1"), (b"b", b"x>'y"), (b"c", b"")];
         assert_eq!(attrs, want);
+    }
+
+    #[test]
+    fn qualified_names_split_at_the_first_colon() {
+        let bytes = b"<stream:features><a:b:c/><x/><abcdefgh:i/><abcdefgh></abcdefgh>";
+        for (start, end, prefix, local) in [
+            (1, 16, Some(&b"stream"[..]), &b"features"[..]),
+            (18, 23, Some(b"a"), b"b:c"),
+            (26, 27, None, b"x"),
+            (30, 40, Some(b"abcdefgh"), b"i"),
+            (43, 51, None, b"abcdefgh"),
+            (54, 62, None, b"abcdefgh"),
+        ] {
+            let name = qname(bytes, Span::new(start, end));
+            assert_eq!(name.prefix.map(|p| p.of(bytes)), prefix);
+            assert_eq!(name.local.of(bytes), local);
+        }
+        // Too close to the end for a word: the plain loop.
+        let name = qname(b"<ab:c", Span::new(1, 5));
+        assert_eq!(name.prefix, Some(Span::new(1, 3)));
+        assert_eq!(name.local, Span::new(4, 5));
     }
 
     #[test]

@@ -8,8 +8,9 @@ use super::stream_header::StreamHeader;
 
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Frame {
-    /// The stream open tag; any XML declaration before it is included in `raw`.
-    Header(StreamHeader),
+    /// The stream open tag; any XML declaration before it is included in `raw`. Boxed:
+    /// headers are rare, and every frame is as large as its largest variant.
+    Header(Box<StreamHeader>),
     /// One complete top-level element.
     Stanza(Stanza),
     /// Whitespace between top-level elements (keepalives), to pass through as-is.

@@ -8,7 +8,7 @@ use bytes::{Bytes, BytesMut};
 use super::error::FrameError;
 use super::frame::Frame;
 use super::limits::Limits;
-use super::namespaces::Namespaces;
+use super::namespaces::{Namespaces, NsHandle};
 use super::scanner::{Scan, Scanner};
 use super::stanza::Stanza;
 use super::stream_header::StreamHeader;
@@ -31,8 +31,10 @@ pub struct Framer {
     buf: BytesMut,
     limits: Limits,
     scanner: Scanner,
-    /// Declarations of the current stream header, shared with every stanza.
+    /// Declarations of the current stream header.
     namespaces: Arc<Namespaces>,
+    /// The same, as handed to every stanza.
+    ns_handle: NsHandle,
     state: State,
 }
 
@@ -49,6 +51,7 @@ impl Framer {
             limits: limits.clamped(),
             scanner: Scanner::new(),
             namespaces: Arc::default(),
+            ns_handle: NsHandle::default(),
             state: State::Open,
         }
     }
@@ -80,12 +83,14 @@ impl Framer {
         if !matches!(self.state, State::Open) {
             return self.closed();
         }
-        let result = self.scan_frame();
-        if let Err(error) = &result {
-            self.state = State::Failed(error.clone());
-            self.buf.clear();
+        // Stanzas, by far the most frequent frames, are built right in the return
+        // value: a frame is large enough for extra moves to show.
+        match self.scanner.scan(&self.buf, &self.limits) {
+            Ok(Scan::Element(len)) => Ok(Some(Frame::Stanza(self.stanza(len)))),
+            Ok(Scan::NeedMore) => Ok(None),
+            Ok(scan) => self.other_frame(scan),
+            Err(fault) => Err(self.fail(fault.into())),
         }
-        result
     }
 
     #[cold]
@@ -97,13 +102,25 @@ impl Framer {
         }
     }
 
-    #[inline]
-    fn scan_frame(&mut self) -> Result<Option<Frame>, FrameError> {
-        Ok(Some(match self.scanner.scan(&self.buf, &self.limits)? {
+    /// Poisons the framer with its first error.
+    #[cold]
+    fn fail(&mut self, error: FrameError) -> FrameError {
+        self.state = State::Failed(error.clone());
+        self.buf.clear();
+        error
+    }
+
+    /// Every frame but a stanza.
+    #[inline(never)]
+    fn other_frame(&mut self, scan: Scan) -> Result<Option<Frame>, FrameError> {
+        Ok(Some(match scan {
             Scan::NeedMore => return Ok(None),
-            Scan::Element(len) => self.stanza(len)?,
+            Scan::Element(len) => Frame::Stanza(self.stanza(len)),
             Scan::Whitespace(len) => Frame::Whitespace(self.take(len)),
-            Scan::Header(len) => self.header(len)?,
+            Scan::Header(len) => match self.header(len) {
+                Ok(header) => header,
+                Err(error) => return Err(self.fail(error)),
+            },
             Scan::End(len) => {
                 self.state = State::Ended;
                 Frame::End(self.take(len))
@@ -122,19 +139,20 @@ impl Framer {
         let raw = self.take(len);
         let header = StreamHeader::parse(raw, open_start)?;
         self.namespaces = header.namespaces.clone();
-        Ok(Frame::Header(header))
+        self.ns_handle = NsHandle::new(header.namespaces.clone());
+        Ok(Frame::Header(Box::new(header)))
     }
 
-    #[inline]
-    fn stanza(&mut self, len: usize) -> Result<Frame, FrameError> {
-        // UTF-8 was validated run by run while scanning.
+    #[inline(always)]
+    fn stanza(&mut self, len: usize) -> Stanza {
+        // UTF-8 was validated run by run while scanning. Split before copying what
+        // the scanner recorded: the split's atomic reference count update waits for
+        // the scanner's last stores anyway, after which the copy reads them from the
+        // cache instead of stalling on store forwarding.
+        let bytes = self.buf.split_to(len.min(self.buf.len())).freeze();
         let meta = *self.scanner.element_meta();
-        let bytes = self.take(len);
-        Ok(Frame::Stanza(Stanza::new(
-            bytes,
-            self.namespaces.clone(),
-            meta,
-        )))
+        self.scanner.next_frame();
+        Stanza::new(bytes, self.ns_handle.clone(), meta)
     }
 
     /// Stream restart (after SASL success): expect a new stream header, keeping buffered

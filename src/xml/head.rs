@@ -10,41 +10,49 @@
 use std::borrow::Cow;
 use std::cell::OnceCell;
 use std::ops::Range;
-use std::sync::Arc;
 
 use bytes::Bytes;
 
-use super::attrs::Attrs;
+use super::attrs::{qname, Attrs};
 use super::error::HeadError;
 use super::escape::unescape;
-use super::namespaces::Namespaces;
+use super::namespaces::{Namespaces, NsHandle};
 use super::resolve::{element_name, Decoded, Failure, NsRef, Resolved};
 use super::scanner::{ElementMeta, Known, TagMeta};
 use super::span::Span;
 
 /// A view of one element's open tag: its recorded name and where attributes start.
-fn attrs_of<'a>(raw: &'a [u8], tag: &TagMeta) -> Attrs<'a> {
+fn attrs_of<'a, const N: usize>(raw: &'a [u8], tag: &TagMeta<N>) -> Attrs<'a> {
     Attrs::new(raw, tag.name.end as usize)
 }
 
-fn find_attr(raw: &[u8], tag: &TagMeta, name: &str) -> Option<Span> {
+fn find_attr<const N: usize>(raw: &[u8], tag: &TagMeta<N>, name: &str) -> Option<Span> {
     attrs_of(raw, tag)
         .find(|a| a.name.of(raw) == name.as_bytes())
         .map(|a| a.value)
 }
 
-fn attr_pairs<'a>(raw: &'a [u8], tag: &TagMeta) -> impl Iterator<Item = (&'a str, Cow<'a, str>)> {
+fn attr_pairs<'a, const N: usize>(
+    raw: &'a [u8],
+    tag: &TagMeta<N>,
+) -> impl Iterator<Item = (&'a str, Cow<'a, str>)> {
     attrs_of(raw, tag).filter_map(move |a| {
         let value = unescape(a.value.of(raw)).ok()?;
         Some((a.name.str_of(raw), value))
     })
 }
 
-fn local_name<'a>(raw: &'a [u8], tag: &TagMeta) -> &'a str {
+fn local_name<'a, const N: usize>(raw: &'a [u8], tag: &TagMeta<N>) -> &'a str {
+    if tag.unprefixed {
+        return tag.name.str_of(raw);
+    }
     element_name(raw, tag).map_or("", |q| q.local.str_of(raw))
 }
 
-fn prefix<'a>(raw: &'a [u8], tag: &TagMeta) -> Option<&'a str> {
+fn prefix<'a, const N: usize>(raw: &'a [u8], tag: &TagMeta<N>) -> Option<&'a str> {
+    if tag.unprefixed {
+        return None;
+    }
     let prefix = element_name(raw, tag).ok()?.prefix?;
     Some(prefix.str_of(raw))
 }
@@ -60,15 +68,16 @@ pub struct Head {
 #[derive(Clone, Debug)]
 pub struct ChildHead {
     bytes: Bytes,
-    namespaces: Arc<Namespaces>,
+    namespaces: NsHandle,
     meta: ElementMeta,
     parsed: OnceCell<Result<Resolved, Failure>>,
-    /// Namespace URIs written with references, decoded during resolution (rare).
-    decoded: OnceCell<Decoded>,
+    /// Namespace URIs written with references, decoded during resolution (rare, so
+    /// boxed to keep every stanza small).
+    decoded: OnceCell<Box<Decoded>>,
 }
 
 impl Head {
-    pub(crate) fn new(bytes: Bytes, namespaces: Arc<Namespaces>, meta: ElementMeta) -> Self {
+    pub(crate) fn new(bytes: Bytes, namespaces: NsHandle, meta: ElementMeta) -> Self {
         Head {
             inner: ChildHead {
                 bytes,
@@ -88,25 +97,22 @@ impl Head {
         self.inner.bytes
     }
 
-    pub(crate) fn namespaces(&self) -> &Arc<Namespaces> {
+    pub(crate) fn namespaces(&self) -> &Namespaces {
         &self.inner.namespaces
     }
 
-    /// Parses on the first call; later calls return the cached outcome.
+    /// Checks that the head resolves. Elements and first children without prefixes
+    /// (nearly all stanzas) cannot fail to resolve, so their namespaces are only
+    /// resolved once `ns` asks for them; otherwise resolution happens now, on the
+    /// first call, and its outcome (errors too) is cached.
+    #[inline]
     pub(crate) fn ensure_parsed(&self) -> Result<(), HeadError> {
-        let inner = &self.inner;
-        let parsed = inner.parsed.get_or_init(|| {
-            let mut decoded = Decoded::new();
-            let resolved =
-                Resolved::resolve(&inner.bytes, &inner.namespaces, &inner.meta, &mut decoded);
-            if !decoded.is_empty() {
-                let _ = inner.decoded.set(decoded);
-            }
-            resolved
-        });
-        match parsed {
+        if self.inner.infallible() {
+            return Ok(());
+        }
+        match self.inner.parsed() {
             Ok(_) => Ok(()),
-            Err(failure) => Err(failure.into_error(&inner.bytes)),
+            Err(failure) => Err(failure.into_error(&self.inner.bytes)),
         }
     }
 
@@ -205,15 +211,49 @@ impl Head {
 }
 
 impl ChildHead {
+    /// Whether resolving cannot fail: both names are there and unprefixed, and no
+    /// default namespace declaration they use needs unescaping (which is where
+    /// resolution of an unprefixed name could fail).
+    #[inline]
+    fn infallible(&self) -> bool {
+        let clean = |name: Span, unprefixed: bool, xmlns: Option<(Span, bool)>| {
+            !name.is_absent()
+                && (unprefixed || qname(&self.bytes, name).prefix.is_none())
+                && !xmlns.is_some_and(|(_, escaped)| escaped)
+        };
+        let (top, child) = (&self.meta.top, &self.meta.child);
+        clean(top.name, top.unprefixed, top.get(Known::Xmlns))
+            && (self.meta.child_count == 0
+                || clean(child.name, child.unprefixed, child.get(Known::Xmlns)))
+    }
+
+    /// Resolves on the first call; later calls return the cached outcome.
+    fn parsed(&self) -> &Result<Resolved, Failure> {
+        self.parsed.get_or_init(|| {
+            let mut decoded = Decoded::new();
+            let resolved =
+                Resolved::resolve(&self.bytes, &self.namespaces, &self.meta, &mut decoded);
+            if !decoded.is_empty() {
+                let _ = self.decoded.set(Box::new(decoded));
+            }
+            resolved
+        })
+    }
+
     fn resolved(&self) -> Resolved {
-        match self.parsed.get() {
-            Some(Ok(resolved)) => *resolved,
-            _ => Resolved::UNRESOLVED,
+        match self.parsed() {
+            Ok(resolved) => *resolved,
+            Err(_) => Resolved::UNRESOLVED,
         }
     }
 
     fn uri(&self, ns: NsRef) -> Option<&str> {
-        Resolved::uri(ns, &self.bytes, &self.namespaces, self.decoded.get())
+        Resolved::uri(
+            ns,
+            &self.bytes,
+            &self.namespaces,
+            self.decoded.get().map(|d| &**d),
+        )
     }
 
     pub fn name(&self) -> &str {

@@ -15,7 +15,6 @@ pub mod escape;
 mod frame;
 mod framer;
 mod head;
-mod interned;
 mod limits;
 mod namespaces;
 mod reference;

@@ -1,5 +1,10 @@
 //! The namespace declarations in scope for a stream's top-level elements: those made on
-//! the stream header, shared by every stanza of the stream through an `Arc`.
+//! the stream header, shared by every stanza of the stream. The usual header
+//! declarations are interned as statics, so stanzas of ordinary streams refer to them
+//! without any reference counting; other streams share theirs through an `Arc`.
+
+use std::ops::Deref;
+use std::sync::{Arc, LazyLock};
 
 /// The namespace of stream-level elements (`<stream:stream>`, `<stream:features>`...).
 pub const STREAMS_NS: &str = "http://etherx.jabber.org/streams";
@@ -68,9 +73,81 @@ impl Namespaces {
     }
 }
 
+/// Default namespaces of the stream kinds the proxy speaks.
+const COMMON_DEFAULTS: [&str; 3] = ["jabber:client", "jabber:server", "jabber:component:accept"];
+
+/// The declarations of ordinary stream headers (`xmlns` and `xmlns:stream`, in either
+/// order), plus no declarations at all.
+static COMMON: LazyLock<Vec<Namespaces>> = LazyLock::new(|| {
+    let mut common = vec![Namespaces::new()];
+    for default in COMMON_DEFAULTS {
+        let mut ns = Namespaces::new();
+        ns.declare(None, default);
+        ns.declare(Some("stream"), STREAMS_NS);
+        common.push(ns);
+        let mut ns = Namespaces::new();
+        ns.declare(Some("stream"), STREAMS_NS);
+        ns.declare(None, default);
+        common.push(ns);
+    }
+    common
+});
+
+/// A stream's namespace declarations as held by each of its stanzas: a static for the
+/// common headers (cloning and dropping it costs no atomic operations), else shared.
+#[derive(Clone, Debug)]
+pub(crate) enum NsHandle {
+    Common(&'static Namespaces),
+    Shared(Arc<Namespaces>),
+}
+
+impl NsHandle {
+    /// Interns `namespaces` if they are one of the common sets.
+    pub(crate) fn new(namespaces: Arc<Namespaces>) -> Self {
+        match COMMON.iter().find(|common| **common == *namespaces) {
+            Some(common) => NsHandle::Common(common),
+            None => NsHandle::Shared(namespaces),
+        }
+    }
+}
+
+impl Default for NsHandle {
+    fn default() -> Self {
+        NsHandle::new(Arc::default())
+    }
+}
+
+impl Deref for NsHandle {
+    type Target = Namespaces;
+
+    #[inline]
+    fn deref(&self) -> &Namespaces {
+        match self {
+            NsHandle::Common(ns) => ns,
+            NsHandle::Shared(ns) => ns,
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn common_sets_are_interned() {
+        let mut ns = Namespaces::new();
+        ns.declare(Some("stream"), STREAMS_NS);
+        ns.declare(None, "jabber:component:accept");
+        let handle = NsHandle::new(Arc::new(ns.clone()));
+        assert!(matches!(handle, NsHandle::Common(_)));
+        assert_eq!(*handle, ns);
+        assert_eq!(handle.index_of(None), Some(1));
+        ns.declare(Some("db"), "jabber:server:dialback");
+        let handle = NsHandle::new(Arc::new(ns.clone()));
+        assert!(matches!(handle, NsHandle::Shared(_)));
+        assert_eq!(*handle, ns);
+        assert!(matches!(NsHandle::default(), NsHandle::Common(_)));
+    }
 
     #[test]
     fn lookup_and_override() {

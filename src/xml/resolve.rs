@@ -106,6 +106,7 @@ impl Resolved {
 }
 
 /// The nearest declaration inside the stanza, else the stream header's.
+#[inline(always)]
 fn resolve_one(
     raw: &[u8],
     prefix_span: Option<Span>,
@@ -129,6 +130,7 @@ fn resolve_one(
 
 /// A namespace declared inside the stanza; only values with references are decoded
 /// here, the rest are validated lazily by `uri`.
+#[inline(always)]
 fn local(raw: &[u8], value: Span, escaped: bool, decoded: &mut Decoded) -> Result<NsRef, Failure> {
     if !escaped {
         return Ok(match value.is_empty() {
@@ -149,7 +151,11 @@ fn local(raw: &[u8], value: Span, escaped: bool, decoded: &mut Decoded) -> Resul
 }
 
 /// The element's qualified name, split at its prefix.
-pub(crate) fn element_name(raw: &[u8], tag: &TagMeta) -> Result<QName, HeadError> {
+#[inline]
+pub(crate) fn element_name<const N: usize>(
+    raw: &[u8],
+    tag: &TagMeta<N>,
+) -> Result<QName, HeadError> {
     match tag.name.is_absent() {
         true => Err(HeadError::Malformed),
         false => Ok(qname(raw, tag.name)),
@@ -158,7 +164,8 @@ pub(crate) fn element_name(raw: &[u8], tag: &TagMeta) -> Result<QName, HeadError
 
 /// The declaration an element makes for its own prefix: raw value, and whether it may
 /// hold references.
-fn own_decl(raw: &[u8], name: &QName, tag: &TagMeta) -> Option<(Span, bool)> {
+#[inline]
+fn own_decl<const N: usize>(raw: &[u8], name: &QName, tag: &TagMeta<N>) -> Option<(Span, bool)> {
     match name.prefix {
         None => tag.get(Known::Xmlns),
         Some(_) if !tag.prefixed_decls => None,

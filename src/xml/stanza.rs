@@ -8,7 +8,7 @@ use bytes::Bytes;
 use super::error::{not_well_formed, FrameError, HeadError};
 use super::head::Head;
 use super::limits::Limits;
-use super::namespaces::Namespaces;
+use super::namespaces::{Namespaces, NsHandle};
 use super::scanner::{ElementMeta, Scan, Scanner};
 
 /// One top-level element of a stream (a stanza, or `<stream:features/>`, `<r/>`, ...).
@@ -20,7 +20,7 @@ pub struct Stanza {
 }
 
 impl Stanza {
-    pub(crate) fn new(bytes: Bytes, namespaces: Arc<Namespaces>, meta: ElementMeta) -> Self {
+    pub(crate) fn new(bytes: Bytes, namespaces: NsHandle, meta: ElementMeta) -> Self {
         Stanza {
             head: Head::new(bytes, namespaces, meta),
         }
@@ -38,7 +38,7 @@ impl Stanza {
             Scan::Element(len) if len == bytes.len() => {
                 std::str::from_utf8(&bytes).map_err(|_| invalid_utf8())?;
                 let meta = *scanner.element_meta();
-                Ok(Stanza::new(bytes, namespaces, meta))
+                Ok(Stanza::new(bytes, NsHandle::new(namespaces), meta))
             }
             _ => Err(not_well_formed("expected exactly one complete element")),
         }
@@ -53,14 +53,15 @@ impl Stanza {
         self.head.into_bytes()
     }
 
-    /// The head, parsed on the first call and cached (errors too).
+    /// The head, checked on the first call (errors are cached); namespaces are
+    /// resolved lazily.
     pub fn head(&self) -> Result<&Head, HeadError> {
         self.head.ensure_parsed()?;
         Ok(&self.head)
     }
 
     /// The namespace declarations of the stream this stanza arrived on.
-    pub fn namespaces(&self) -> &Arc<Namespaces> {
+    pub fn namespaces(&self) -> &Namespaces {
         self.head.namespaces()
     }
 

@@ -5,7 +5,7 @@ use super::super::chars::{self, is, CDATA, TEXT};
 use super::super::error::Fault;
 use super::super::limits::Limits;
 use super::super::reference::{predefined_len, Reference};
-use super::super::runs::text_run;
+use super::super::runs::text_run_at;
 use super::{need_more, Phase, Scanner, Step};
 
 impl Scanner {
@@ -21,7 +21,7 @@ impl Scanner {
                 }
             }
             let rest = self.rest(data);
-            let run = text_run(rest);
+            let run = text_run_at(data, self.pos);
             let n = run.len;
             self.run_utf8(data, rest, run)?;
             self.pos += n;

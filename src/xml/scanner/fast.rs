@@ -1,46 +1,65 @@
 //! One-pass handling of a complete, ordinary tag: ASCII names, `name='value'`
 //! attributes (predefined entities allowed), no whitespace around `=`, within all
-//! limits. This is
-//! what nearly every real stanza consists of, and handling it without the per-phase
-//! dispatch roughly doubles throughput.
+//! limits. This is what nearly every real stanza consists of, and handling it without
+//! the per-phase dispatch roughly doubles throughput. Names and values are read 16
+//! bytes at a time (see `runs`); an attribute that fits a block is read from one set
+//! of masks.
 //!
 //! The fast path never decides anything on its own: when a tag is incomplete or
 //! unusual in any way (including every error) it changes nothing and the byte-level
 //! phases take over from the `<`, so split invariance and error reporting rest on those
 //! phases alone.
 
-use super::super::chars::{self, is, NAME_ASCII, NAME_START_ASCII, WS};
+use super::super::attrs::Attrs;
+use super::super::chars::{self, is, NAME_START_ASCII, WS};
 use super::super::limits::Limits;
 use super::super::reference::predefined_len;
-use super::super::runs::value_run;
+use super::super::runs::{attr_masks, block_masks, name_at, name_len_at, valid_utf8_in, WIDTH};
 use super::super::span::Span;
-use super::{Scanner, Step};
+use super::record::word_of;
+use super::{name_hash, same, Scanner, Step};
+
+/// Which recorded tag (see `record`) the start tag being scanned is, if any.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub(super) enum Recorded {
+    No,
+    Top,
+    Child,
+}
 
 impl Scanner {
     /// Consumes the complete tag whose `<` is at `self.pos`, or returns `None` having
     /// changed nothing.
+    #[inline]
     pub(super) fn fast_tag(&mut self, data: &[u8], limits: &Limits) -> Option<Step> {
         if self.expect_header {
             return None;
         }
         let start = self.pos;
-        let step = match *data.get(start + 1)? {
+        match *data.get(start + 1)? {
             b'/' => self.fast_end_tag(data, start),
             b if is(b, NAME_START_ASCII) => self.fast_start_tag(data, start, limits),
             _ => None,
-        };
-        if step.is_none() {
-            self.clear_attrs();
         }
-        step
     }
 
+    #[inline]
     fn fast_end_tag(&mut self, data: &[u8], start: usize) -> Option<Step> {
         let name_start = start + 2;
+        // Usually the end tag repeats the open element's name, which was validated
+        // when it was opened: compare instead of scanning.
+        if let Some(&open) = self.stack.last() {
+            let name_end = name_start + open.end.saturating_sub(open.start) as usize;
+            if repeats(data, open, name_start) && data.get(name_end) == Some(&b'>') {
+                self.tag_start = start;
+                self.pos = name_end + 1;
+                return Some(Ok(self.element_closed()));
+            }
+        }
         if !is(*data.get(name_start)?, NAME_START_ASCII) {
             return None;
         }
-        let name_end = name_start + ascii_name(data, name_start + 1)? + 1;
+        let name_end = name_start + ascii_name(data, name_start)?;
         if *data.get(name_end)? != b'>' {
             return None;
         }
@@ -52,12 +71,40 @@ impl Scanner {
         Some(self.end_tag_end(data))
     }
 
+    #[inline]
     fn fast_start_tag(&mut self, data: &[u8], start: usize, limits: &Limits) -> Option<Step> {
         if self.depth >= limits.max_depth {
             return None;
         }
-        let name_end = start + 2 + ascii_name(data, start + 2)?;
-        let mut pos = name_end;
+        // The first name byte was checked by the caller.
+        let name_end = start + 1 + ascii_name(data, start + 1)?;
+        let recorded = match self.depth {
+            0 => Recorded::Top,
+            1 if self.meta.child_count == 0 => Recorded::Child,
+            _ => Recorded::No,
+        };
+        let (end, empty) = self.fast_attrs(data, name_end, recorded, limits)?;
+        self.tag_start = start;
+        self.name = span(start + 1, name_end);
+        self.pos = end;
+        Some(match empty {
+            false => self.start_tag_end(data),
+            true => self.empty_tag_end(),
+        })
+    }
+
+    /// The rest of a start tag from just past its name: `name='value'` attributes
+    /// (recorded if the tag is), then `>` or `/>`. Returns the offset past the tag and
+    /// whether it was `/>`; `None` for anything unusual.
+    #[inline(always)]
+    pub(super) fn fast_attrs(
+        &mut self,
+        data: &[u8],
+        mut pos: usize,
+        recorded: Recorded,
+        limits: &Limits,
+    ) -> Option<(usize, bool)> {
+        let mut seen = Seen::new(limits, pos);
         let mut b = *data.get(pos)?;
         while is(b, WS) {
             pos += 1;
@@ -70,62 +117,214 @@ impl Scanner {
             if !is(b, NAME_START_ASCII) {
                 break;
             }
-            pos = self.fast_attr(data, pos, limits)?;
+            let (attr_end, value_end, escaped) = fast_attr(data, pos)?;
+            let name = data.get(pos..attr_end)?;
+            seen.insert(data, name, pos)?;
+            // Idempotent: should the tag bail later, the byte-level phases note it again.
+            let value = span(attr_end + 2, value_end);
+            if recorded != Recorded::No {
+                let word = name_word(data, pos, name);
+                match recorded {
+                    Recorded::Top => self.meta.top.note(name, word, value, escaped),
+                    _ => self.meta.child.note(name, word, value, escaped),
+                }
+            }
+            pos = value_end + 1;
             b = *data.get(pos)?;
         }
-        let end = match b {
-            b'>' => pos + 1,
-            b'/' if *data.get(pos + 1)? == b'>' => pos + 2,
-            _ => return None,
-        };
-        self.tag_start = start;
-        self.name = Span::new(start + 1, name_end);
-        self.pos = end;
-        Some(match b {
-            b'>' => self.start_tag_end(data),
-            _ => self.empty_tag_end(),
-        })
-    }
-
-    /// One `name='value'` attribute at `pos`; returns the offset past its closing quote.
-    fn fast_attr(&mut self, data: &[u8], pos: usize, limits: &Limits) -> Option<usize> {
-        let name_end = pos + 1 + ascii_name(data, pos + 1)?;
-        if *data.get(name_end)? != b'=' {
-            return None;
+        match b {
+            b'>' => Some((pos + 1, false)),
+            b'/' if *data.get(pos + 1)? == b'>' => Some((pos + 2, true)),
+            _ => None,
         }
-        let quote = *data.get(name_end + 1)?;
-        if quote != b'\'' && quote != b'"' {
-            return None;
-        }
-        let value_start = name_end + 2;
-        let (value_end, escaped) = fast_value(data, value_start, quote)?;
-        let name = Span::new(pos, name_end);
-        if self.attr_names.len() >= limits.max_attributes || self.is_duplicate_attr(data, name) {
-            return None;
-        }
-        self.attr_names.push(name);
-        let value = Span::new(value_start, value_end);
-        // Idempotent: should the tag bail later, the byte-level phases note it again.
-        self.note_attr(data, name, value, escaped);
-        Some(value_end + 1)
     }
 }
 
-/// Scans a value up to its closing quote, stepping over predefined entities; returns
-/// the quote's offset and whether entities were seen. `None` for anything unusual.
-#[inline]
-fn fast_value(data: &[u8], start: usize, quote: u8) -> Option<(usize, bool)> {
-    let mut pos = start;
-    let mut escaped = false;
-    loop {
-        let run = value_run(data.get(pos..)?, quote);
-        let high = data.get(pos + run.high.0..pos + run.high.1)?;
-        if run.non_ascii() && std::str::from_utf8(high).is_err() {
+/// Duplicate detection for the attributes of the tag on the fast path: a Bloom-style
+/// filter over their names (see `name_hash`), held in a register. Only a name that
+/// hashes onto an occupied bit is compared, by re-reading the names before it.
+struct Seen {
+    filter: u64,
+    count: usize,
+    max: usize,
+    /// Where the tag's attributes start.
+    attrs: usize,
+}
+
+impl Seen {
+    #[inline(always)]
+    fn new(limits: &Limits, attrs: usize) -> Self {
+        Seen {
+            filter: 0,
+            count: 0,
+            max: limits.max_attributes,
+            attrs,
+        }
+    }
+
+    /// Records the attribute `name` starting at `at`; `None` (bail out) if it is a
+    /// duplicate or one too many.
+    #[inline(always)]
+    fn insert(&mut self, data: &[u8], name: &[u8], at: usize) -> Option<()> {
+        if self.count >= self.max {
             return None;
         }
-        pos += run.len;
+        let bit = 1u64 << (name_hash(name) & 63);
+        if self.filter & bit != 0 && self.seen_before(data, name, at) {
+            return None;
+        }
+        self.filter |= bit;
+        self.count += 1;
+        Some(())
+    }
+
+    /// Whether an attribute before offset `at` is called `name`.
+    #[cold]
+    #[inline(never)]
+    fn seen_before(&self, data: &[u8], name: &[u8], at: usize) -> bool {
+        Attrs::new(data, self.attrs)
+            .take_while(|attr| (attr.name.start as usize) < at)
+            .any(|attr| same(attr.name.of(data), name))
+    }
+}
+
+/// A span of the frame being scanned: frames are cut at `Limits::max_stanza_bytes`,
+/// which is clamped to `u32`, so offsets always fit.
+#[inline(always)]
+pub(super) fn span(start: usize, end: usize) -> Span {
+    debug_assert!(end <= u32::MAX as usize && start <= end);
+    Span {
+        start: start as u32,
+        end: end as u32,
+    }
+}
+
+/// `word_of(name)` for the name at `pos`, read as one word when the buffer allows
+/// (there is always more after an attribute name).
+#[inline(always)]
+fn name_word(data: &[u8], pos: usize, name: &[u8]) -> u64 {
+    match data
+        .get(pos..pos + 8)
+        .and_then(|w| <[u8; 8]>::try_from(w).ok())
+    {
+        Some(word) if name.len() < 8 => u64::from_le_bytes(word) & ((1u64 << (8 * name.len())) - 1),
+        _ => word_of(name),
+    }
+}
+
+/// Whether the name `open` (of an element being closed) is repeated at `at`.
+#[inline(always)]
+pub(super) fn repeats(data: &[u8], open: Span, at: usize) -> bool {
+    let len = open.end.saturating_sub(open.start) as usize;
+    let word = |from: usize| {
+        data.get(from..from + 8)
+            .and_then(|w| <[u8; 8]>::try_from(w).ok())
+            .map(u64::from_le_bytes)
+    };
+    match (len, word(open.start as usize), word(at)) {
+        // Short names (nearly all): one masked word comparison.
+        (1..=8, Some(a), Some(b)) => (a ^ b) & (u64::MAX >> (64 - 8 * len)) == 0,
+        _ => data
+            .get(at..at + len)
+            .is_some_and(|name| same(open.of(data), name)),
+    }
+}
+
+/// One `name='value'` attribute at `pos` (its first byte checked by the caller):
+/// returns where the name ends, the offset of the closing quote and whether the value
+/// holds entities; `None` for anything unusual.
+#[inline(always)]
+fn fast_attr(data: &[u8], pos: usize) -> Option<(usize, usize, bool)> {
+    let Some(block) = data
+        .get(pos..pos + WIDTH)
+        .and_then(|w| <&[u8; WIDTH]>::try_from(w).ok())
+    else {
+        return attr_by_steps(data, pos);
+    };
+    // Usually name, `='`, and often the whole value are in this one block: read them
+    // all from the same masks.
+    let m = attr_masks(block);
+    let name_len = (!m.name).trailing_zeros() as usize;
+    let open = name_len + 1;
+    if open >= WIDTH {
+        return attr_by_steps(data, pos);
+    }
+    if (m.eq >> name_len) & 1 == 0 {
+        return None;
+    }
+    let (quote, quotes) = match ((m.apos >> open) & 1, (m.quot >> open) & 1) {
+        (1, _) => (b'\'', m.apos),
+        (_, 1) => (b'"', m.quot),
+        _ => return None,
+    };
+    let value_start = pos + open + 1;
+    // Bits of the block after the opening quote.
+    let after = (u32::MAX << (open + 1)) & 0xffff;
+    let stops = (quotes | m.special) & after;
+    let (value_end, escaped) = match stops {
+        // The value goes on past this block.
+        0 => fast_value(data, value_start, pos + WIDTH, quote, m.high & after)?,
+        _ => {
+            let k = stops.trailing_zeros() as usize;
+            let high = m.high & after & ((1 << k) - 1);
+            match (quotes >> k) & 1 {
+                1 => {
+                    if high != 0 {
+                        valid_utf8_in(data, value_start, pos + k).then_some(())?;
+                    }
+                    (pos + k, false)
+                }
+                // An entity (or something unusual): the value loop takes it from there.
+                _ => fast_value(data, value_start, pos + k, quote, high)?,
+            }
+        }
+    };
+    Some((pos + name_len, value_end, escaped))
+}
+
+/// `fast_attr` near the end of the buffered bytes, or for long names.
+#[cold]
+#[inline(never)]
+fn attr_by_steps(data: &[u8], pos: usize) -> Option<(usize, usize, bool)> {
+    let name_end = pos + ascii_name(data, pos)?;
+    let quote = *data.get(name_end + 1)?;
+    if *data.get(name_end)? != b'=' || (quote != b'\'' && quote != b'"') {
+        return None;
+    }
+    let (value_end, escaped) = fast_value(data, name_end + 2, name_end + 2, quote, 0)?;
+    Some((name_end, value_end, escaped))
+}
+
+/// Scans the value starting at `start` from `from` (everything before it is plain
+/// and its non-ASCII bytes are flagged in `high`) up to its closing quote, stepping
+/// over predefined entities; returns the quote's offset and whether entities were
+/// seen. `None` for anything unusual.
+#[inline(always)]
+fn fast_value(
+    data: &[u8],
+    start: usize,
+    from: usize,
+    quote: u8,
+    mut high: u32,
+) -> Option<(usize, bool)> {
+    let mut pos = from;
+    let mut escaped = false;
+    loop {
+        let (stops, highs) = block_masks(data, pos, quote, b'<', b'&');
+        if stops == 0 {
+            // The value goes on past this block (padding holds no stops).
+            high |= highs;
+            pos += WIDTH;
+            if pos >= data.len() {
+                return None;
+            }
+            continue;
+        }
+        let k = stops.trailing_zeros();
+        high |= highs & ((1 << k) - 1);
+        pos += k as usize;
         match *data.get(pos)? {
-            b if b == quote => return Some((pos, escaped)),
+            b if b == quote => break,
             b'&' => {
                 pos += 1 + predefined_len(data.get(pos + 1..)?)?;
                 escaped = true;
@@ -133,14 +332,23 @@ fn fast_value(data: &[u8], start: usize, quote: u8) -> Option<(usize, bool)> {
             _ => return None,
         }
     }
+    // Non-ASCII values are rare: validate the whole value then.
+    if high != 0 {
+        valid_utf8_in(data, start, pos).then_some(())?;
+    }
+    Some((pos, escaped))
 }
 
 /// Length of the ASCII name characters at `pos`, if the name's end is buffered.
-#[inline]
-fn ascii_name(data: &[u8], pos: usize) -> Option<usize> {
-    let mut end = pos;
-    while is(*data.get(end)?, NAME_ASCII) {
-        end += 1;
-    }
-    Some(end - pos)
+#[inline(always)]
+pub(super) fn ascii_name(data: &[u8], pos: usize) -> Option<usize> {
+    let len = name_len_at(data, pos);
+    (pos + len < data.len()).then_some(len)
+}
+
+/// `ascii_name`, and whether the name has a prefix.
+#[inline(always)]
+pub(super) fn ascii_qname(data: &[u8], pos: usize) -> Option<(usize, bool)> {
+    let (len, colon) = name_at(data, pos);
+    (pos + len < data.len()).then_some((len, colon))
 }

@@ -5,7 +5,7 @@
 use super::super::chars::{is, NAME, NAME_START, TEXT, WS};
 use super::super::error::Fault;
 use super::super::limits::Limits;
-use super::super::runs::value_run;
+use super::super::runs::{valid_utf8, value_run_at};
 use super::super::span::Span;
 use super::{need_more, Phase, Scanner, Step};
 
@@ -102,7 +102,7 @@ impl Scanner {
     fn finish_name(&mut self, data: &[u8]) -> Result<Span, Fault> {
         let name = Span::new(self.name_start, self.pos);
         let bytes = name.of(data);
-        if !bytes.is_ascii() && std::str::from_utf8(bytes).is_err() {
+        if !bytes.is_ascii() && !valid_utf8(bytes) {
             return Err(Fault::InvalidUtf8);
         }
         Ok(name)
@@ -210,7 +210,7 @@ impl Scanner {
     pub(super) fn value(&mut self, data: &[u8], quote: u8) -> Step {
         loop {
             let rest = self.rest(data);
-            let run = value_run(rest, quote);
+            let run = value_run_at(data, self.pos, quote);
             let n = run.len;
             self.run_utf8(data, rest, run)?;
             self.pos += n;

@@ -8,20 +8,23 @@
 //! therefore depend only on the bytes, never on where the reads happened to stop.
 //!
 //! Submodules: `content` (text, CDATA, references), `markup` (the byte-level tag
-//! phases), `fast` (one-pass handling of complete, ordinary tags).
+//! phases), `fast` (one-pass handling of complete, ordinary tags), `element` (one-pass
+//! handling of a complete, ordinary top-level element, tried first at every frame
+//! start; the per-tag paths take over whenever it declines).
 
 mod content;
+mod element;
 mod fast;
 mod markup;
 mod record;
 
-pub(crate) use record::{Known, TagMeta};
+pub(crate) use record::{ChildMeta, Known, TagMeta, TopMeta};
 
 use super::chars::{self, is, WS};
 use super::error::Fault;
 use super::limits::Limits;
 use super::reference::Reference;
-use super::runs::Run;
+use super::runs::{valid_utf8_in, Run};
 use super::span::Span;
 
 /// Where the state machine stands.
@@ -72,8 +75,8 @@ pub(crate) struct ElementMeta {
     pub(crate) child_count: u32,
     /// The whole first child element; empty if there is none.
     pub(crate) first_child: Span,
-    pub(crate) top: TagMeta,
-    pub(crate) child: TagMeta,
+    pub(crate) top: TopMeta,
+    pub(crate) child: ChildMeta,
 }
 
 impl Default for ElementMeta {
@@ -83,8 +86,27 @@ impl Default for ElementMeta {
             close_start: 0,
             child_count: 0,
             first_child: Span::default(),
-            top: TagMeta::EMPTY,
-            child: TagMeta::EMPTY,
+            top: TopMeta::EMPTY,
+            child: ChildMeta::EMPTY,
+        }
+    }
+}
+
+impl ElementMeta {
+    /// A direct child of the top element starts at `tag`.
+    #[inline]
+    fn child_started(&mut self, tag: usize) {
+        self.child_count += 1;
+        if self.child_count == 1 {
+            self.first_child = Span::new(tag, tag);
+        }
+    }
+
+    /// A direct child of the top element ends at `end`.
+    #[inline]
+    fn child_ended(&mut self, end: usize) {
+        if self.child_count == 1 && self.first_child.is_empty() {
+            self.first_child.end = offset(end);
         }
     }
 }
@@ -262,10 +284,11 @@ impl Scanner {
         let ended = run.len < rest.len();
         if run.non_ascii() {
             if ended && self.utf8_pending == usize::MAX {
-                let high = rest.get(run.high.0..run.high.1).unwrap_or(&[]);
-                return std::str::from_utf8(high)
-                    .map(|_| ())
-                    .map_err(|_| Fault::InvalidUtf8);
+                let (start, end) = (self.pos + run.high.0, self.pos + run.high.1);
+                return match valid_utf8_in(data, start, end) {
+                    true => Ok(()),
+                    false => Err(Fault::InvalidUtf8),
+                };
             }
             self.note_non_ascii(self.pos + run.high.0);
         }
@@ -281,17 +304,17 @@ impl Scanner {
         if self.utf8_pending == usize::MAX {
             return Ok(());
         }
-        let run = data.get(self.utf8_pending..end).unwrap_or(&[]);
+        let start = self.utf8_pending;
         self.utf8_pending = usize::MAX;
-        match std::str::from_utf8(run) {
-            Ok(_) => Ok(()),
-            Err(_) => Err(Fault::InvalidUtf8),
+        match valid_utf8_in(data, start, end) {
+            true => Ok(()),
+            false => Err(Fault::InvalidUtf8),
         }
     }
 
     /// Records an attribute name of the current tag; `Some(true)` if it duplicates an
     /// earlier one.
-    #[inline]
+    #[inline(always)]
     fn is_duplicate_attr(&mut self, data: &[u8], name: Span) -> bool {
         let bytes = name.of(data);
         let bit = 1u64 << (name_hash(bytes) & 63);
@@ -321,6 +344,11 @@ impl Scanner {
         }
         if b != b'<' {
             return Err(Fault::TextOutsideStanza);
+        }
+        if !self.expect_header {
+            if let Some(len) = self.fast_element(data, limits) {
+                return Ok(Some(self.element_done_at(len)));
+            }
         }
         self.markup(data, limits)
     }
@@ -360,10 +388,7 @@ impl Scanner {
 
     #[inline]
     fn child_started(&mut self) {
-        self.meta.child_count += 1;
-        if self.meta.child_count == 1 {
-            self.meta.first_child = Span::new(self.tag_start, self.tag_start);
-        }
+        self.meta.child_started(self.tag_start);
     }
 
     /// The `>` of `/>` was consumed.
@@ -391,10 +416,7 @@ impl Scanner {
 
     #[inline]
     fn child_ended(&mut self) {
-        let child = &mut self.meta.first_child;
-        if self.meta.child_count == 1 && child.is_empty() {
-            child.end = offset(self.pos);
-        }
+        self.meta.child_ended(self.pos);
     }
 
     /// The `>` of an end tag was consumed.
@@ -407,23 +429,36 @@ impl Scanner {
                 false => Err(Fault::StrayEndTag),
             };
         }
-        let open = self.stack.pop().unwrap_or_default();
+        let open = self.stack.last().copied().unwrap_or_default();
         if !same(open.of(data), name) {
             return Err(Fault::MismatchedEndTag);
         }
-        self.depth -= 1;
+        Ok(self.element_closed())
+    }
+
+    /// The end tag of the innermost open element was consumed (its name matched).
+    #[inline(always)]
+    fn element_closed(&mut self) -> Option<Scan> {
+        self.stack.pop();
+        self.depth = self.depth.saturating_sub(1);
         self.phase = Phase::Text;
         match self.depth {
             0 => {
                 self.meta.close_start = offset(self.tag_start);
-                Ok(Some(self.element_done()))
+                Some(self.element_done())
             }
             1 => {
                 self.child_ended();
-                Ok(None)
+                None
             }
-            _ => Ok(None),
+            _ => None,
         }
+    }
+
+    #[inline]
+    fn element_done_at(&self, len: usize) -> Scan {
+        debug_assert_eq!(self.pos, len);
+        self.element_done()
     }
 
     #[inline]
