@@ -59,12 +59,10 @@ impl ClientSide {
                 Some(_) => return Err(ClientError::Refused("expected a stream header")),
                 None => {}
             }
-            let read = tokio::time::timeout_at(
-                deadline,
-                read_some(&mut self.conn, self.framer.buffer_mut()),
-            )
-            .await
-            .map_err(|_| ClientError::Timeout)??;
+            let read =
+                tokio::time::timeout_at(deadline, read_some(&mut self.conn, &mut self.framer))
+                    .await
+                    .map_err(|_| ClientError::Timeout)??;
             if read == 0 {
                 return Err(ClientError::Closed);
             }
@@ -141,12 +139,10 @@ impl ClientSide {
                 Some(Frame::Header(_)) => return Err(ClientError::Refused("unexpected header")),
                 None => {}
             }
-            let read = tokio::time::timeout_at(
-                deadline,
-                read_some(&mut self.conn, self.framer.buffer_mut()),
-            )
-            .await
-            .map_err(|_| ClientError::Timeout)??;
+            let read =
+                tokio::time::timeout_at(deadline, read_some(&mut self.conn, &mut self.framer))
+                    .await
+                    .map_err(|_| ClientError::Timeout)??;
             if read == 0 {
                 return Err(ClientError::Closed);
             }

@@ -131,8 +131,8 @@ impl Session {
             }
             let authenticated = self.jid.is_some();
             let wake = tokio::select! {
-                r = read_some(&mut self.client.conn, self.client.framer.buffer_mut()) => Wake::Client(r),
-                r = read_some(&mut self.upstream.conn, self.upstream.framer.buffer_mut()) => Wake::Upstream(r),
+                r = read_some(&mut self.client.conn, &mut self.client.framer) => Wake::Client(r),
+                r = read_some(&mut self.upstream.conn, &mut self.upstream.framer) => Wake::Upstream(r),
                 c = recv(&mut self.commands) => Wake::Command(c),
                 _ = tokio::time::sleep_until(self.deadline), if !authenticated => Wake::Deadline,
             };
@@ -633,7 +633,7 @@ impl Session {
     /// until it closes too.
     async fn linger_upstream(&mut self) {
         loop {
-            match read_some(&mut self.upstream.conn, self.upstream.framer.buffer_mut()).await {
+            match read_some(&mut self.upstream.conn, &mut self.upstream.framer).await {
                 Ok(0) | Err(_) => return,
                 Ok(_) => {}
             }
@@ -659,7 +659,7 @@ impl Session {
     /// After the server's `</stream:stream>`: wait for the client's, discarding the rest.
     async fn linger_client(&mut self) {
         loop {
-            match read_some(&mut self.client.conn, self.client.framer.buffer_mut()).await {
+            match read_some(&mut self.client.conn, &mut self.client.framer).await {
                 Ok(0) | Err(_) => return,
                 Ok(_) => {}
             }
