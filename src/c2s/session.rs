@@ -117,11 +117,14 @@ impl Session {
         }
     }
 
-    pub async fn run(mut self) -> Ended {
+    pub async fn run(mut self: Box<Self>) -> Ended {
         let stop = self.relay().await;
         self.report_burst();
         self.unregister();
-        self.stop(stop).await
+        // Boxed: the closing path's future owns the session and the linger/flush
+        // futures (~4 KiB); inline it would enlarge every session's task for its whole
+        // life, though it only exists once relaying is over.
+        Box::pin((*self).stop(stop)).await
     }
 
     async fn relay(&mut self) -> Stop {
