@@ -62,6 +62,10 @@ async fn handle(tcp: TcpStream, peer: SocketAddr, kind: ListenerKind, shared: Ar
     }
 }
 
+/// The large, short-lived negotiation futures (TLS handshakes, the upstream connect,
+/// error reporting) and the session are boxed: this task lives as long as the session,
+/// and its size is that of its largest await, so inline they would make every idle
+/// session's task 8.7 KiB instead of 2.2 KiB.
 async fn drive(tcp: TcpStream, kind: ListenerKind, shared: Arc<Shared>) -> Result<(), ClientError> {
     let cfg = shared.config.current();
     let deadline = Instant::now() + cfg.limits.handshake_timeout;
@@ -73,7 +77,7 @@ async fn drive(tcp: TcpStream, kind: ListenerKind, shared: Arc<Shared>) -> Resul
                 .server_tls
                 .acceptor()
                 .ok_or(ClientError::Refused("no certificate configured"))?;
-            let tls = tokio::time::timeout_at(deadline, acceptor.accept(tcp))
+            let tls = tokio::time::timeout_at(deadline, Box::pin(acceptor.accept(tcp)))
                 .await
                 .map_err(|_| ClientError::Timeout)??;
             Conn::Accepted(Box::new(tls))
@@ -83,7 +87,7 @@ async fn drive(tcp: TcpStream, kind: ListenerKind, shared: Arc<Shared>) -> Resul
     loop {
         let header = match client.read_header(deadline).await {
             Ok(header) => header,
-            Err(error) => return fail(client, None, error).await,
+            Err(error) => return Box::pin(fail(client, None, error)).await,
         };
         let domain = match check_header(&header, &cfg) {
             Ok(domain) => domain,
@@ -94,14 +98,14 @@ async fn drive(tcp: TcpStream, kind: ListenerKind, shared: Arc<Shared>) -> Resul
             }
         };
         if !client.conn.is_tls() && cfg.tls.required {
-            client = match starttls_first(client, &domain, &shared, deadline).await? {
+            client = match Box::pin(starttls_first(client, &domain, &shared, deadline)).await? {
                 Some(upgraded) => upgraded,
                 None => return Ok(()),
             };
             continue;
         }
-        let upstream = match UpstreamSide::open(&cfg, &shared, &domain, header.raw, deadline).await
-        {
+        let opening = UpstreamSide::open(&cfg, &shared, &domain, header.raw, deadline);
+        let upstream = match Box::pin(opening).await {
             Ok(upstream) => upstream,
             Err(error) => {
                 tracing::warn!(%error, "upstream unavailable");
@@ -114,9 +118,15 @@ async fn drive(tcp: TcpStream, kind: ListenerKind, shared: Arc<Shared>) -> Resul
                 return Ok(());
             }
         };
-        match Session::new(shared.clone(), client, upstream, domain, deadline)
-            .run()
-            .await
+        match Box::new(Session::new(
+            shared.clone(),
+            client,
+            upstream,
+            domain,
+            deadline,
+        ))
+        .run()
+        .await
         {
             Ended::Closed => return Ok(()),
             Ended::StartTls(plain) => {
@@ -125,7 +135,7 @@ async fn drive(tcp: TcpStream, kind: ListenerKind, shared: Arc<Shared>) -> Resul
                     .server_tls
                     .acceptor()
                     .ok_or(ClientError::Refused("no certificate configured"))?;
-                client = plain.upgrade(acceptor, deadline).await?;
+                client = Box::pin(plain.upgrade(acceptor, deadline)).await?;
             }
         }
     }

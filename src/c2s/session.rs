@@ -125,11 +125,14 @@ impl Session {
         }
     }
 
-    pub async fn run(mut self) -> Ended {
+    pub async fn run(mut self: Box<Self>) -> Ended {
         let stop = self.relay().await;
         self.report_burst();
         self.unregister();
-        self.stop(stop).await
+        // Boxed: the closing path's future owns the session and the linger/flush
+        // futures (~4 KiB); inline it would enlarge every session's task for its whole
+        // life, though it only exists once relaying is over.
+        Box::pin((*self).stop(stop)).await
     }
 
     async fn relay(&mut self) -> Stop {
@@ -139,8 +142,8 @@ impl Session {
             }
             let authenticated = self.jid.is_some();
             let wake = tokio::select! {
-                r = read_some(&mut self.client.conn, self.client.framer.buffer_mut()) => Wake::Client(r),
-                r = read_some(&mut self.upstream.conn, self.upstream.framer.buffer_mut()) => Wake::Upstream(r),
+                r = read_some(&mut self.client.conn, &mut self.client.framer) => Wake::Client(r),
+                r = read_some(&mut self.upstream.conn, &mut self.upstream.framer) => Wake::Upstream(r),
                 c = recv(&mut self.commands) => Wake::Command(c),
                 _ = tokio::time::sleep_until(self.deadline), if !authenticated => Wake::Deadline,
             };
@@ -698,7 +701,7 @@ impl Session {
     /// until it closes too.
     async fn linger_upstream(&mut self) {
         loop {
-            match read_some(&mut self.upstream.conn, self.upstream.framer.buffer_mut()).await {
+            match read_some(&mut self.upstream.conn, &mut self.upstream.framer).await {
                 Ok(0) | Err(_) => return,
                 Ok(_) => {}
             }
@@ -724,7 +727,7 @@ impl Session {
     /// After the server's `</stream:stream>`: wait for the client's, discarding the rest.
     async fn linger_client(&mut self) {
         loop {
-            match read_some(&mut self.client.conn, self.client.framer.buffer_mut()).await {
+            match read_some(&mut self.client.conn, &mut self.client.framer).await {
                 Ok(0) | Err(_) => return,
                 Ok(_) => {}
             }

@@ -93,8 +93,8 @@ impl ComponentSession {
                 return Stop::ComponentGone;
             }
             let wake = tokio::select! {
-                r = read_some(&mut self.conn, self.framer.buffer_mut()) => Wake::Component(r),
-                r = read_some(&mut self.link.conn, self.link.framer.buffer_mut()) => Wake::Link(r),
+                r = read_some(&mut self.conn, &mut self.framer) => Wake::Component(r),
+                r = read_some(&mut self.link.conn, &mut self.link.framer) => Wake::Link(r),
                 b = self.inbox.recv() => Wake::Inbox(b),
                 c = self.config.changed(), if self.config_open => Wake::Config(c.is_ok()),
             };

@@ -28,6 +28,22 @@ impl Conn {
             Conn::Connected(tls) => tls.get_ref().0,
         }
     }
+
+    /// True if a read can make progress without new bytes on the socket: TLS has
+    /// decrypted plaintext (or a close_notify) waiting. rustls stops wanting socket
+    /// data exactly then, and tokio-rustls decrypts every complete record it reads.
+    pub fn has_buffered_input(&self) -> bool {
+        match self {
+            Conn::Plain(_) => false,
+            Conn::Accepted(tls) => !tls.get_ref().1.wants_read(),
+            Conn::Connected(tls) => !tls.get_ref().1.wants_read(),
+        }
+    }
+
+    /// Readiness of the socket for reading (see `TcpStream::poll_read_ready`).
+    pub fn poll_read_ready(&self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        self.tcp().poll_read_ready(cx)
+    }
 }
 
 impl AsyncRead for Conn {

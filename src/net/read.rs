@@ -1,23 +1,29 @@
 //! Reading from a socket into a framer: buffer growth policy and "the next frame".
 
+use std::future::poll_fn;
 use std::io;
+use std::task::Poll;
 
-use bytes::BytesMut;
 use tokio::io::AsyncReadExt;
 
 use super::Conn;
 use crate::xml::{Frame, FrameError, Framer};
 
-/// Reads smaller than this leave room for at most a few stanzas; grow first.
-const MIN_READ_ROOM: usize = 1024;
-const READ_CHUNK: usize = 4096;
-
-/// Reads what is available into `buf`, growing it only when nearly full.
-pub async fn read_some(conn: &mut Conn, buf: &mut BytesMut) -> io::Result<usize> {
-    if buf.capacity() - buf.len() < MIN_READ_ROOM {
-        buf.reserve(READ_CHUNK);
+/// Reads what is available into the framer's buffer (which the framer grows).
+///
+/// Idle streams hold no read buffer: when the framer holds no partial frame and the
+/// socket has nothing to read yet, the buffer's memory is released before waiting
+/// (idle sessions dominate a proxy's memory) and allocated again once the socket is
+/// readable. Cancel-safe like `read_buf`: dropped while waiting, it consumed nothing.
+pub async fn read_some(conn: &mut Conn, framer: &mut Framer) -> io::Result<usize> {
+    if !framer.has_partial() && !conn.has_buffered_input() {
+        let ready = poll_fn(|cx| Poll::Ready(conn.poll_read_ready(cx))).await;
+        if ready.is_pending() {
+            framer.release_buffer();
+            poll_fn(|cx| conn.poll_read_ready(cx)).await?;
+        }
     }
-    conn.read_buf(buf).await
+    conn.read_buf(framer.buffer_mut()).await
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -36,7 +42,7 @@ pub async fn next_frame(conn: &mut Conn, framer: &mut Framer) -> Result<Frame, R
         if let Some(frame) = framer.next_frame()? {
             return Ok(frame);
         }
-        if read_some(conn, framer.buffer_mut()).await? == 0 {
+        if read_some(conn, framer).await? == 0 {
             return Err(ReadFrameError::Closed);
         }
     }

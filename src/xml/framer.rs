@@ -172,6 +172,14 @@ impl Framer {
         self.restart();
     }
 
+    /// Frees the read buffer's memory when it holds no bytes, for a stream about to sit
+    /// idle; the next `buffer_mut` allocates again.
+    pub fn release_buffer(&mut self) {
+        if self.buf.is_empty() && self.buf.capacity() > 0 {
+            self.buf = BytesMut::new();
+        }
+    }
+
     /// True if bytes of an incomplete frame are buffered.
     pub fn has_partial(&self) -> bool {
         matches!(self.state, State::Open) && !self.buf.is_empty()
