@@ -18,18 +18,20 @@ pub enum Command {
 #[derive(Clone, Debug)]
 pub struct SessionHandle {
     pub id: u64,
-    tx: mpsc::Sender<Command>,
+    /// Boxed: a channel allocates its slots up front, and idle sessions dominate
+    /// memory, so each slot is one pointer rather than a whole command.
+    tx: mpsc::Sender<Box<Command>>,
 }
 
 impl SessionHandle {
-    pub fn new(id: u64, tx: mpsc::Sender<Command>) -> Self {
+    pub fn new(id: u64, tx: mpsc::Sender<Box<Command>>) -> Self {
         SessionHandle { id, tx }
     }
 
     /// Queues a command; fails if the session is gone or hopelessly behind.
     pub fn send(&self, command: Command) -> Result<(), Command> {
-        self.tx.try_send(command).map_err(|e| match e {
-            mpsc::error::TrySendError::Full(c) | mpsc::error::TrySendError::Closed(c) => c,
+        self.tx.try_send(Box::new(command)).map_err(|e| match e {
+            mpsc::error::TrySendError::Full(c) | mpsc::error::TrySendError::Closed(c) => *c,
         })
     }
 }

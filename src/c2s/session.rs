@@ -74,7 +74,7 @@ pub struct Session {
     sm: StreamManagement,
     /// Disco queries the legacy server answers first (XEP-0355 `:*` pseudo-namespaces).
     probes: Probes,
-    commands: Option<mpsc::Receiver<Command>>,
+    commands: Option<mpsc::Receiver<Box<Command>>>,
     up_counters: FlowCounters,
     down_counters: FlowCounters,
     burst: Burst,
@@ -92,7 +92,7 @@ struct Burst {
 enum Wake {
     Client(std::io::Result<usize>),
     Upstream(std::io::Result<usize>),
-    Command(Option<Command>),
+    Command(Option<Box<Command>>),
     Deadline,
 }
 
@@ -161,7 +161,7 @@ impl Session {
                     Err(Stop::UpstreamGone)
                 }
                 Wake::Command(Some(command)) => {
-                    self.command(command);
+                    self.command(*command);
                     Ok(())
                 }
                 Wake::Command(None) => {
@@ -754,7 +754,7 @@ impl UpstreamSide {
     }
 }
 
-async fn recv(commands: &mut Option<mpsc::Receiver<Command>>) -> Option<Command> {
+async fn recv(commands: &mut Option<mpsc::Receiver<Box<Command>>>) -> Option<Box<Command>> {
     match commands {
         Some(rx) => rx.recv().await,
         None => std::future::pending().await,
