@@ -37,13 +37,14 @@ impl Outbox {
         self.len
     }
 
-    /// Writes everything queued. Vectored where the transport supports it; otherwise
-    /// (TLS) the chunks are coalesced so one TLS record carries many stanzas.
+    /// Writes everything queued. Several chunks go out in one vectored write where the
+    /// transport supports it; otherwise (TLS) they are coalesced so one TLS record
+    /// carries many stanzas. A single chunk is a plain write (cheaper than `writev`).
     pub async fn flush<W: AsyncWrite + Unpin>(&mut self, writer: &mut W) -> io::Result<()> {
         if self.chunks.is_empty() {
             return Ok(());
         }
-        if writer.is_write_vectored() {
+        if self.chunks.len() > 1 && writer.is_write_vectored() {
             self.write_vectored(writer).await?;
         } else {
             self.write_coalesced(writer).await?;
