@@ -15,8 +15,9 @@ say() { echo "[tests/run.sh +$(( $(date +%s) - t0 ))s] $*"; }
 as_root() { if [ "$(id -u)" = 0 ]; then "$@"; else sudo "$@"; fi; }
 
 install_prosody() {
-  if command -v prosody >/dev/null && command -v prosodyctl >/dev/null; then return; fi
-  say "installing Debian prosody"
+  if command -v prosody >/dev/null && command -v prosodyctl >/dev/null \
+     && [ -f /usr/lib/prosody/modules/mod_delegation/mod_delegation.lua ]; then return; fi
+  say "installing Debian prosody and prosody-modules (the reference mod_delegation/mod_privilege)"
   # The package would start a system-wide Prosody on the default ports; the tests
   # start their own on loopback, so service starts are refused while installing.
   local created=0
@@ -27,7 +28,7 @@ install_prosody() {
   fi
   as_root apt-get update -qq
   as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
-    prosody lua-unbound lua-event >/dev/null
+    prosody prosody-modules lua-unbound lua-event >/dev/null
   if [ -d /run/systemd/system ]; then
     as_root systemctl disable --now prosody >/dev/null 2>&1 || true
   fi

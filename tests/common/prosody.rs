@@ -29,6 +29,9 @@ pub struct ProsodySpec {
     pub components: Vec<(String, String)>,
     /// (certificate, key) PEM paths: Prosody offers STARTTLS and direct TLS with them.
     pub tls: Option<(PathBuf, PathBuf)>,
+    /// The reference: Prosody's own mod_delegation (prosody-modules) with these
+    /// (namespace, component) delegations, for side-by-side comparisons.
+    pub reference_delegations: Vec<(String, String)>,
 }
 
 impl Default for ProsodySpec {
@@ -38,8 +41,14 @@ impl Default for ProsodySpec {
             subscriptions: vec![],
             components: vec![],
             tls: None,
+            reference_delegations: vec![],
         }
     }
+}
+
+/// Whether Debian's prosody-modules (mod_delegation, mod_privilege) is installed.
+pub fn reference_modules_installed() -> bool {
+    Path::new("/usr/lib/prosody/modules/mod_delegation/mod_delegation.lua").exists()
 }
 
 impl ProsodySpec {
@@ -50,6 +59,12 @@ impl ProsodySpec {
 
     pub fn with_subscription(mut self, a: &str, b: &str) -> Self {
         self.subscriptions.push((a.into(), b.into()));
+        self
+    }
+
+    pub fn with_reference_delegation(mut self, ns: &str, component: &str) -> Self {
+        self.reference_delegations
+            .push((ns.into(), component.into()));
         self
     }
 
@@ -184,11 +199,22 @@ VirtualHost "{DOMAIN}"
             tls_module = if spec.tls.is_some() { "" } else { "\"tls\";" },
         );
 
+        // cfg ends inside the VirtualHost section: host options go here.
+        if !spec.reference_delegations.is_empty() {
+            cfg.push_str("    modules_enabled = { \"delegation\" }\n    delegations = {\n");
+            for (ns, component) in &spec.reference_delegations {
+                let _ = writeln!(cfg, "        [\"{ns}\"] = {{ jid = \"{component}\" }};");
+            }
+            cfg.push_str("    }\n");
+        }
         for (name, secret) in &spec.components {
             let _ = write!(
                 cfg,
                 "\nComponent \"{name}\"\n    component_secret = \"{secret}\"\n"
             );
+            if !spec.reference_delegations.is_empty() {
+                cfg.push_str("    modules_enabled = { \"delegation\" }\n");
+            }
         }
         std::fs::create_dir_all(dir.join("certs")).expect("certs dir");
         if let Some((cert, key)) = &spec.tls {
