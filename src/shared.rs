@@ -8,6 +8,7 @@ use crate::c2s::SessionRegistry;
 use crate::component::ComponentRegistry;
 use crate::config::ConfigHandle;
 use crate::router::delegation::Delegations;
+use crate::router::privilege::Privilege;
 use crate::tls::{ServerTls, TlsError, UpstreamConnector};
 
 pub struct Shared {
@@ -19,6 +20,7 @@ pub struct Shared {
     pub sessions: SessionRegistry,
     pub components: ComponentRegistry,
     pub delegation: Delegations,
+    pub privilege: Privilege,
 }
 
 impl Shared {
@@ -31,6 +33,7 @@ impl Shared {
             sessions: SessionRegistry::default(),
             components: ComponentRegistry::default(),
             delegation: Delegations::default(),
+            privilege: Privilege::default(),
             config,
         };
         shared.reload_upstream_tls(&current.upstream)?;

@@ -2,6 +2,7 @@
 //! where the legacy server takes over (SASL and bind are relayed), the relay loop, and
 //! the Stream Management accounting that keeps both peers' counters consistent.
 
+mod acting;
 mod client;
 mod listener;
 mod probes;

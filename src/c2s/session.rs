@@ -12,6 +12,7 @@ use tokio::sync::mpsc;
 use tokio::time::Instant;
 
 use super::client::ClientSide;
+use super::acting::Acting;
 use super::probes::Probes;
 use super::registry::{Command, SessionHandle};
 use super::stream_mgmt::{is_sm_namespace, StreamManagement};
@@ -20,6 +21,8 @@ use crate::admin::metrics::{self, Flow, FlowCounters};
 use crate::net::read_some;
 use crate::router::delegation::disco::{rewrite_result, NS_CAPS};
 use crate::router::delegation::Decision;
+use crate::router::privilege::presence::is_broadcast;
+use crate::router::privilege::roster::NS_ROSTER;
 use crate::shared::Shared;
 use crate::xml::children::{
     children, descendant_text, stanza_error_condition, stream_error_condition,
@@ -74,6 +77,8 @@ pub struct Session {
     sm: StreamManagement,
     /// Disco queries the legacy server answers first (XEP-0355 `:*` pseudo-namespaces).
     probes: Probes,
+    /// The proxy acting as this session's user (XEP-0356).
+    acting: Acting,
     commands: Option<mpsc::Receiver<Box<Command>>>,
     up_counters: FlowCounters,
     down_counters: FlowCounters,
@@ -118,6 +123,7 @@ impl Session {
             plaintext_starttls_offer,
             sm: StreamManagement::default(),
             probes: Probes::default(),
+            acting: Acting::default(),
             commands: None,
             up_counters: FlowCounters::new(Flow::ClientToServer),
             down_counters: FlowCounters::new(Flow::ServerToClient),
@@ -255,7 +261,15 @@ impl Session {
                 ));
             }
             ("iq", Some(NS_CLIENT)) => self.client_iq(stanza),
-            ("message" | "presence", Some(NS_CLIENT)) => self.forward_counted(stanza),
+            ("presence", Some(NS_CLIENT)) => {
+                if let Some(jid) = &self.jid {
+                    if head.to().is_none() && is_broadcast(head) {
+                        self.shared.privilege.user_presence(&self.shared, jid, &stanza, head);
+                    }
+                }
+                self.forward_counted(stanza)
+            }
+            ("message", Some(NS_CLIENT)) => self.forward_counted(stanza),
             _ => self.forward(stanza),
         }
         Ok(())
@@ -276,6 +290,7 @@ impl Session {
             }
             return self.forward_counted(stanza);
         };
+        self.acting.client_iq(head);
         let shared = self.shared.clone();
         match shared.delegation.decide(&shared, head, &self.domain) {
             Decision::Pass => self.forward_counted(stanza),
@@ -458,7 +473,11 @@ impl Session {
                 self.relay_down(stanza);
             }
             ("iq", Some(NS_CLIENT)) if self.server_iq_taken(&stanza, head) => {}
+            ("presence", Some(NS_CLIENT)) if self.acting.swallow_subscribed(head) => {
+                self.consume_server_stanza();
+            }
             ("iq" | "message" | "presence", Some(NS_CLIENT)) => {
+                self.observe_for_privileges(&stanza, head);
                 if head.name() == "iq"
                     && self.bind_id.is_some()
                     && head.id() == self.bind_id.as_deref().map(Into::into)
@@ -491,6 +510,11 @@ impl Session {
     /// know the node, so the client's query goes to the delegate instead and this
     /// error is consumed (checklist 35–36).
     fn server_iq_taken(&mut self, stanza: &Stanza, head: &Head) -> bool {
+        self.acting.server_iq(head);
+        if self.acting.take_answer(head, stanza.bytes()) {
+            self.consume_server_stanza();
+            return true;
+        }
         if self.probes.is_empty() {
             return false;
         }
@@ -608,6 +632,35 @@ impl Session {
         match command {
             Command::ToClient(stanza) => self.inject_to_client(stanza),
             Command::ToServer(stanza) => self.inject_to_server(stanza),
+            Command::Request { stanza, id, reply } => {
+                self.acting.await_answer(id, reply);
+                self.inject_to_server(stanza);
+            }
+            Command::SendAs { stanza, carbon } => {
+                self.inject_to_server(stanza);
+                if self.acting.carbons_enabled() {
+                    self.inject_to_client(carbon);
+                }
+            }
+            Command::ExpectSubscribed(contact) => self.acting.expect_subscribed(contact),
+        }
+    }
+
+    /// Server stanzas privileged entities may be entitled to copies of: presences the
+    /// user receives and roster pushes (XEP-0356 §4.4, §7).
+    fn observe_for_privileges(&self, stanza: &Stanza, head: &Head) {
+        let Some(jid) = &self.jid else { return };
+        let privilege = &self.shared.privilege;
+        match head.name() {
+            "presence" if is_broadcast(head) => {
+                privilege.contact_presence(&self.shared, jid, stanza, head)
+            }
+            "iq" if head.type_().as_deref() == Some("set")
+                && head.child().is_some_and(|c| c.name() == "query" && c.ns() == Some(NS_ROSTER)) =>
+            {
+                privilege.roster_push(&self.shared, jid, stanza, head)
+            }
+            _ => {}
         }
     }
 
@@ -625,6 +678,7 @@ impl Session {
     fn unregister(&mut self) {
         if let Some(jid) = &self.jid {
             self.shared.sessions.remove(jid, self.id);
+            self.shared.privilege.session_ended(&self.shared, jid);
         }
         self.sm.save(&self.shared.resume, self.jid.as_deref());
     }

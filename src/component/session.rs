@@ -10,7 +10,8 @@ use tokio::sync::{mpsc, watch};
 
 use super::link::Link;
 use crate::admin::metrics::{self, Flow, FlowCounters};
-use crate::config::Config;
+use crate::config::{Config, Privileges};
+use crate::router::privilege::advertise::advertisements as privilege_advertisements;
 use crate::net::{read_some, Conn, Outbox};
 use crate::router::delegation::advertise::advertisements;
 use crate::router::delegation::disco::nesting_queries;
@@ -24,6 +25,8 @@ pub struct ComponentSession {
     name: String,
     /// Delegations last advertised, by domain (re-advertised when a reload changes them).
     advertised: BTreeMap<String, Vec<Arc<Rule>>>,
+    /// Privileges last advertised, by domain.
+    privileges: BTreeMap<String, Privileges>,
     config: watch::Receiver<Arc<Config>>,
     config_open: bool,
     conn: Conn,
@@ -65,6 +68,7 @@ impl ComponentSession {
             shared,
             name,
             advertised: BTreeMap::new(),
+            privileges: BTreeMap::new(),
             config,
             config_open: true,
             conn,
@@ -78,8 +82,13 @@ impl ComponentSession {
     }
 
     pub async fn run(mut self) {
-        // Right after <handshake/>, before anything else (checklist 3, 12).
+        // Right after <handshake/>, before anything else (checklist 3, 12, 38), then
+        // the presences the entity is entitled to (checklist 68).
         self.advertise();
+        let table = self.shared.privilege.table(&self.shared.config.current());
+        for presence in self.shared.privilege.presence.dump(&table, &self.name) {
+            self.out.push(presence);
+        }
         let stop = self.relay().await;
         self.stop(stop).await;
     }
@@ -128,6 +137,17 @@ impl ComponentSession {
     /// got (checklist 12–13), and asks the delegate about newly active namespaces
     /// (checklist 32).
     fn advertise(&mut self) {
+        let grants = self
+            .shared
+            .privilege
+            .table(&self.shared.config.current())
+            .for_entity(&self.name);
+        if grants != self.privileges {
+            for message in privilege_advertisements(&self.privileges, &grants, &self.name) {
+                self.out.push(message);
+            }
+            self.privileges = grants;
+        }
         let table = self.shared.delegation.table(&self.shared.config.current());
         let rules = table.for_component(&self.name);
         if rules == self.advertised {
@@ -206,6 +226,10 @@ impl ComponentSession {
             .shared
             .delegation
             .component_reply(&self.shared, &self.name, &stanza, head)
+            || self
+                .shared
+                .privilege
+                .component_stanza(&self.shared, &self.name, &stanza, head)
         {
             return Ok(());
         }

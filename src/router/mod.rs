@@ -3,5 +3,7 @@
 //! consumed (an answer to something the proxy asked) or rewritten.
 //!
 //! - [`delegation`]: XEP-0355 Namespace Delegation (admin mode).
+//! - [`privilege`]: XEP-0356 Privileged Entity.
 
 pub mod delegation;
+pub mod privilege;

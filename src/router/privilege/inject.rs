@@ -1,0 +1,49 @@
+//! Acting as a user through a client stream: the legacy server knows nothing of
+//! privileges, so the proxy sends the operation on one of the user's live upstream
+//! streams with a proxy-unique id and takes the server's answer before the client
+//! could see it. The server therefore sees the user's session as the sender.
+
+use std::time::Duration;
+
+use bytes::Bytes;
+use tokio::sync::oneshot;
+
+use crate::c2s::Command;
+use crate::shared::Shared;
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum InjectError {
+    #[error("{0} has no session through this proxy to act on")]
+    NoSession(String),
+    #[error("the user's session ended before the server answered")]
+    SessionGone,
+    #[error("the server did not answer in time")]
+    Timeout,
+}
+
+/// Sends the IQ built by `build(id)` as the user `bare` and returns the server's
+/// answer (a result or error IQ) and the full JID it was sent from.
+pub async fn request(
+    shared: &Shared,
+    bare: &str,
+    build: impl FnOnce(&str) -> Bytes,
+    timeout: Duration,
+) -> Result<(String, Bytes), InjectError> {
+    let (full, session) = shared
+        .sessions
+        .any_for_bare(bare)
+        .ok_or_else(|| InjectError::NoSession(bare.to_owned()))?;
+    let id = format!("sg-{}", crate::util::random_id());
+    let (reply, answer) = oneshot::channel();
+    let command = Command::Request {
+        stanza: build(&id),
+        id,
+        reply,
+    };
+    session.send(command).map_err(|_| InjectError::SessionGone)?;
+    match tokio::time::timeout(timeout, answer).await {
+        Ok(Ok(answer)) => Ok((full, answer)),
+        Ok(Err(_)) => Err(InjectError::SessionGone),
+        Err(_) => Err(InjectError::Timeout),
+    }
+}

@@ -1,0 +1,193 @@
+//! XEP-0356 IQ permission (checklist 57–64): `<privileged_iq/>` checked field by field,
+//! sent as the user, and the answer returned wrapped in `<privilege><forwarded>`.
+
+use std::sync::Arc;
+
+use bytes::{Bytes, BytesMut};
+
+use super::advertise::NS_PRIVILEGE;
+use super::inject::{request, InjectError};
+use super::{answer_component, count, iq_error, Op};
+use crate::config::Privileges;
+use crate::shared::Shared;
+use crate::xml::children::strict_children;
+use crate::xml::writer::{push_attr, NS_CLIENT};
+use crate::xml::{Head, Limits, Namespaces, Stanza};
+
+const NS_FORWARD: &str = "urn:xmpp:forward:0";
+
+/// A checked privileged IQ, ready to be sent as the user.
+#[derive(Debug)]
+pub struct PrivilegedIq {
+    pub component: String,
+    pub user: String,
+    pub top_id: String,
+    pub kind: String,
+    pub inner_id: String,
+    pub inner_to: Option<String>,
+    /// The inner IQ's payload element, as received.
+    pub payload: Bytes,
+}
+
+/// Checks the wrapper against the grant; the component's error if anything is off.
+pub fn check(
+    component: &str,
+    user: &str,
+    stanza: &Stanza,
+    head: &Head,
+    privileges: Option<&Privileges>,
+) -> Result<PrivilegedIq, Bytes> {
+    let top_id = head.id().map(|i| i.into_owned()).unwrap_or_default();
+    let refuse = |kind: &str, condition: &str, text: &str| iq_error(user, component, &top_id, kind, condition, Some(text));
+    let forbidden = |text: &str| refuse("auth", "forbidden", text);
+    let kind = head.type_().map(|t| t.into_owned()).unwrap_or_default();
+    if !matches!(kind.as_str(), "get" | "set") {
+        return Err(refuse("modify", "bad-request", "a privileged IQ is a get or a set"));
+    }
+    if !user.contains('@') || user.contains('/') {
+        return Err(forbidden("the wrapping IQ must be addressed to a managed bare JID"));
+    }
+    let Some(privileges) = privileges.filter(|p| !p.iq.is_empty()) else {
+        return Err(forbidden("no IQ privilege"));
+    };
+    if head.child_count() != 1 {
+        return Err(refuse("modify", "bad-request", "exactly one <privileged_iq/> expected"));
+    }
+    let wrapper = head.child().map(|c| c.range()).unwrap_or_default();
+    let kids = strict_children(&stanza.bytes()[wrapper.clone()], Some(NS_PRIVILEGE))
+        .map_err(|_| refuse("modify", "bad-request", "malformed <privileged_iq/>"))?;
+    let [inner] = kids.as_slice() else {
+        return Err(refuse("modify", "bad-request", "<privileged_iq/> must hold exactly one IQ"));
+    };
+    if inner.name != "iq" {
+        return Err(refuse("modify", "bad-request", "<privileged_iq/> must hold an <iq/>"));
+    }
+    if inner.ns.as_deref() != Some(NS_CLIENT) {
+        return Err(forbidden("the inner IQ must be in jabber:client"));
+    }
+    let start = wrapper.start + inner.range.start;
+    let inner_bytes = stanza.bytes().slice(start..start + inner.range.len());
+    let inner = Stanza::parse(inner_bytes, Arc::new(Namespaces::new()), &Limits::default())
+        .map_err(|_| refuse("modify", "bad-request", "the inner IQ is not well-formed"))?;
+    let inner_head = inner.head().map_err(|_| refuse("modify", "bad-request", "unreadable inner IQ"))?;
+    if let Some(from) = inner_head.from() {
+        if from != user {
+            return Err(forbidden("the inner IQ's 'from' must be the managed JID"));
+        }
+    }
+    if inner_head.type_().as_deref() != Some(kind.as_str()) {
+        return Err(forbidden("the inner IQ's type must match the wrapper's"));
+    }
+    let Some(inner_id) = inner_head.id().map(|i| i.into_owned()) else {
+        return Err(refuse("modify", "bad-request", "the inner IQ needs an id"));
+    };
+    let payload_kids = strict_children(inner.bytes(), Some(NS_CLIENT))
+        .map_err(|_| refuse("modify", "bad-request", "text in the inner IQ"))?;
+    let [payload] = payload_kids.as_slice() else {
+        return Err(refuse("modify", "bad-request", "the inner IQ must have exactly one payload"));
+    };
+    // A payload without its own namespace would be in jabber:client: not a payload.
+    let Some(ns) = payload.ns.as_deref().filter(|ns| *ns != NS_CLIENT) else {
+        return Err(refuse("modify", "bad-request", "the payload needs a namespace"));
+    };
+    let granted = privileges.iq.get(ns).is_some_and(|perm| match kind.as_str() {
+        "get" => perm.allows_get(),
+        _ => perm.allows_set(),
+    });
+    if !granted {
+        return Err(forbidden("this namespace and type are not granted"));
+    }
+    Ok(PrivilegedIq {
+        component: component.to_owned(),
+        user: user.to_owned(),
+        top_id,
+        kind,
+        inner_id,
+        inner_to: inner_head.to().map(|t| t.into_owned()),
+        payload: inner.bytes().slice(payload.range.clone()),
+    })
+}
+
+/// Sends it as the user and answers the component.
+pub async fn run(shared: Arc<Shared>, iq: PrivilegedIq) {
+    let timeout = shared.config.current().limits.privileged_iq_timeout;
+    let built = |id: &str| {
+        let mut out = String::from("<iq");
+        push_attr(&mut out, "type", &iq.kind);
+        push_attr(&mut out, "id", id);
+        if let Some(to) = &iq.inner_to {
+            push_attr(&mut out, "to", to);
+        }
+        out.push('>');
+        let mut bytes = BytesMut::from(out.as_bytes());
+        bytes.extend_from_slice(&iq.payload);
+        bytes.extend_from_slice(b"</iq>");
+        bytes.freeze()
+    };
+    let (answer, outcome) = match request(&shared, &iq.user, built, timeout).await {
+        Ok((_, response)) => wrap_response(&iq, &response),
+        Err(error @ InjectError::Timeout) => (
+            iq_error(&iq.user, &iq.component, &iq.top_id, "wait", "remote-server-timeout", Some(&error.to_string())),
+            "timeout",
+        ),
+        Err(error) => (
+            iq_error(&iq.user, &iq.component, &iq.top_id, "wait", "recipient-unavailable", Some(&error.to_string())),
+            super::roster::error_label(&error),
+        ),
+    };
+    count(Op::Iq, outcome);
+    answer_component(&shared, &iq.component, answer);
+}
+
+/// `<iq type=T from=USER to=COMPONENT id=TOP><privilege><forwarded><iq …response…/>`;
+/// an error response's `<error/>` is also copied to the outer IQ (checklist 61).
+fn wrap_response(iq: &PrivilegedIq, response: &Bytes) -> (Bytes, &'static str) {
+    let parsed = Stanza::parse(response.clone(), Arc::new(Namespaces::new()), &Limits::default());
+    let Ok(head) = parsed.as_ref().map(|s| s.head()) else {
+        return (iq_error(&iq.user, &iq.component, &iq.top_id, "cancel", "internal-server-error", None), "error");
+    };
+    let Ok(head) = head else {
+        return (iq_error(&iq.user, &iq.component, &iq.top_id, "cancel", "internal-server-error", None), "error");
+    };
+    let kind = if head.type_().as_deref() == Some("error") { "error" } else { "result" };
+    let content = if head.is_empty_element() { &[][..] } else { &response[head.content_range()] };
+    let mut out = String::from("<iq");
+    push_attr(&mut out, "type", kind);
+    push_attr(&mut out, "from", &iq.user);
+    push_attr(&mut out, "to", &iq.component);
+    push_attr(&mut out, "id", &iq.top_id);
+    out.push_str("><privilege xmlns='");
+    out.push_str(NS_PRIVILEGE);
+    out.push_str("'><forwarded xmlns='");
+    out.push_str(NS_FORWARD);
+    out.push_str("'><iq xmlns='jabber:client'");
+    push_attr(&mut out, "type", kind);
+    push_attr(&mut out, "id", &iq.inner_id);
+    push_attr(&mut out, "to", &iq.user);
+    if let Some(from) = head.from() {
+        push_attr(&mut out, "from", &from);
+    }
+    let mut bytes = BytesMut::from(out.as_bytes());
+    if content.is_empty() {
+        bytes.extend_from_slice(b"/>");
+    } else {
+        bytes.extend_from_slice(b">");
+        bytes.extend_from_slice(content);
+        bytes.extend_from_slice(b"</iq>");
+    }
+    bytes.extend_from_slice(b"</forwarded></privilege>");
+    if kind == "error" {
+        if let Some(error) = error_element(response) {
+            bytes.extend_from_slice(&error);
+        }
+    }
+    bytes.extend_from_slice(b"</iq>");
+    let outcome = if kind == "error" { "error" } else { "ok" };
+    (bytes.freeze(), outcome)
+}
+
+fn error_element(response: &Bytes) -> Option<Bytes> {
+    let kids = crate::xml::children::children(response, Some(NS_CLIENT)).ok()?;
+    let error = kids.into_iter().find(|c| c.name == "error")?;
+    Some(response.slice(error.range))
+}

@@ -1,0 +1,179 @@
+//! XEP-0356 message permission (checklist 51–56): a `<message/>` the entity forwards
+//! in `<privilege/>` is sent as the user, on the user's own stream, so the legacy
+//! server archives it and sends carbons as if the user had sent it.
+
+use std::sync::Arc;
+
+use bytes::{Bytes, BytesMut};
+
+use super::advertise::NS_PRIVILEGE;
+use super::{answer_component, count, Op};
+use crate::c2s::Command;
+use crate::config::{MessagePerm, Privileges};
+use crate::router::delegation::reply::NS_DELAY;
+use crate::shared::Shared;
+use crate::xml::children::strict_children;
+use crate::xml::writer::{push_attr, stanza_error, StanzaError, NS_CLIENT, NS_COMPONENT};
+use crate::xml::{Head, Limits, Namespaces, Stanza};
+
+const NS_FORWARD: &str = "urn:xmpp:forward:0";
+const NS_CARBONS: &str = "urn:xmpp:carbons:2";
+
+/// Whether a component message is a privilege wrapper: addressed to a served domain
+/// (no localpart, no resource), not an error, with a `<privilege/>` child
+/// (checklist 55). Others are routed as usual.
+pub fn is_wrapper(head: &Head) -> bool {
+    head.name() == "message"
+        && head.type_().as_deref() != Some("error")
+        && head.child().is_some_and(|c| c.name() == "privilege" && c.ns() == Some(NS_PRIVILEGE))
+}
+
+/// Handles a wrapper from `component` to `domain`.
+pub fn handle(shared: &Shared, component: &str, domain: &str, stanza: &Stanza, head: &Head, privileges: Option<&Privileges>) {
+    let id = head.id().map(|i| i.into_owned());
+    let refuse = |kind: &str, condition: &str, text: &str| {
+        stanza_error(&StanzaError {
+            name: "message",
+            id: id.as_deref(),
+            from: Some(domain),
+            to: Some(component),
+            error_type: kind,
+            condition,
+            text: Some(text),
+            xmlns: None,
+        })
+    };
+    let outcome = match checked(stanza, head, domain, privileges) {
+        Err((kind, condition, text)) => {
+            answer_component(shared, component, refuse(kind, condition, text));
+            condition
+        }
+        Ok(message) => match send_as(shared, &message) {
+            Ok(()) => "ok",
+            Err(text) => {
+                answer_component(shared, component, refuse("wait", "recipient-unavailable", &text));
+                "no_session"
+            }
+        },
+    };
+    count(Op::Message, outcome);
+}
+
+/// The inner message, ready to send as `from` (a bare JID).
+struct Inner {
+    from: String,
+    stanza: Stanza,
+}
+
+type Refusal = (&'static str, &'static str, &'static str);
+
+fn checked(stanza: &Stanza, head: &Head, domain: &str, privileges: Option<&Privileges>) -> Result<Inner, Refusal> {
+    if privileges.map(|p| p.message) != Some(MessagePerm::Outgoing) {
+        return Err(("auth", "forbidden", "no outgoing message privilege on this domain"));
+    }
+    if head.child_count() != 1 {
+        return Err(("modify", "bad-request", "exactly one <privilege/> expected"));
+    }
+    let privilege = head.child().map(|c| c.range()).unwrap_or_default();
+    let bytes = stanza.bytes();
+    let kids = strict_children(&bytes[privilege.clone()], Some(NS_PRIVILEGE))
+        .map_err(|_| ("modify", "bad-request", "malformed <privilege/>"))?;
+    let [forwarded] = kids.as_slice() else {
+        return Err(("modify", "bad-request", "<privilege/> must hold exactly one <forwarded/>"));
+    };
+    if forwarded.name != "forwarded" || forwarded.ns.as_deref() != Some(NS_FORWARD) {
+        return Err(("modify", "bad-request", "invalid <forwarded/> element"));
+    }
+    let base = privilege.start + forwarded.range.start;
+    let inside = strict_children(&bytes[base..base + forwarded.range.len()], Some(NS_FORWARD))
+        .map_err(|_| ("modify", "bad-request", "text inside <forwarded/>"))?;
+    let message = match inside.as_slice() {
+        [m] => m,
+        [delay, m] if delay.name == "delay" && delay.ns.as_deref() == Some(NS_DELAY) => m,
+        _ => return Err(("modify", "bad-request", "<forwarded/> must hold exactly one <message/>")),
+    };
+    let client_ns = matches!(message.ns.as_deref(), Some(NS_CLIENT) | Some(NS_COMPONENT));
+    if message.name != "message" || !client_ns {
+        return Err(("modify", "bad-request", "the forwarded stanza is not a <message/>"));
+    }
+    let start = base + message.range.start;
+    let inner = Stanza::parse(bytes.slice(start..start + message.range.len()), Arc::new(Namespaces::new()), &Limits::default())
+        .map_err(|_| ("modify", "bad-request", "the forwarded message is not well-formed"))?;
+    let from = inner
+        .head()
+        .ok()
+        .and_then(|h| h.from())
+        .map(|f| f.into_owned())
+        .ok_or(("auth", "forbidden", "the forwarded message needs a 'from'"))?;
+    let (node, from_domain) = match from.split_once('@') {
+        Some((node, rest)) if !rest.contains('/') && !node.is_empty() => (node, rest),
+        _ if from.eq_ignore_ascii_case(domain) => {
+            return Err(("cancel", "feature-not-implemented", "a proxy cannot send as the server itself"))
+        }
+        _ => return Err(("auth", "forbidden", "'from' must be a bare JID of a managed domain")),
+    };
+    let _ = node;
+    if !from_domain.eq_ignore_ascii_case(domain) {
+        return Err(("auth", "forbidden", "'from' must be on the domain the message is addressed to"));
+    }
+    Ok(Inner { from, stanza: inner })
+}
+
+/// Sends the inner message on one of the user's sessions (the server stamps `from`).
+fn send_as(shared: &Shared, message: &Inner) -> Result<(), String> {
+    let Some((full, session)) = shared.sessions.any_for_bare(&message.from) else {
+        return Err(format!("{} has no session through this proxy to send from", message.from));
+    };
+    let Ok(head) = message.stanza.head() else {
+        return Err("unreadable message".into());
+    };
+    let content = if head.is_empty_element() { &[][..] } else { &message.stanza.bytes()[head.content_range()] };
+    let attributes: Vec<(String, String)> = head
+        .attrs()
+        .filter(|(name, _)| !matches!(*name, "from" | "xmlns") && !name.starts_with("xmlns:"))
+        .map(|(name, value)| (name.to_owned(), value.into_owned()))
+        .collect();
+    let stanza = element("message", &attributes, &[], content);
+    let mut sent = attributes.clone();
+    sent.push(("from".into(), full.clone()));
+    let forwarded = element("message", &sent, &[("xmlns", NS_CLIENT)], content);
+    let carbon = carbon(&message.from, &full, &forwarded);
+    session
+        .send(Command::SendAs { stanza, carbon })
+        .map_err(|_| "the user's session is gone or busy".to_owned())
+}
+
+fn element(name: &str, attributes: &[(String, String)], first: &[(&str, &str)], content: &[u8]) -> Bytes {
+    let mut out = format!("<{name}");
+    for (attr, value) in first {
+        push_attr(&mut out, attr, value);
+    }
+    for (attr, value) in attributes {
+        push_attr(&mut out, attr, value);
+    }
+    let mut bytes = BytesMut::from(out.as_bytes());
+    if content.is_empty() {
+        bytes.extend_from_slice(b"/>");
+    } else {
+        bytes.extend_from_slice(b">");
+        bytes.extend_from_slice(content);
+        bytes.extend_from_slice(format!("</{name}>").as_bytes());
+    }
+    bytes.freeze()
+}
+
+/// XEP-0280 `<sent/>` copy for the session the message went out on.
+fn carbon(bare: &str, full: &str, forwarded: &[u8]) -> Bytes {
+    let mut out = String::from("<message type='chat'");
+    push_attr(&mut out, "from", bare);
+    push_attr(&mut out, "to", full);
+    out.push_str("><sent xmlns='");
+    out.push_str(NS_CARBONS);
+    out.push_str("'><forwarded xmlns='");
+    out.push_str(NS_FORWARD);
+    out.push_str("'>");
+    let mut bytes = BytesMut::from(out.as_bytes());
+    bytes.extend_from_slice(forwarded);
+    bytes.extend_from_slice(b"</forwarded></sent></message>");
+    bytes.freeze()
+}

@@ -1,0 +1,212 @@
+//! XEP-0356 Privileged Entity retrofitted onto a legacy server that knows nothing of
+//! privileges: the proxy advertises what `proxy.toml` grants ([`advertise`]), refuses
+//! everything else exactly as for an unprivileged entity, and carries out roster
+//! ([`roster`]), message ([`message`]) and IQ ([`iq`]) operations on the user's own
+//! stream ([`inject`]). It copies presence ([`presence`]) and roster pushes
+//! ([`pushes`]) from the users' streams to the entities entitled to them.
+
+pub mod advertise;
+pub mod inject;
+pub mod iq;
+pub mod message;
+pub mod presence;
+pub mod pushes;
+pub mod roster;
+pub mod subscription;
+pub mod table;
+
+use std::sync::Arc;
+
+use arc_swap::ArcSwap;
+use bytes::Bytes;
+use metrics::counter;
+
+use crate::config::Config;
+use crate::shared::Shared;
+use crate::xml::writer::{stanza_error, StanzaError};
+use crate::xml::{Head, Stanza};
+use table::Table;
+
+pub const OPERATIONS_TOTAL: &str = "stanzagate_privileged_operations_total";
+pub const COPIES_TOTAL: &str = "stanzagate_privileged_copies_total";
+
+/// A privileged operation, as a metric label.
+#[derive(Debug, Clone, Copy)]
+pub enum Op {
+    RosterGet,
+    RosterSet,
+    Message,
+    Iq,
+}
+
+impl Op {
+    fn label(self) -> &'static str {
+        match self {
+            Op::RosterGet => "roster_get",
+            Op::RosterSet => "roster_set",
+            Op::Message => "message",
+            Op::Iq => "iq",
+        }
+    }
+}
+
+pub fn count(op: Op, outcome: &'static str) {
+    counter!(OPERATIONS_TOTAL, "operation" => op.label(), "outcome" => outcome).increment(1);
+}
+
+fn count_copy(kind: &'static str, n: usize) {
+    if n > 0 {
+        counter!(COPIES_TOTAL, "kind" => kind).increment(n as u64);
+    }
+}
+
+/// An IQ error to an entity.
+pub fn iq_error(from: &str, to: &str, id: &str, kind: &str, condition: &str, text: Option<&str>) -> Bytes {
+    stanza_error(&StanzaError {
+        name: "iq",
+        id: Some(id),
+        from: Some(from),
+        to: Some(to),
+        error_type: kind,
+        condition,
+        text,
+        xmlns: None,
+    })
+}
+
+/// Sends a stanza the proxy made to a connected component.
+pub fn answer_component(shared: &Shared, component: &str, stanza: Bytes) {
+    match shared.components.get(component) {
+        Some(handle) => {
+            if handle.send(stanza).is_err() {
+                tracing::warn!(component, "component gone or too far behind; stanza dropped");
+            }
+        }
+        None => tracing::debug!(component, "component gone; stanza dropped"),
+    }
+}
+
+/// The privilege service shared by every session.
+pub struct Privilege {
+    table: ArcSwap<(Option<Arc<Config>>, Arc<Table>)>,
+    pub presence: presence::Book,
+    pub pushes: pushes::Pushes,
+}
+
+impl Default for Privilege {
+    fn default() -> Self {
+        Privilege {
+            table: ArcSwap::from_pointee((None, Arc::new(Table::default()))),
+            presence: presence::Book::default(),
+            pushes: pushes::Pushes::default(),
+        }
+    }
+}
+
+impl Privilege {
+    /// The grants of `cfg`, rebuilt only when the config changed.
+    pub fn table(&self, cfg: &Arc<Config>) -> Arc<Table> {
+        let cached = self.table.load();
+        if cached.0.as_ref().is_some_and(|c| Arc::ptr_eq(c, cfg)) {
+            return cached.1.clone();
+        }
+        let table = Arc::new(Table::from_config(cfg));
+        self.table.store(Arc::new((Some(cfg.clone()), table.clone())));
+        table
+    }
+
+    fn current(&self, shared: &Shared) -> Arc<Table> {
+        self.table(&shared.config.current())
+    }
+
+    /// A stanza from `component`: consumed (`true`) when it is a privileged operation
+    /// or an answer to a roster push copy. Ordinary stanzas, including IQs without
+    /// `<privileged_iq/>`, pass (checklist 64).
+    pub fn component_stanza(&self, shared: &Arc<Shared>, component: &str, stanza: &Stanza, head: &Head) -> bool {
+        if self.pushes.is_answer(head) {
+            return true;
+        }
+        let Some(to) = head.to().map(|t| t.into_owned()) else { return false };
+        let (node, domain) = match to.split_once('@') {
+            Some((node, domain)) => (Some(node), domain.to_ascii_lowercase()),
+            None => (None, to.to_ascii_lowercase()),
+        };
+        if to.contains('/') || shared.config.current().host(&domain).is_none() {
+            return false;
+        }
+        let table = self.current(shared);
+        let privileges = table.get(&domain, component);
+        match head.name() {
+            "message" if node.is_none() && message::is_wrapper(head) => {
+                message::handle(shared, component, &domain, stanza, head, privileges);
+                true
+            }
+            "iq" if matches!(head.type_().as_deref(), Some("get" | "set")) => {
+                let Some(child) = head.child() else { return false };
+                match (child.name(), child.ns()) {
+                    ("privileged_iq", Some(advertise::NS_PRIVILEGE)) => {
+                        match iq::check(component, &to, stanza, head, privileges) {
+                            Ok(checked) => {
+                                tokio::spawn(iq::run(shared.clone(), checked));
+                            }
+                            Err(refusal) => {
+                                count(Op::Iq, "refused");
+                                answer_component(shared, component, refusal);
+                            }
+                        }
+                        true
+                    }
+                    ("query", Some(roster::NS_ROSTER)) if node.is_some() => {
+                        let op = roster::RosterOp::parse(component, &to, stanza, head);
+                        match op.refused(privileges) {
+                            Some(refusal) => {
+                                count(if op.set { Op::RosterSet } else { Op::RosterGet }, "refused");
+                                answer_component(shared, component, refusal);
+                            }
+                            None => {
+                                tokio::spawn(roster::run(shared.clone(), op));
+                            }
+                        }
+                        true
+                    }
+                    _ => false,
+                }
+            }
+            _ => false,
+        }
+    }
+
+    /// A user's broadcast presence, from the session `full`.
+    pub fn user_presence(&self, shared: &Shared, full: &str, stanza: &Stanza, head: &Head) {
+        let copies = self.presence.user(&self.current(shared), full, stanza, head);
+        self.send_copies(shared, "presence", copies);
+    }
+
+    /// A presence the session `full` received.
+    pub fn contact_presence(&self, shared: &Shared, full: &str, stanza: &Stanza, head: &Head) {
+        let copies = self.presence.contact(&self.current(shared), full, stanza, head);
+        self.send_copies(shared, "presence", copies);
+    }
+
+    /// A roster push the session `full` received.
+    pub fn roster_push(&self, shared: &Shared, full: &str, stanza: &Stanza, head: &Head) {
+        let user = full.split('/').next().unwrap_or(full);
+        let copies = self.pushes.push(&self.current(shared), user, stanza, head);
+        self.send_copies(shared, "roster_push", copies);
+    }
+
+    /// The session `full` ended.
+    pub fn session_ended(&self, shared: &Shared, full: &str) {
+        let bare = full.split('/').next().unwrap_or(full);
+        let last = shared.sessions.resources(bare).is_empty();
+        let copies = self.presence.session_ended(&self.current(shared), full, last);
+        self.send_copies(shared, "presence", copies);
+    }
+
+    fn send_copies(&self, shared: &Shared, kind: &'static str, copies: Vec<(String, Bytes)>) {
+        count_copy(kind, copies.len());
+        for (entity, stanza) in copies {
+            answer_component(shared, &entity, stanza);
+        }
+    }
+}

@@ -1,0 +1,250 @@
+//! XEP-0356 roster permission (checklist 43–48): a component's roster get or set on a
+//! managed user, carried out on the user's own stream.
+
+use std::sync::Arc;
+
+use bytes::{Bytes, BytesMut};
+
+use super::inject::{request, InjectError};
+use super::{answer_component, count, iq_error, Op};
+use crate::config::Privileges;
+use crate::shared::Shared;
+use crate::xml::children::{children, Child};
+use crate::xml::escape::escape_attr;
+use crate::xml::writer::push_attr;
+use crate::xml::{Head, Stanza};
+
+pub const NS_ROSTER: &str = "jabber:iq:roster";
+
+/// A component IQ to a managed bare JID in `jabber:iq:roster`.
+pub struct RosterOp {
+    pub component: String,
+    pub user: String,
+    pub id: String,
+    pub set: bool,
+    /// The `<item/>`s of a set, as received.
+    pub items: Vec<Bytes>,
+}
+
+impl RosterOp {
+    pub fn parse(component: &str, user: &str, stanza: &Stanza, head: &Head) -> RosterOp {
+        let set = head.type_().as_deref() == Some("set");
+        let items = match head.child() {
+            Some(query) if set => {
+                let range = query.range();
+                children(&stanza.bytes()[range.clone()], Some(NS_ROSTER))
+                    .unwrap_or_default()
+                    .into_iter()
+                    .filter(|c| c.name == "item")
+                    .map(|c: Child| stanza.bytes().slice(range.start + c.range.start..range.start + c.range.end))
+                    .collect()
+            }
+            _ => Vec::new(),
+        };
+        RosterOp {
+            component: component.to_owned(),
+            user: user.to_owned(),
+            id: head.id().map(|i| i.into_owned()).unwrap_or_default(),
+            set,
+            items,
+        }
+    }
+
+    /// Checks the grant; the refusal (from the user's bare JID) if not allowed.
+    pub fn refused(&self, privileges: Option<&Privileges>) -> Option<Bytes> {
+        let allowed = privileges.is_some_and(|p| {
+            if self.set {
+                p.roster.allows_set()
+            } else {
+                p.roster.allows_get()
+            }
+        });
+        (!allowed).then(|| self.error("auth", "forbidden", Some("no roster privilege for this operation")))
+    }
+
+    fn error(&self, kind: &str, condition: &str, text: Option<&str>) -> Bytes {
+        iq_error(&self.user, &self.component, &self.id, kind, condition, text)
+    }
+}
+
+/// Carries out a permitted roster operation and answers the component.
+pub async fn run(shared: Arc<Shared>, op: RosterOp) {
+    let timeout = shared.config.current().limits.privileged_iq_timeout;
+    let (answer, outcome) = if op.set {
+        set(&shared, &op, timeout).await
+    } else {
+        get(&shared, &op, timeout).await
+    };
+    count(if op.set { Op::RosterSet } else { Op::RosterGet }, outcome);
+    answer_component(&shared, &op.component, answer);
+}
+
+async fn get(shared: &Shared, op: &RosterOp, timeout: std::time::Duration) -> (Bytes, &'static str) {
+    let query = format!("<query xmlns='{NS_ROSTER}'/>");
+    let built = |id: &str| Bytes::from(format!("<iq type='get' id='{id}'>{query}</iq>"));
+    match request(shared, &op.user, built, timeout).await {
+        Ok((_, answer)) => relay_answer(op, &answer),
+        Err(error) => (unavailable(op, &error), error_label(&error)),
+    }
+}
+
+/// RFC 6121 allows one item per set, so a multi-item set from the entity (slixmpp's
+/// `set_roster` sends several) is applied item by item and answered once (checklist 46).
+async fn set(shared: &Shared, op: &RosterOp, timeout: std::time::Duration) -> (Bytes, &'static str) {
+    if op.items.is_empty() {
+        return (op.error("modify", "bad-request", Some("a roster set needs an item")), "bad_request");
+    }
+    let mut prepared = Vec::with_capacity(op.items.len());
+    for item in &op.items {
+        match prepare_item(&op.user, item) {
+            Ok(ready) => prepared.push(ready),
+            Err((kind, condition, text)) => return (op.error(kind, condition, Some(text)), "invalid"),
+        }
+    }
+    for item in prepared {
+        let built = |id: &str| {
+            let mut iq = BytesMut::new();
+            iq.extend_from_slice(format!("<iq type='set' id='{id}'><query xmlns='{NS_ROSTER}'>").as_bytes());
+            iq.extend_from_slice(&item.bytes);
+            iq.extend_from_slice(b"</query></iq>");
+            iq.freeze()
+        };
+        match request(shared, &op.user, built, timeout).await {
+            Ok((full, answer)) => {
+                if is_error(&answer) {
+                    return relay_answer(op, &answer);
+                }
+                super::subscription::complete(shared, &full, &item.jid, item.subscription);
+            }
+            Err(error) => return (unavailable(op, &error), error_label(&error)),
+        }
+    }
+    let done = Bytes::from(format!(
+        "<iq type='result' from='{}' to='{}' id='{}'/>",
+        escape_attr(&op.user),
+        escape_attr(&op.component),
+        escape_attr(&op.id)
+    ));
+    (done, "ok")
+}
+
+/// One roster item as it goes to the server, and what subscription to complete.
+struct Prepared {
+    bytes: Bytes,
+    jid: String,
+    subscription: super::subscription::Wanted,
+}
+
+/// Validates an item (checklist 45) and drops what a client may not send (`ask`, and
+/// `subscription` other than `remove`, which the proxy completes itself instead).
+fn prepare_item(user: &str, item: &[u8]) -> Result<Prepared, (&'static str, &'static str, &'static str)> {
+    let mut reader = quick_xml::Reader::from_reader(item);
+    let start = loop {
+        match reader.read_event() {
+            Ok(quick_xml::events::Event::Start(e)) | Ok(quick_xml::events::Event::Empty(e)) => break e.into_owned(),
+            Ok(quick_xml::events::Event::Eof) | Err(_) => return Err(("modify", "bad-request", "unreadable item")),
+            _ => {}
+        }
+    };
+    let mut jid = None;
+    let mut kept = String::from("<item");
+    let mut subscription = super::subscription::Wanted::None;
+    for attr in start.attributes().filter_map(Result::ok) {
+        let name = String::from_utf8_lossy(attr.key.as_ref()).into_owned();
+        let value = attr.unescape_value().map(|v| v.into_owned()).unwrap_or_default();
+        match name.as_str() {
+            "jid" => {
+                jid = Some(value.clone());
+                push_attr(&mut kept, "jid", &value);
+            }
+            "subscription" if value == "remove" => push_attr(&mut kept, "subscription", "remove"),
+            "subscription" => subscription = super::subscription::Wanted::from_attr(&value),
+            "ask" => {}
+            _ => push_attr(&mut kept, &name, &value),
+        }
+    }
+    let jid = jid.ok_or(("modify", "bad-request", "an item needs a jid"))?;
+    if jid.contains('/') {
+        return Err(("modify", "bad-request", "roster items are bare JIDs"));
+    }
+    if jid.eq_ignore_ascii_case(user) {
+        return Err(("cancel", "not-allowed", "a user cannot be in their own roster"));
+    }
+    let inner_start = item.iter().position(|b| *b == b'>').map(|p| p + 1).unwrap_or(item.len());
+    let self_closing = item.get(inner_start.wrapping_sub(2)) == Some(&b'/');
+    let mut bytes = BytesMut::from(kept.as_bytes());
+    if self_closing {
+        bytes.extend_from_slice(b"/>");
+    } else {
+        bytes.extend_from_slice(b">");
+        bytes.extend_from_slice(&item[inner_start..]);
+    }
+    Ok(Prepared {
+        bytes: bytes.freeze(),
+        jid,
+        subscription,
+    })
+}
+
+/// The server's answer, readdressed to the component (`from` the user's bare JID).
+fn relay_answer(op: &RosterOp, answer: &Bytes) -> (Bytes, &'static str) {
+    let Ok(stanza) = Stanza::parse(answer.clone(), Arc::new(crate::xml::Namespaces::new()), &crate::xml::Limits::default()) else {
+        return (op.error("cancel", "internal-server-error", Some("unreadable answer")), "error");
+    };
+    let Ok(head) = stanza.head() else {
+        return (op.error("cancel", "internal-server-error", Some("unreadable answer")), "error");
+    };
+    let kind = head.type_().map(|t| t.into_owned()).unwrap_or_else(|| "result".into());
+    let mut out = String::from("<iq");
+    push_attr(&mut out, "type", &kind);
+    push_attr(&mut out, "from", &op.user);
+    push_attr(&mut out, "to", &op.component);
+    push_attr(&mut out, "id", &op.id);
+    let content = if head.is_empty_element() { &[][..] } else { &answer[head.content_range()] };
+    let mut bytes = BytesMut::from(out.as_bytes());
+    if content.is_empty() {
+        bytes.extend_from_slice(b"/>");
+    } else {
+        bytes.extend_from_slice(b">");
+        bytes.extend_from_slice(content);
+        bytes.extend_from_slice(b"</iq>");
+    }
+    let outcome = if kind == "error" { "error" } else { "ok" };
+    (bytes.freeze(), outcome)
+}
+
+fn is_error(answer: &[u8]) -> bool {
+    crate::xml::children::root_attr(answer, "type").as_deref() == Some("error")
+}
+
+fn unavailable(op: &RosterOp, error: &InjectError) -> Bytes {
+    match error {
+        InjectError::Timeout => op.error("wait", "remote-server-timeout", Some(&error.to_string())),
+        _ => op.error("wait", "recipient-unavailable", Some(&error.to_string())),
+    }
+}
+
+pub fn error_label(error: &InjectError) -> &'static str {
+    match error {
+        InjectError::NoSession(_) => "no_session",
+        InjectError::SessionGone => "session_gone",
+        InjectError::Timeout => "timeout",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn items_are_validated_and_cleaned_checklist_45() {
+        let ok = prepare_item("alice@x", b"<item jid='bob@x' name='Bob' subscription='both' ask='subscribe'><group>Friends</group></item>").unwrap();
+        assert_eq!(&ok.bytes[..], b"<item jid='bob@x' name='Bob'><group>Friends</group></item>");
+        assert_eq!(ok.subscription, super::super::subscription::Wanted::Both);
+        let remove = prepare_item("alice@x", b"<item jid='bob@x' subscription='remove'/>").unwrap();
+        assert_eq!(&remove.bytes[..], b"<item jid='bob@x' subscription='remove'/>");
+        assert_eq!(prepare_item("alice@x", b"<item jid='alice@x'/>").err().map(|e| e.1), Some("not-allowed"));
+        assert_eq!(prepare_item("alice@x", b"<item jid='bob@x/r'/>").err().map(|e| e.1), Some("bad-request"));
+        assert_eq!(prepare_item("alice@x", b"<item name='x'/>").err().map(|e| e.1), Some("bad-request"));
+    }
+}

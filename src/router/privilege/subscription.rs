@@ -1,0 +1,67 @@
+//! Honouring the `subscription` a privileged entity sets on a roster item (checklist
+//! 47; gateways such as slidge set `both` for their contacts). RFC 6121 lets no client
+//! set a subscription, so the legacy server keeps `none`; the proxy completes it with
+//! presence on the user's stream: `subscribed` pre-approves the contact, `subscribe`
+//! asks for the contact's presence. The contact's `subscribed` answer is consumed so
+//! the user's clients are not bothered with an acknowledgement they never asked for.
+
+use bytes::Bytes;
+
+use crate::c2s::Command;
+use crate::shared::Shared;
+use crate::xml::writer::push_attr;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Wanted {
+    None,
+    /// The user sees the contact's presence.
+    To,
+    /// The contact sees the user's presence.
+    From,
+    Both,
+}
+
+impl Wanted {
+    pub fn from_attr(value: &str) -> Wanted {
+        match value {
+            "to" => Wanted::To,
+            "from" => Wanted::From,
+            "both" => Wanted::Both,
+            _ => Wanted::None,
+        }
+    }
+
+    fn approves(self) -> bool {
+        matches!(self, Wanted::From | Wanted::Both)
+    }
+
+    fn requests(self) -> bool {
+        matches!(self, Wanted::To | Wanted::Both)
+    }
+}
+
+/// Sends the presences that make the server's subscription state match `wanted`, on
+/// the session `full` of the user.
+pub fn complete(shared: &Shared, full: &str, contact: &str, wanted: Wanted) {
+    if wanted == Wanted::None {
+        return;
+    }
+    let Some(session) = shared.sessions.get(full) else {
+        return;
+    };
+    if wanted.approves() {
+        let _ = session.send(Command::ToServer(presence("subscribed", contact)));
+    }
+    if wanted.requests() {
+        let _ = session.send(Command::ExpectSubscribed(contact.to_owned()));
+        let _ = session.send(Command::ToServer(presence("subscribe", contact)));
+    }
+}
+
+fn presence(kind: &str, to: &str) -> Bytes {
+    let mut out = String::from("<presence");
+    push_attr(&mut out, "type", kind);
+    push_attr(&mut out, "to", to);
+    out.push_str("/>");
+    Bytes::from(out)
+}

@@ -1,0 +1,50 @@
+//! The privileges in force, indexed by served domain and entity; rebuilt per config.
+
+use std::collections::{BTreeMap, HashMap};
+
+use crate::config::{Config, Privileges};
+
+#[derive(Debug, Default)]
+pub struct Table {
+    by_domain: HashMap<String, HashMap<String, Privileges>>,
+}
+
+impl Table {
+    pub fn from_config(cfg: &Config) -> Table {
+        let by_domain = cfg
+            .hosts
+            .iter()
+            .map(|(domain, host)| {
+                let entities = host
+                    .privileged_entities
+                    .iter()
+                    .map(|(entity, privileges)| (entity.to_ascii_lowercase(), privileges.clone()))
+                    .collect();
+                (domain.clone(), entities)
+            })
+            .collect();
+        Table { by_domain }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.by_domain.values().all(HashMap::is_empty)
+    }
+
+    /// What `entity` may do on `domain` (`None`: nothing, as if unprivileged).
+    pub fn get(&self, domain: &str, entity: &str) -> Option<&Privileges> {
+        self.by_domain.get(domain)?.get(entity)
+    }
+
+    /// The entities privileged on `domain`.
+    pub fn holders(&self, domain: &str) -> impl Iterator<Item = (&String, &Privileges)> {
+        self.by_domain.get(domain).into_iter().flat_map(|e| e.iter())
+    }
+
+    /// Every domain on which `entity` holds privileges, in a stable order.
+    pub fn for_entity(&self, entity: &str) -> BTreeMap<String, Privileges> {
+        self.by_domain
+            .iter()
+            .filter_map(|(domain, entities)| Some((domain.clone(), entities.get(entity)?.clone())))
+            .collect()
+    }
+}
