@@ -28,7 +28,8 @@ impl Acting {
 
     /// A server IQ answering the proxy: handed over (`true`) instead of relayed.
     pub fn take_answer(&mut self, head: &Head, stanza: &Bytes) -> bool {
-        if self.awaiting.is_empty() || !matches!(head.type_().as_deref(), Some("result" | "error")) {
+        if self.awaiting.is_empty() || !matches!(head.type_().as_deref(), Some("result" | "error"))
+        {
             return false;
         }
         let Some(reply) = head.id().and_then(|id| self.awaiting.remove(id.as_ref())) else {
@@ -63,7 +64,9 @@ impl Acting {
 
     /// A server IQ: the answer to the carbons request settles the state.
     pub fn server_iq(&mut self, head: &Head) {
-        let Some((id, enable)) = &self.carbons_request else { return };
+        let Some((id, enable)) = &self.carbons_request else {
+            return;
+        };
         if head.id().as_deref() == Some(id.as_str()) {
             if head.type_().as_deref() == Some("result") {
                 self.carbons = *enable;
@@ -73,7 +76,8 @@ impl Acting {
     }
 
     pub fn expect_subscribed(&mut self, contact: String) {
-        self.expected_subscribed.insert(contact.to_ascii_lowercase());
+        self.expected_subscribed
+            .insert(contact.to_ascii_lowercase());
     }
 
     /// A server presence: the contact's `subscribed` that answers the proxy's
@@ -82,7 +86,9 @@ impl Acting {
         if self.expected_subscribed.is_empty() || head.type_().as_deref() != Some("subscribed") {
             return false;
         }
-        let Some(from) = head.from() else { return false };
+        let Some(from) = head.from() else {
+            return false;
+        };
         let bare = from.split('/').next().unwrap_or(&from).to_ascii_lowercase();
         self.expected_subscribed.remove(&bare)
     }

@@ -70,18 +70,26 @@ impl SessionRegistry {
     /// Removes the entry only if it still belongs to the session `id` (a resumed or
     /// replaced session may have taken the JID over).
     pub fn remove(&self, jid: &str, id: u64) {
-        if self.by_jid.remove_if(jid, |_, handle| handle.id == id).is_some() {
+        if self
+            .by_jid
+            .remove_if(jid, |_, handle| handle.id == id)
+            .is_some()
+        {
             let key = bare(jid);
             if let Some(mut resources) = self.by_bare.get_mut(key) {
                 resources.retain(|full| full != jid);
             }
-            self.by_bare.remove_if(key, |_, resources| resources.is_empty());
+            self.by_bare
+                .remove_if(key, |_, resources| resources.is_empty());
         }
     }
 
     /// The full JIDs of a user's live sessions.
     pub fn resources(&self, bare_jid: &str) -> Vec<String> {
-        self.by_bare.get(bare_jid).map(|r| r.clone()).unwrap_or_default()
+        self.by_bare
+            .get(bare_jid)
+            .map(|r| r.clone())
+            .unwrap_or_default()
     }
 
     /// Some live session of the user, with its full JID.
@@ -127,7 +135,13 @@ mod tests {
         registry.remove("a@x/1", 99); // not the owner
         assert_eq!(registry.resources("a@x").len(), 2);
         registry.remove("a@x/1", 1);
-        assert_eq!(registry.any_for_bare("a@x").map(|(full, _)| full).as_deref(), Some("a@x/2"));
+        assert_eq!(
+            registry
+                .any_for_bare("a@x")
+                .map(|(full, _)| full)
+                .as_deref(),
+            Some("a@x/2")
+        );
         registry.remove("a@x/2", 2);
         assert!(registry.any_for_bare("a@x").is_none());
         assert!(registry.by_bare.is_empty());

@@ -11,8 +11,8 @@ use bytes::Bytes;
 use tokio::sync::mpsc;
 use tokio::time::Instant;
 
-use super::client::ClientSide;
 use super::acting::Acting;
+use super::client::ClientSide;
 use super::probes::Probes;
 use super::registry::{Command, SessionHandle};
 use super::stream_mgmt::{is_sm_namespace, StreamManagement};
@@ -264,7 +264,9 @@ impl Session {
             ("presence", Some(NS_CLIENT)) => {
                 if let Some(jid) = &self.jid {
                     if head.to().is_none() && is_broadcast(head) {
-                        self.shared.privilege.user_presence(&self.shared, jid, &stanza, head);
+                        self.shared
+                            .privilege
+                            .user_presence(&self.shared, jid, &stanza, head);
                     }
                 }
                 self.forward_counted(stanza)
@@ -656,7 +658,9 @@ impl Session {
                 privilege.contact_presence(&self.shared, jid, stanza, head)
             }
             "iq" if head.type_().as_deref() == Some("set")
-                && head.child().is_some_and(|c| c.name() == "query" && c.ns() == Some(NS_ROSTER)) =>
+                && head
+                    .child()
+                    .is_some_and(|c| c.name() == "query" && c.ns() == Some(NS_ROSTER)) =>
             {
                 privilege.roster_push(&self.shared, jid, stanza, head)
             }

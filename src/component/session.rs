@@ -11,11 +11,11 @@ use tokio::sync::{mpsc, watch};
 use super::link::Link;
 use crate::admin::metrics::{self, Flow, FlowCounters};
 use crate::config::{Config, Privileges};
-use crate::router::privilege::advertise::advertisements as privilege_advertisements;
 use crate::net::{read_some, Conn, Outbox};
 use crate::router::delegation::advertise::advertisements;
 use crate::router::delegation::disco::nesting_queries;
 use crate::router::delegation::table::Rule;
+use crate::router::privilege::advertise::advertisements as privilege_advertisements;
 use crate::shared::Shared;
 use crate::xml::writer::{stanza_error, StanzaError, NS_COMPONENT};
 use crate::xml::{Frame, Framer, Stanza, STREAMS_NS};
@@ -231,6 +231,25 @@ impl ComponentSession {
                 .privilege
                 .component_stanza(&self.shared, &self.name, &stanza, head)
         {
+            return Ok(());
+        }
+        if head.name() == "iq"
+            && matches!(head.type_().as_deref(), Some("get" | "set"))
+            && head.child_count() == 0
+        {
+            // RFC 6120 §8.2.3: a get or set has exactly one child. Answered here, since
+            // legacy servers mishandle these keepalives (Prosody 0.12's mod_iq throws
+            // and never answers; ejabberd #4609 crashed).
+            self.out.push(stanza_error(&StanzaError {
+                name: "iq",
+                id: head.id().as_deref(),
+                from: head.to().as_deref(),
+                to: head.from().as_deref(),
+                error_type: "modify",
+                condition: "bad-request",
+                text: Some("an IQ get or set needs exactly one child element"),
+                xmlns: None,
+            }));
             return Ok(());
         }
         if head.to().is_none() {

@@ -96,7 +96,9 @@ impl Python {
     pub fn spawn(&self, script: &str, args: &[String]) -> Running {
         let mut child = self.command(script, args).spawn().expect("start python");
         let stdout = child.stdout.take().expect("stdout");
+        let stderr = child.stderr.take().expect("stderr");
         let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+        let tx_err = tx.clone();
         tokio::spawn(async move {
             let mut lines = BufReader::new(stdout).lines();
             while let Ok(Some(line)) = lines.next_line().await {
@@ -105,10 +107,20 @@ impl Python {
                 }
             }
         });
+        // stderr too (tracebacks), marked, so neither pipe can fill up.
+        tokio::spawn(async move {
+            let mut lines = BufReader::new(stderr).lines();
+            while let Ok(Some(line)) = lines.next_line().await {
+                if tx_err.send(format!("STDERR {line}")).is_err() {
+                    break;
+                }
+            }
+        });
         Running {
             child,
             lines: rx,
             seen: Vec::new(),
+            taken: Vec::new(),
         }
     }
 }
@@ -118,6 +130,8 @@ pub struct Running {
     child: Child,
     lines: tokio::sync::mpsc::UnboundedReceiver<String>,
     pub seen: Vec<String>,
+    /// Indexes of `seen` lines already returned by [`Running::take_line`].
+    taken: Vec<usize>,
 }
 
 impl Running {
@@ -133,6 +147,26 @@ impl Running {
             None
         };
         tokio::time::timeout(limit, read).await.ok().flatten()
+    }
+
+    /// The first line starting with `prefix` not returned before, whether it was
+    /// already read (by another wait) or is still to come (bounded).
+    pub async fn take_line(&mut self, prefix: &str, limit: Duration) -> Option<String> {
+        let unread = |seen: &[String], taken: &[usize]| {
+            seen.iter()
+                .enumerate()
+                .find(|(i, line)| line.starts_with(prefix) && !taken.contains(i))
+                .map(|(i, _)| i)
+        };
+        if let Some(i) = unread(&self.seen, &self.taken) {
+            self.taken.push(i);
+            return Some(self.seen[i].clone());
+        }
+        let found = self.await_line(prefix, limit).await;
+        if found.is_some() {
+            self.taken.push(self.seen.len() - 1);
+        }
+        found
     }
 
     /// SIGTERM and wait for the exit (bounded), returning everything it printed.

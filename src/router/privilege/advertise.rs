@@ -70,7 +70,10 @@ fn perms(out: &mut String, p: &Privileges) {
         push_attr(out, "type", p.presence.as_str());
         out.push_str("/>");
     }
-    let granted: Vec<(&String, &IqPerm)> = p.iq.iter().filter(|(_, perm)| **perm != IqPerm::None).collect();
+    let granted: Vec<(&String, &IqPerm)> =
+        p.iq.iter()
+            .filter(|(_, perm)| **perm != IqPerm::None)
+            .collect();
     if !granted.is_empty() {
         out.push_str("<perm access='iq'>");
         for (ns, perm) in granted {
@@ -90,7 +93,10 @@ mod tests {
     fn privileges() -> Privileges {
         let mut iq = BTreeMap::new();
         iq.insert("http://jabber.org/protocol/pubsub".to_owned(), IqPerm::Both);
-        iq.insert("http://jabber.org/protocol/pubsub#owner".to_owned(), IqPerm::Set);
+        iq.insert(
+            "http://jabber.org/protocol/pubsub#owner".to_owned(),
+            IqPerm::Set,
+        );
         iq.insert("urn:example:nothing".to_owned(), IqPerm::None);
         Privileges {
             roster: RosterPerm::Both,

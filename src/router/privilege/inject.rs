@@ -40,7 +40,9 @@ pub async fn request(
         id,
         reply,
     };
-    session.send(command).map_err(|_| InjectError::SessionGone)?;
+    session
+        .send(command)
+        .map_err(|_| InjectError::SessionGone)?;
     match tokio::time::timeout(timeout, answer).await {
         Ok(Ok(answer)) => Ok((full, answer)),
         Ok(Err(_)) => Err(InjectError::SessionGone),

@@ -38,29 +38,49 @@ pub fn check(
     privileges: Option<&Privileges>,
 ) -> Result<PrivilegedIq, Bytes> {
     let top_id = head.id().map(|i| i.into_owned()).unwrap_or_default();
-    let refuse = |kind: &str, condition: &str, text: &str| iq_error(user, component, &top_id, kind, condition, Some(text));
+    let refuse = |kind: &str, condition: &str, text: &str| {
+        iq_error(user, component, &top_id, kind, condition, Some(text))
+    };
     let forbidden = |text: &str| refuse("auth", "forbidden", text);
     let kind = head.type_().map(|t| t.into_owned()).unwrap_or_default();
     if !matches!(kind.as_str(), "get" | "set") {
-        return Err(refuse("modify", "bad-request", "a privileged IQ is a get or a set"));
+        return Err(refuse(
+            "modify",
+            "bad-request",
+            "a privileged IQ is a get or a set",
+        ));
     }
     if !user.contains('@') || user.contains('/') {
-        return Err(forbidden("the wrapping IQ must be addressed to a managed bare JID"));
+        return Err(forbidden(
+            "the wrapping IQ must be addressed to a managed bare JID",
+        ));
     }
     let Some(privileges) = privileges.filter(|p| !p.iq.is_empty()) else {
         return Err(forbidden("no IQ privilege"));
     };
     if head.child_count() != 1 {
-        return Err(refuse("modify", "bad-request", "exactly one <privileged_iq/> expected"));
+        return Err(refuse(
+            "modify",
+            "bad-request",
+            "exactly one <privileged_iq/> expected",
+        ));
     }
     let wrapper = head.child().map(|c| c.range()).unwrap_or_default();
     let kids = strict_children(&stanza.bytes()[wrapper.clone()], Some(NS_PRIVILEGE))
         .map_err(|_| refuse("modify", "bad-request", "malformed <privileged_iq/>"))?;
     let [inner] = kids.as_slice() else {
-        return Err(refuse("modify", "bad-request", "<privileged_iq/> must hold exactly one IQ"));
+        return Err(refuse(
+            "modify",
+            "bad-request",
+            "<privileged_iq/> must hold exactly one IQ",
+        ));
     };
     if inner.name != "iq" {
-        return Err(refuse("modify", "bad-request", "<privileged_iq/> must hold an <iq/>"));
+        return Err(refuse(
+            "modify",
+            "bad-request",
+            "<privileged_iq/> must hold an <iq/>",
+        ));
     }
     if inner.ns.as_deref() != Some(NS_CLIENT) {
         return Err(forbidden("the inner IQ must be in jabber:client"));
@@ -69,7 +89,9 @@ pub fn check(
     let inner_bytes = stanza.bytes().slice(start..start + inner.range.len());
     let inner = Stanza::parse(inner_bytes, Arc::new(Namespaces::new()), &Limits::default())
         .map_err(|_| refuse("modify", "bad-request", "the inner IQ is not well-formed"))?;
-    let inner_head = inner.head().map_err(|_| refuse("modify", "bad-request", "unreadable inner IQ"))?;
+    let inner_head = inner
+        .head()
+        .map_err(|_| refuse("modify", "bad-request", "unreadable inner IQ"))?;
     if let Some(from) = inner_head.from() {
         if from != user {
             return Err(forbidden("the inner IQ's 'from' must be the managed JID"));
@@ -84,16 +106,27 @@ pub fn check(
     let payload_kids = strict_children(inner.bytes(), Some(NS_CLIENT))
         .map_err(|_| refuse("modify", "bad-request", "text in the inner IQ"))?;
     let [payload] = payload_kids.as_slice() else {
-        return Err(refuse("modify", "bad-request", "the inner IQ must have exactly one payload"));
+        return Err(refuse(
+            "modify",
+            "bad-request",
+            "the inner IQ must have exactly one payload",
+        ));
     };
     // A payload without its own namespace would be in jabber:client: not a payload.
     let Some(ns) = payload.ns.as_deref().filter(|ns| *ns != NS_CLIENT) else {
-        return Err(refuse("modify", "bad-request", "the payload needs a namespace"));
+        return Err(refuse(
+            "modify",
+            "bad-request",
+            "the payload needs a namespace",
+        ));
     };
-    let granted = privileges.iq.get(ns).is_some_and(|perm| match kind.as_str() {
-        "get" => perm.allows_get(),
-        _ => perm.allows_set(),
-    });
+    let granted = privileges
+        .iq
+        .get(ns)
+        .is_some_and(|perm| match kind.as_str() {
+            "get" => perm.allows_get(),
+            _ => perm.allows_set(),
+        });
     if !granted {
         return Err(forbidden("this namespace and type are not granted"));
     }
@@ -127,11 +160,25 @@ pub async fn run(shared: Arc<Shared>, iq: PrivilegedIq) {
     let (answer, outcome) = match request(&shared, &iq.user, built, timeout).await {
         Ok((_, response)) => wrap_response(&iq, &response),
         Err(error @ InjectError::Timeout) => (
-            iq_error(&iq.user, &iq.component, &iq.top_id, "wait", "remote-server-timeout", Some(&error.to_string())),
+            iq_error(
+                &iq.user,
+                &iq.component,
+                &iq.top_id,
+                "wait",
+                "remote-server-timeout",
+                Some(&error.to_string()),
+            ),
             "timeout",
         ),
         Err(error) => (
-            iq_error(&iq.user, &iq.component, &iq.top_id, "wait", "recipient-unavailable", Some(&error.to_string())),
+            iq_error(
+                &iq.user,
+                &iq.component,
+                &iq.top_id,
+                "wait",
+                "recipient-unavailable",
+                Some(&error.to_string()),
+            ),
             super::roster::error_label(&error),
         ),
     };
@@ -142,15 +189,47 @@ pub async fn run(shared: Arc<Shared>, iq: PrivilegedIq) {
 /// `<iq type=T from=USER to=COMPONENT id=TOP><privilege><forwarded><iq …response…/>`;
 /// an error response's `<error/>` is also copied to the outer IQ (checklist 61).
 fn wrap_response(iq: &PrivilegedIq, response: &Bytes) -> (Bytes, &'static str) {
-    let parsed = Stanza::parse(response.clone(), Arc::new(Namespaces::new()), &Limits::default());
+    let parsed = Stanza::parse(
+        response.clone(),
+        Arc::new(Namespaces::new()),
+        &Limits::default(),
+    );
     let Ok(head) = parsed.as_ref().map(|s| s.head()) else {
-        return (iq_error(&iq.user, &iq.component, &iq.top_id, "cancel", "internal-server-error", None), "error");
+        return (
+            iq_error(
+                &iq.user,
+                &iq.component,
+                &iq.top_id,
+                "cancel",
+                "internal-server-error",
+                None,
+            ),
+            "error",
+        );
     };
     let Ok(head) = head else {
-        return (iq_error(&iq.user, &iq.component, &iq.top_id, "cancel", "internal-server-error", None), "error");
+        return (
+            iq_error(
+                &iq.user,
+                &iq.component,
+                &iq.top_id,
+                "cancel",
+                "internal-server-error",
+                None,
+            ),
+            "error",
+        );
     };
-    let kind = if head.type_().as_deref() == Some("error") { "error" } else { "result" };
-    let content = if head.is_empty_element() { &[][..] } else { &response[head.content_range()] };
+    let kind = if head.type_().as_deref() == Some("error") {
+        "error"
+    } else {
+        "result"
+    };
+    let content = if head.is_empty_element() {
+        &[][..]
+    } else {
+        &response[head.content_range()]
+    };
     let mut out = String::from("<iq");
     push_attr(&mut out, "type", kind);
     push_attr(&mut out, "from", &iq.user);
@@ -190,4 +269,36 @@ fn error_element(response: &Bytes) -> Option<Bytes> {
     let kids = crate::xml::children::children(response, Some(NS_CLIENT)).ok()?;
     let error = kids.into_iter().find(|c| c.name == "error")?;
     Some(response.slice(error.range))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sample() -> PrivilegedIq {
+        PrivilegedIq {
+            component: "gw.example.org".into(),
+            user: "alice@example.org".into(),
+            top_id: "top".into(),
+            kind: "set".into(),
+            inner_id: "inner".into(),
+            inner_to: None,
+            payload: Bytes::new(),
+        }
+    }
+
+    #[test]
+    fn error_response_is_wrapped_and_copied_out_checklist_61() {
+        let response = Bytes::from_static(b"<iq id='sg-1' to='alice@example.org/r' type='error' from='alice@example.org'><error type='cancel'><item-not-found xmlns='urn:ietf:params:xml:ns:xmpp-stanzas'/></error></iq>");
+        let (out, outcome) = wrap_response(&sample(), &response);
+        let text = std::str::from_utf8(&out).unwrap();
+        assert_eq!(outcome, "error");
+        assert_eq!(
+            text,
+            "<iq type='error' from='alice@example.org' to='gw.example.org' id='top'><privilege xmlns='urn:xmpp:privilege:2'>\
+<forwarded xmlns='urn:xmpp:forward:0'><iq xmlns='jabber:client' type='error' id='inner' to='alice@example.org' from='alice@example.org'>\
+<error type='cancel'><item-not-found xmlns='urn:ietf:params:xml:ns:xmpp-stanzas'/></error></iq></forwarded></privilege>\
+<error type='cancel'><item-not-found xmlns='urn:ietf:params:xml:ns:xmpp-stanzas'/></error></iq>"
+        );
+    }
 }

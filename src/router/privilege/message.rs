@@ -25,11 +25,20 @@ const NS_CARBONS: &str = "urn:xmpp:carbons:2";
 pub fn is_wrapper(head: &Head) -> bool {
     head.name() == "message"
         && head.type_().as_deref() != Some("error")
-        && head.child().is_some_and(|c| c.name() == "privilege" && c.ns() == Some(NS_PRIVILEGE))
+        && head
+            .child()
+            .is_some_and(|c| c.name() == "privilege" && c.ns() == Some(NS_PRIVILEGE))
 }
 
 /// Handles a wrapper from `component` to `domain`.
-pub fn handle(shared: &Shared, component: &str, domain: &str, stanza: &Stanza, head: &Head, privileges: Option<&Privileges>) {
+pub fn handle(
+    shared: &Shared,
+    component: &str,
+    domain: &str,
+    stanza: &Stanza,
+    head: &Head,
+    privileges: Option<&Privileges>,
+) {
     let id = head.id().map(|i| i.into_owned());
     let refuse = |kind: &str, condition: &str, text: &str| {
         stanza_error(&StanzaError {
@@ -51,7 +60,11 @@ pub fn handle(shared: &Shared, component: &str, domain: &str, stanza: &Stanza, h
         Ok(message) => match send_as(shared, &message) {
             Ok(()) => "ok",
             Err(text) => {
-                answer_component(shared, component, refuse("wait", "recipient-unavailable", &text));
+                answer_component(
+                    shared,
+                    component,
+                    refuse("wait", "recipient-unavailable", &text),
+                );
                 "no_session"
             }
         },
@@ -67,9 +80,18 @@ struct Inner {
 
 type Refusal = (&'static str, &'static str, &'static str);
 
-fn checked(stanza: &Stanza, head: &Head, domain: &str, privileges: Option<&Privileges>) -> Result<Inner, Refusal> {
+fn checked(
+    stanza: &Stanza,
+    head: &Head,
+    domain: &str,
+    privileges: Option<&Privileges>,
+) -> Result<Inner, Refusal> {
     if privileges.map(|p| p.message) != Some(MessagePerm::Outgoing) {
-        return Err(("auth", "forbidden", "no outgoing message privilege on this domain"));
+        return Err((
+            "auth",
+            "forbidden",
+            "no outgoing message privilege on this domain",
+        ));
     }
     if head.child_count() != 1 {
         return Err(("modify", "bad-request", "exactly one <privilege/> expected"));
@@ -79,7 +101,11 @@ fn checked(stanza: &Stanza, head: &Head, domain: &str, privileges: Option<&Privi
     let kids = strict_children(&bytes[privilege.clone()], Some(NS_PRIVILEGE))
         .map_err(|_| ("modify", "bad-request", "malformed <privilege/>"))?;
     let [forwarded] = kids.as_slice() else {
-        return Err(("modify", "bad-request", "<privilege/> must hold exactly one <forwarded/>"));
+        return Err((
+            "modify",
+            "bad-request",
+            "<privilege/> must hold exactly one <forwarded/>",
+        ));
     };
     if forwarded.name != "forwarded" || forwarded.ns.as_deref() != Some(NS_FORWARD) {
         return Err(("modify", "bad-request", "invalid <forwarded/> element"));
@@ -90,15 +116,35 @@ fn checked(stanza: &Stanza, head: &Head, domain: &str, privileges: Option<&Privi
     let message = match inside.as_slice() {
         [m] => m,
         [delay, m] if delay.name == "delay" && delay.ns.as_deref() == Some(NS_DELAY) => m,
-        _ => return Err(("modify", "bad-request", "<forwarded/> must hold exactly one <message/>")),
+        _ => {
+            return Err((
+                "modify",
+                "bad-request",
+                "<forwarded/> must hold exactly one <message/>",
+            ))
+        }
     };
     let client_ns = matches!(message.ns.as_deref(), Some(NS_CLIENT) | Some(NS_COMPONENT));
     if message.name != "message" || !client_ns {
-        return Err(("modify", "bad-request", "the forwarded stanza is not a <message/>"));
+        return Err((
+            "modify",
+            "bad-request",
+            "the forwarded stanza is not a <message/>",
+        ));
     }
     let start = base + message.range.start;
-    let inner = Stanza::parse(bytes.slice(start..start + message.range.len()), Arc::new(Namespaces::new()), &Limits::default())
-        .map_err(|_| ("modify", "bad-request", "the forwarded message is not well-formed"))?;
+    let inner = Stanza::parse(
+        bytes.slice(start..start + message.range.len()),
+        Arc::new(Namespaces::new()),
+        &Limits::default(),
+    )
+    .map_err(|_| {
+        (
+            "modify",
+            "bad-request",
+            "the forwarded message is not well-formed",
+        )
+    })?;
     let from = inner
         .head()
         .ok()
@@ -108,26 +154,50 @@ fn checked(stanza: &Stanza, head: &Head, domain: &str, privileges: Option<&Privi
     let (node, from_domain) = match from.split_once('@') {
         Some((node, rest)) if !rest.contains('/') && !node.is_empty() => (node, rest),
         _ if from.eq_ignore_ascii_case(domain) => {
-            return Err(("cancel", "feature-not-implemented", "a proxy cannot send as the server itself"))
+            return Err((
+                "cancel",
+                "feature-not-implemented",
+                "a proxy cannot send as the server itself",
+            ))
         }
-        _ => return Err(("auth", "forbidden", "'from' must be a bare JID of a managed domain")),
+        _ => {
+            return Err((
+                "auth",
+                "forbidden",
+                "'from' must be a bare JID of a managed domain",
+            ))
+        }
     };
     let _ = node;
     if !from_domain.eq_ignore_ascii_case(domain) {
-        return Err(("auth", "forbidden", "'from' must be on the domain the message is addressed to"));
+        return Err((
+            "auth",
+            "forbidden",
+            "'from' must be on the domain the message is addressed to",
+        ));
     }
-    Ok(Inner { from, stanza: inner })
+    Ok(Inner {
+        from,
+        stanza: inner,
+    })
 }
 
 /// Sends the inner message on one of the user's sessions (the server stamps `from`).
 fn send_as(shared: &Shared, message: &Inner) -> Result<(), String> {
     let Some((full, session)) = shared.sessions.any_for_bare(&message.from) else {
-        return Err(format!("{} has no session through this proxy to send from", message.from));
+        return Err(format!(
+            "{} has no session through this proxy to send from",
+            message.from
+        ));
     };
     let Ok(head) = message.stanza.head() else {
         return Err("unreadable message".into());
     };
-    let content = if head.is_empty_element() { &[][..] } else { &message.stanza.bytes()[head.content_range()] };
+    let content = if head.is_empty_element() {
+        &[][..]
+    } else {
+        &message.stanza.bytes()[head.content_range()]
+    };
     let attributes: Vec<(String, String)> = head
         .attrs()
         .filter(|(name, _)| !matches!(*name, "from" | "xmlns") && !name.starts_with("xmlns:"))
@@ -143,7 +213,12 @@ fn send_as(shared: &Shared, message: &Inner) -> Result<(), String> {
         .map_err(|_| "the user's session is gone or busy".to_owned())
 }
 
-fn element(name: &str, attributes: &[(String, String)], first: &[(&str, &str)], content: &[u8]) -> Bytes {
+fn element(
+    name: &str,
+    attributes: &[(String, String)],
+    first: &[(&str, &str)],
+    content: &[u8],
+) -> Bytes {
     let mut out = format!("<{name}");
     for (attr, value) in first {
         push_attr(&mut out, attr, value);

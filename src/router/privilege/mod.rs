@@ -61,7 +61,14 @@ fn count_copy(kind: &'static str, n: usize) {
 }
 
 /// An IQ error to an entity.
-pub fn iq_error(from: &str, to: &str, id: &str, kind: &str, condition: &str, text: Option<&str>) -> Bytes {
+pub fn iq_error(
+    from: &str,
+    to: &str,
+    id: &str,
+    kind: &str,
+    condition: &str,
+    text: Option<&str>,
+) -> Bytes {
     stanza_error(&StanzaError {
         name: "iq",
         id: Some(id),
@@ -79,7 +86,10 @@ pub fn answer_component(shared: &Shared, component: &str, stanza: Bytes) {
     match shared.components.get(component) {
         Some(handle) => {
             if handle.send(stanza).is_err() {
-                tracing::warn!(component, "component gone or too far behind; stanza dropped");
+                tracing::warn!(
+                    component,
+                    "component gone or too far behind; stanza dropped"
+                );
             }
         }
         None => tracing::debug!(component, "component gone; stanza dropped"),
@@ -111,7 +121,8 @@ impl Privilege {
             return cached.1.clone();
         }
         let table = Arc::new(Table::from_config(cfg));
-        self.table.store(Arc::new((Some(cfg.clone()), table.clone())));
+        self.table
+            .store(Arc::new((Some(cfg.clone()), table.clone())));
         table
     }
 
@@ -122,11 +133,19 @@ impl Privilege {
     /// A stanza from `component`: consumed (`true`) when it is a privileged operation
     /// or an answer to a roster push copy. Ordinary stanzas, including IQs without
     /// `<privileged_iq/>`, pass (checklist 64).
-    pub fn component_stanza(&self, shared: &Arc<Shared>, component: &str, stanza: &Stanza, head: &Head) -> bool {
+    pub fn component_stanza(
+        &self,
+        shared: &Arc<Shared>,
+        component: &str,
+        stanza: &Stanza,
+        head: &Head,
+    ) -> bool {
         if self.pushes.is_answer(head) {
             return true;
         }
-        let Some(to) = head.to().map(|t| t.into_owned()) else { return false };
+        let Some(to) = head.to().map(|t| t.into_owned()) else {
+            return false;
+        };
         let (node, domain) = match to.split_once('@') {
             Some((node, domain)) => (Some(node), domain.to_ascii_lowercase()),
             None => (None, to.to_ascii_lowercase()),
@@ -142,7 +161,9 @@ impl Privilege {
                 true
             }
             "iq" if matches!(head.type_().as_deref(), Some("get" | "set")) => {
-                let Some(child) = head.child() else { return false };
+                let Some(child) = head.child() else {
+                    return false;
+                };
                 match (child.name(), child.ns()) {
                     ("privileged_iq", Some(advertise::NS_PRIVILEGE)) => {
                         match iq::check(component, &to, stanza, head, privileges) {
@@ -160,7 +181,10 @@ impl Privilege {
                         let op = roster::RosterOp::parse(component, &to, stanza, head);
                         match op.refused(privileges) {
                             Some(refusal) => {
-                                count(if op.set { Op::RosterSet } else { Op::RosterGet }, "refused");
+                                count(
+                                    if op.set { Op::RosterSet } else { Op::RosterGet },
+                                    "refused",
+                                );
                                 answer_component(shared, component, refusal);
                             }
                             None => {
@@ -178,13 +202,17 @@ impl Privilege {
 
     /// A user's broadcast presence, from the session `full`.
     pub fn user_presence(&self, shared: &Shared, full: &str, stanza: &Stanza, head: &Head) {
-        let copies = self.presence.user(&self.current(shared), full, stanza, head);
+        let copies = self
+            .presence
+            .user(&self.current(shared), full, stanza, head);
         self.send_copies(shared, "presence", copies);
     }
 
     /// A presence the session `full` received.
     pub fn contact_presence(&self, shared: &Shared, full: &str, stanza: &Stanza, head: &Head) {
-        let copies = self.presence.contact(&self.current(shared), full, stanza, head);
+        let copies = self
+            .presence
+            .contact(&self.current(shared), full, stanza, head);
         self.send_copies(shared, "presence", copies);
     }
 
@@ -199,7 +227,9 @@ impl Privilege {
     pub fn session_ended(&self, shared: &Shared, full: &str) {
         let bare = full.split('/').next().unwrap_or(full);
         let last = shared.sessions.resources(bare).is_empty();
-        let copies = self.presence.session_ended(&self.current(shared), full, last);
+        let copies = self
+            .presence
+            .session_ended(&self.current(shared), full, last);
         self.send_copies(shared, "presence", copies);
     }
 

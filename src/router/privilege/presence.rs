@@ -5,6 +5,7 @@
 //! distinct contact presence once.
 
 use std::collections::HashSet;
+use std::time::{Duration, Instant};
 
 use bytes::{Bytes, BytesMut};
 use dashmap::DashMap;
@@ -28,12 +29,26 @@ pub struct Book {
     /// Full JID of a contact → its last presence (as received) and the users (bare)
     /// who receive it.
     contacts: DashMap<String, (Bytes, HashSet<String>)>,
+    /// Users of the proxy (full JIDs), and when their session ended: their presence
+    /// reaches entities as theirs, so not again as a contact's.
+    local: DashMap<String, Option<Instant>>,
 }
+
+/// After a session ended, its final unavailable presence may still arrive at other
+/// users as a contact's for this long.
+const LOCAL_GRACE: Duration = Duration::from_secs(30);
 
 impl Book {
     /// A user's broadcast presence; returns the copies to send `(entity, stanza)`.
-    pub fn user(&self, table: &Table, full: &str, stanza: &Stanza, head: &Head) -> Vec<(String, Bytes)> {
+    pub fn user(
+        &self,
+        table: &Table,
+        full: &str,
+        stanza: &Stanza,
+        head: &Head,
+    ) -> Vec<(String, Bytes)> {
         let domain = domain_of(full);
+        self.local.insert(full.to_owned(), None);
         if head.type_().is_none() {
             self.users.insert(full.to_owned(), stanza.bytes().clone());
         } else {
@@ -48,16 +63,27 @@ impl Book {
 
     /// A presence a user received from a contact; copies for `roster` holders. A
     /// presence identical to the last one from that contact is not sent again.
-    pub fn contact(&self, table: &Table, user_full: &str, stanza: &Stanza, head: &Head) -> Vec<(String, Bytes)> {
-        let Some(from) = head.from().map(|f| f.into_owned()) else { return Vec::new() };
+    pub fn contact(
+        &self,
+        table: &Table,
+        user_full: &str,
+        stanza: &Stanza,
+        head: &Head,
+    ) -> Vec<(String, Bytes)> {
+        let Some(from) = head.from().map(|f| f.into_owned()) else {
+            return Vec::new();
+        };
         let user_bare = bare(user_full).to_owned();
-        if bare(&from).eq_ignore_ascii_case(&user_bare) {
+        if bare(&from).eq_ignore_ascii_case(&user_bare) || self.is_local(&from) {
             return Vec::new();
         }
         let comparable = without_to(stanza, head);
         let mut fresh = true;
         {
-            let mut entry = self.contacts.entry(from.clone()).or_insert_with(|| (Bytes::new(), HashSet::new()));
+            let mut entry = self
+                .contacts
+                .entry(from.clone())
+                .or_insert_with(|| (Bytes::new(), HashSet::new()));
             if entry.0 == comparable {
                 fresh = false;
             } else {
@@ -73,14 +99,32 @@ impl Book {
         }
         table
             .holders(&domain_of(user_full))
-            .filter(|(entity, p)| p.presence == PresencePerm::Roster && domain_of(&from) != **entity)
+            .filter(|(entity, p)| {
+                p.presence == PresencePerm::Roster && domain_of(&from) != **entity
+            })
             .map(|(entity, _)| (entity.clone(), addressed(stanza, head, None, entity)))
             .collect()
     }
 
+    fn is_local(&self, full: &str) -> bool {
+        match self.local.get(full).map(|e| *e) {
+            Some(None) => true,
+            Some(Some(ended)) => ended.elapsed() < LOCAL_GRACE,
+            None => false,
+        }
+    }
+
     /// A user's session ended: an unavailable copy if it was available, and the user
     /// no longer receives contacts' presence through it.
-    pub fn session_ended(&self, table: &Table, full: &str, last_resource: bool) -> Vec<(String, Bytes)> {
+    pub fn session_ended(
+        &self,
+        table: &Table,
+        full: &str,
+        last_resource: bool,
+    ) -> Vec<(String, Bytes)> {
+        self.local.insert(full.to_owned(), Some(Instant::now()));
+        self.local
+            .retain(|_, ended| ended.is_none_or(|at| at.elapsed() < LOCAL_GRACE));
         if last_resource {
             let user_bare = bare(full).to_owned();
             self.contacts.retain(|_, (_, receivers)| {
@@ -110,15 +154,23 @@ impl Book {
         let mut out = Vec::new();
         for user in self.users.iter() {
             let domain = domain_of(user.key());
-            if granted.get(&domain).is_some_and(|p| p.presence != PresencePerm::None) {
+            if granted
+                .get(&domain)
+                .is_some_and(|p| p.presence != PresencePerm::None)
+            {
                 out.push(readdress(user.value(), Some(user.key()), entity));
             }
         }
         for contact in self.contacts.iter() {
+            if self.is_local(contact.key()) {
+                continue;
+            }
             let (presence, receivers) = contact.value();
-            let wanted = receivers
-                .iter()
-                .any(|user| granted.get(&domain_of(user)).is_some_and(|p| p.presence == PresencePerm::Roster));
+            let wanted = receivers.iter().any(|user| {
+                granted
+                    .get(&domain_of(user))
+                    .is_some_and(|p| p.presence == PresencePerm::Roster)
+            });
             if wanted && domain_of(contact.key()) != entity {
                 out.push(readdress(presence, None, entity));
             }
@@ -138,7 +190,10 @@ fn domain_of(jid: &str) -> String {
 
 /// The presence with `to` removed, for comparing repeats.
 fn without_to(stanza: &Stanza, head: &Head) -> Bytes {
-    match head.attr_range("to").and_then(|r| attr_span(stanza.bytes(), r, "to")) {
+    match head
+        .attr_range("to")
+        .and_then(|r| attr_span(stanza.bytes(), r, "to"))
+    {
         Some(span) => {
             let bytes = stanza.bytes();
             let mut out = BytesMut::with_capacity(bytes.len());
@@ -158,7 +213,10 @@ fn addressed(stanza: &Stanza, head: &Head, from: Option<&str>, entity: &str) -> 
         if name == "from" && from.is_none() {
             continue;
         }
-        if let Some(span) = head.attr_range(name).and_then(|r| attr_span(stanza.bytes(), r, name)) {
+        if let Some(span) = head
+            .attr_range(name)
+            .and_then(|r| attr_span(stanza.bytes(), r, name))
+        {
             spans.push(span);
         }
     }
@@ -171,7 +229,11 @@ fn addressed(stanza: &Stanza, head: &Head, from: Option<&str>, entity: &str) -> 
 
 /// Re-addresses a stored presence (which may carry `to`) to `entity`.
 fn readdress(stored: &Bytes, from: Option<&str>, entity: &str) -> Bytes {
-    let Ok(stanza) = Stanza::parse(stored.clone(), std::sync::Arc::new(crate::xml::Namespaces::new()), &crate::xml::Limits::default()) else {
+    let Ok(stanza) = Stanza::parse(
+        stored.clone(),
+        std::sync::Arc::new(crate::xml::Namespaces::new()),
+        &crate::xml::Limits::default(),
+    ) else {
         return stored.clone();
     };
     match stanza.head() {

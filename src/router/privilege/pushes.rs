@@ -27,8 +27,16 @@ pub struct Pushes {
 
 impl Pushes {
     /// A roster push seen on a session of `user` (bare); the copies to send.
-    pub fn push(&self, table: &Table, user: &str, stanza: &Stanza, head: &Head) -> Vec<(String, Bytes)> {
-        let Some(query) = head.child() else { return Vec::new() };
+    pub fn push(
+        &self,
+        table: &Table,
+        user: &str,
+        stanza: &Stanza,
+        head: &Head,
+    ) -> Vec<(String, Bytes)> {
+        let Some(query) = head.child() else {
+            return Vec::new();
+        };
         let query = stanza.bytes().slice(query.range());
         if !self.first_time(user, &query) {
             return Vec::new();
@@ -58,13 +66,17 @@ impl Pushes {
         if head.name() != "iq" || !matches!(head.type_().as_deref(), Some("result" | "error")) {
             return false;
         }
-        head.id().is_some_and(|id| self.sent.remove(id.as_ref()).is_some())
+        head.id()
+            .is_some_and(|id| self.sent.remove(id.as_ref()).is_some())
     }
 
     fn first_time(&self, user: &str, query: &Bytes) -> bool {
         let now = Instant::now();
         let mut recent = self.recent.entry(user.to_owned()).or_default();
-        while recent.front().is_some_and(|(at, _)| now.duration_since(*at) > SAME_CHANGE) {
+        while recent
+            .front()
+            .is_some_and(|(at, _)| now.duration_since(*at) > SAME_CHANGE)
+        {
             recent.pop_front();
         }
         if recent.iter().any(|(_, seen)| seen == query) {

@@ -36,7 +36,11 @@ impl RosterOp {
                     .unwrap_or_default()
                     .into_iter()
                     .filter(|c| c.name == "item")
-                    .map(|c: Child| stanza.bytes().slice(range.start + c.range.start..range.start + c.range.end))
+                    .map(|c: Child| {
+                        stanza
+                            .bytes()
+                            .slice(range.start + c.range.start..range.start + c.range.end)
+                    })
                     .collect()
             }
             _ => Vec::new(),
@@ -59,7 +63,13 @@ impl RosterOp {
                 p.roster.allows_get()
             }
         });
-        (!allowed).then(|| self.error("auth", "forbidden", Some("no roster privilege for this operation")))
+        (!allowed).then(|| {
+            self.error(
+                "auth",
+                "forbidden",
+                Some("no roster privilege for this operation"),
+            )
+        })
     }
 
     fn error(&self, kind: &str, condition: &str, text: Option<&str>) -> Bytes {
@@ -79,7 +89,11 @@ pub async fn run(shared: Arc<Shared>, op: RosterOp) {
     answer_component(&shared, &op.component, answer);
 }
 
-async fn get(shared: &Shared, op: &RosterOp, timeout: std::time::Duration) -> (Bytes, &'static str) {
+async fn get(
+    shared: &Shared,
+    op: &RosterOp,
+    timeout: std::time::Duration,
+) -> (Bytes, &'static str) {
     let query = format!("<query xmlns='{NS_ROSTER}'/>");
     let built = |id: &str| Bytes::from(format!("<iq type='get' id='{id}'>{query}</iq>"));
     match request(shared, &op.user, built, timeout).await {
@@ -90,21 +104,32 @@ async fn get(shared: &Shared, op: &RosterOp, timeout: std::time::Duration) -> (B
 
 /// RFC 6121 allows one item per set, so a multi-item set from the entity (slixmpp's
 /// `set_roster` sends several) is applied item by item and answered once (checklist 46).
-async fn set(shared: &Shared, op: &RosterOp, timeout: std::time::Duration) -> (Bytes, &'static str) {
+async fn set(
+    shared: &Shared,
+    op: &RosterOp,
+    timeout: std::time::Duration,
+) -> (Bytes, &'static str) {
     if op.items.is_empty() {
-        return (op.error("modify", "bad-request", Some("a roster set needs an item")), "bad_request");
+        return (
+            op.error("modify", "bad-request", Some("a roster set needs an item")),
+            "bad_request",
+        );
     }
     let mut prepared = Vec::with_capacity(op.items.len());
     for item in &op.items {
         match prepare_item(&op.user, item) {
             Ok(ready) => prepared.push(ready),
-            Err((kind, condition, text)) => return (op.error(kind, condition, Some(text)), "invalid"),
+            Err((kind, condition, text)) => {
+                return (op.error(kind, condition, Some(text)), "invalid")
+            }
         }
     }
     for item in prepared {
         let built = |id: &str| {
             let mut iq = BytesMut::new();
-            iq.extend_from_slice(format!("<iq type='set' id='{id}'><query xmlns='{NS_ROSTER}'>").as_bytes());
+            iq.extend_from_slice(
+                format!("<iq type='set' id='{id}'><query xmlns='{NS_ROSTER}'>").as_bytes(),
+            );
             iq.extend_from_slice(&item.bytes);
             iq.extend_from_slice(b"</query></iq>");
             iq.freeze()
@@ -137,12 +162,19 @@ struct Prepared {
 
 /// Validates an item (checklist 45) and drops what a client may not send (`ask`, and
 /// `subscription` other than `remove`, which the proxy completes itself instead).
-fn prepare_item(user: &str, item: &[u8]) -> Result<Prepared, (&'static str, &'static str, &'static str)> {
+fn prepare_item(
+    user: &str,
+    item: &[u8],
+) -> Result<Prepared, (&'static str, &'static str, &'static str)> {
     let mut reader = quick_xml::Reader::from_reader(item);
     let start = loop {
         match reader.read_event() {
-            Ok(quick_xml::events::Event::Start(e)) | Ok(quick_xml::events::Event::Empty(e)) => break e.into_owned(),
-            Ok(quick_xml::events::Event::Eof) | Err(_) => return Err(("modify", "bad-request", "unreadable item")),
+            Ok(quick_xml::events::Event::Start(e)) | Ok(quick_xml::events::Event::Empty(e)) => {
+                break e.into_owned()
+            }
+            Ok(quick_xml::events::Event::Eof) | Err(_) => {
+                return Err(("modify", "bad-request", "unreadable item"))
+            }
             _ => {}
         }
     };
@@ -151,7 +183,10 @@ fn prepare_item(user: &str, item: &[u8]) -> Result<Prepared, (&'static str, &'st
     let mut subscription = super::subscription::Wanted::None;
     for attr in start.attributes().filter_map(Result::ok) {
         let name = String::from_utf8_lossy(attr.key.as_ref()).into_owned();
-        let value = attr.unescape_value().map(|v| v.into_owned()).unwrap_or_default();
+        let value = attr
+            .unescape_value()
+            .map(|v| v.into_owned())
+            .unwrap_or_default();
         match name.as_str() {
             "jid" => {
                 jid = Some(value.clone());
@@ -168,9 +203,17 @@ fn prepare_item(user: &str, item: &[u8]) -> Result<Prepared, (&'static str, &'st
         return Err(("modify", "bad-request", "roster items are bare JIDs"));
     }
     if jid.eq_ignore_ascii_case(user) {
-        return Err(("cancel", "not-allowed", "a user cannot be in their own roster"));
+        return Err((
+            "cancel",
+            "not-allowed",
+            "a user cannot be in their own roster",
+        ));
     }
-    let inner_start = item.iter().position(|b| *b == b'>').map(|p| p + 1).unwrap_or(item.len());
+    let inner_start = item
+        .iter()
+        .position(|b| *b == b'>')
+        .map(|p| p + 1)
+        .unwrap_or(item.len());
     let self_closing = item.get(inner_start.wrapping_sub(2)) == Some(&b'/');
     let mut bytes = BytesMut::from(kept.as_bytes());
     if self_closing {
@@ -188,19 +231,36 @@ fn prepare_item(user: &str, item: &[u8]) -> Result<Prepared, (&'static str, &'st
 
 /// The server's answer, readdressed to the component (`from` the user's bare JID).
 fn relay_answer(op: &RosterOp, answer: &Bytes) -> (Bytes, &'static str) {
-    let Ok(stanza) = Stanza::parse(answer.clone(), Arc::new(crate::xml::Namespaces::new()), &crate::xml::Limits::default()) else {
-        return (op.error("cancel", "internal-server-error", Some("unreadable answer")), "error");
+    let Ok(stanza) = Stanza::parse(
+        answer.clone(),
+        Arc::new(crate::xml::Namespaces::new()),
+        &crate::xml::Limits::default(),
+    ) else {
+        return (
+            op.error("cancel", "internal-server-error", Some("unreadable answer")),
+            "error",
+        );
     };
     let Ok(head) = stanza.head() else {
-        return (op.error("cancel", "internal-server-error", Some("unreadable answer")), "error");
+        return (
+            op.error("cancel", "internal-server-error", Some("unreadable answer")),
+            "error",
+        );
     };
-    let kind = head.type_().map(|t| t.into_owned()).unwrap_or_else(|| "result".into());
+    let kind = head
+        .type_()
+        .map(|t| t.into_owned())
+        .unwrap_or_else(|| "result".into());
     let mut out = String::from("<iq");
     push_attr(&mut out, "type", &kind);
     push_attr(&mut out, "from", &op.user);
     push_attr(&mut out, "to", &op.component);
     push_attr(&mut out, "id", &op.id);
-    let content = if head.is_empty_element() { &[][..] } else { &answer[head.content_range()] };
+    let content = if head.is_empty_element() {
+        &[][..]
+    } else {
+        &answer[head.content_range()]
+    };
     let mut bytes = BytesMut::from(out.as_bytes());
     if content.is_empty() {
         bytes.extend_from_slice(b"/>");
@@ -239,12 +299,33 @@ mod tests {
     #[test]
     fn items_are_validated_and_cleaned_checklist_45() {
         let ok = prepare_item("alice@x", b"<item jid='bob@x' name='Bob' subscription='both' ask='subscribe'><group>Friends</group></item>").unwrap();
-        assert_eq!(&ok.bytes[..], b"<item jid='bob@x' name='Bob'><group>Friends</group></item>");
+        assert_eq!(
+            &ok.bytes[..],
+            b"<item jid='bob@x' name='Bob'><group>Friends</group></item>"
+        );
         assert_eq!(ok.subscription, super::super::subscription::Wanted::Both);
         let remove = prepare_item("alice@x", b"<item jid='bob@x' subscription='remove'/>").unwrap();
-        assert_eq!(&remove.bytes[..], b"<item jid='bob@x' subscription='remove'/>");
-        assert_eq!(prepare_item("alice@x", b"<item jid='alice@x'/>").err().map(|e| e.1), Some("not-allowed"));
-        assert_eq!(prepare_item("alice@x", b"<item jid='bob@x/r'/>").err().map(|e| e.1), Some("bad-request"));
-        assert_eq!(prepare_item("alice@x", b"<item name='x'/>").err().map(|e| e.1), Some("bad-request"));
+        assert_eq!(
+            &remove.bytes[..],
+            b"<item jid='bob@x' subscription='remove'/>"
+        );
+        assert_eq!(
+            prepare_item("alice@x", b"<item jid='alice@x'/>")
+                .err()
+                .map(|e| e.1),
+            Some("not-allowed")
+        );
+        assert_eq!(
+            prepare_item("alice@x", b"<item jid='bob@x/r'/>")
+                .err()
+                .map(|e| e.1),
+            Some("bad-request")
+        );
+        assert_eq!(
+            prepare_item("alice@x", b"<item name='x'/>")
+                .err()
+                .map(|e| e.1),
+            Some("bad-request")
+        );
     }
 }

@@ -37,7 +37,10 @@ impl Table {
 
     /// The entities privileged on `domain`.
     pub fn holders(&self, domain: &str) -> impl Iterator<Item = (&String, &Privileges)> {
-        self.by_domain.get(domain).into_iter().flat_map(|e| e.iter())
+        self.by_domain
+            .get(domain)
+            .into_iter()
+            .flat_map(|e| e.iter())
     }
 
     /// Every domain on which `entity` holds privileges, in a stable order.
