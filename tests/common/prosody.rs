@@ -32,6 +32,9 @@ pub struct ProsodySpec {
     /// The reference: Prosody's own mod_delegation (prosody-modules) with these
     /// (namespace, component) delegations, for side-by-side comparisons.
     pub reference_delegations: Vec<(String, String)>,
+    /// Prosody's minimum log level (`debug` for tests; benches use `warn`, as debug
+    /// logging slows Prosody down a lot).
+    pub log_level: String,
 }
 
 impl Default for ProsodySpec {
@@ -42,6 +45,7 @@ impl Default for ProsodySpec {
             components: vec![],
             tls: None,
             reference_delegations: vec![],
+            log_level: "debug".into(),
         }
     }
 }
@@ -65,6 +69,11 @@ impl ProsodySpec {
     pub fn with_reference_delegation(mut self, ns: &str, component: &str) -> Self {
         self.reference_delegations
             .push((ns.into(), component.into()));
+        self
+    }
+
+    pub fn with_log_level(mut self, level: &str) -> Self {
+        self.log_level = level.into();
         self
     }
 
@@ -119,6 +128,11 @@ impl Prosody {
         format!("127.0.0.1:{}", self.component)
     }
 
+    /// The server's PID while it runs.
+    pub fn pid(&self) -> Option<u32> {
+        self.process.as_ref().and_then(Owned::pid)
+    }
+
     /// Stops the server (SIGTERM: it sends `<system-shutdown/>` to its streams).
     pub fn stop(&mut self) {
         if let Some(mut process) = self.process.take() {
@@ -163,7 +177,7 @@ daemonize = false
 pidfile = "{dir}/prosody.pid"
 data_path = "{dir}/data"
 certificates = "{dir}/certs"
-log = {{ {{ levels = {{ min = "debug" }}, to = "file", filename = "{dir}/prosody.log" }} }}
+log = {{ {{ levels = {{ min = "{log_level}" }}, to = "file", filename = "{dir}/prosody.log" }} }}
 interfaces = {{ "127.0.0.1" }}
 local_interfaces = {{ "127.0.0.1" }}
 c2s_interfaces = {{ "127.0.0.1" }}
@@ -189,6 +203,7 @@ smacks_hibernation_time = 60
 VirtualHost "{DOMAIN}"
 "#,
             dir = dir.display(),
+            log_level = spec.log_level,
             c2s = self.c2s,
             component = self.component,
             direct = if spec.tls.is_some() {
