@@ -572,13 +572,13 @@ async fn checklist_64_ordinary_iqs_from_a_privileged_component_pass() {
     let Some(_peers) = peers() else { return };
     let (_prosody, proxy) = setup(&grants(""));
     let mut gw = Raw::component(proxy.ports.component, GATEWAY, SECRET).await;
-    // A keepalive IQ with no child (ejabberd #4609 crashed on it), and a disco query.
+    // A keepalive IQ with no child (ejabberd #4336/#4609 dropped or crashed on it) is
+    // relayed untouched. Prosody 0.12 itself throws on it and never answers, so the
+    // proof is that the stream stays up and the next IQ is answered.
     gw.send(&format!(
         "<iq type='get' id='k' from='{GATEWAY}' to='localhost'/>"
     ))
     .await;
-    let answer = until(&mut gw, has_id("k")).await;
-    assert!(answer.head().unwrap().type_().is_some());
     gw.send(&format!("<iq type='get' id='d' from='{GATEWAY}' to='localhost'><query xmlns='http://jabber.org/protocol/disco#info'/></iq>")).await;
     let answer = until(&mut gw, has_id("d")).await;
     assert_eq!(

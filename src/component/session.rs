@@ -233,25 +233,6 @@ impl ComponentSession {
         {
             return Ok(());
         }
-        if head.name() == "iq"
-            && matches!(head.type_().as_deref(), Some("get" | "set"))
-            && head.child_count() == 0
-        {
-            // RFC 6120 §8.2.3: a get or set has exactly one child. Answered here, since
-            // legacy servers mishandle these keepalives (Prosody 0.12's mod_iq throws
-            // and never answers; ejabberd #4609 crashed).
-            self.out.push(stanza_error(&StanzaError {
-                name: "iq",
-                id: head.id().as_deref(),
-                from: head.to().as_deref(),
-                to: head.from().as_deref(),
-                error_type: "modify",
-                condition: "bad-request",
-                text: Some("an IQ get or set needs exactly one child element"),
-                xmlns: None,
-            }));
-            return Ok(());
-        }
         if head.to().is_none() {
             if head.type_().as_deref() != Some("error") {
                 let bounce = stanza_error(&StanzaError {
