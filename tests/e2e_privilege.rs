@@ -165,9 +165,16 @@ fn checklist_41_presence_roster_needs_roster_read_access() {
 async fn checklist_42_48_what_is_not_granted_is_refused() {
     let Some(_peers) = peers() else { return };
     // roster get only, no iq, no message.
-    let toml =
-        format!("[hosts.\"localhost\".privileged_entities.\"{GATEWAY}\"]\nroster = \"get\"\n");
-    let (_prosody, proxy) = setup(&toml);
+    let toml = format!(
+        "[hosts.\"localhost\".privileged_entities.\"{GATEWAY}\"]\nroster = \"get\"\n\
+[components.\"plain.localhost\"]\nsecret = \"{SECRET}\"\n"
+    );
+    let (_prosody, proxy) = setup_with(
+        ProsodySpec::default()
+            .with_subscription("alice", "bob")
+            .with_component("plain.localhost", SECRET),
+        &toml,
+    );
     let _alice = Raw::login(proxy.c2s(), "alice").await;
     let mut gw = Raw::component(proxy.ports.component, GATEWAY, SECRET).await;
     gw.send(&format!("<iq type='set' id='rs' from='{GATEWAY}' to='alice@localhost'><query xmlns='jabber:iq:roster'><item jid='x@localhost'/></query></iq>")).await;
@@ -195,7 +202,18 @@ async fn checklist_42_48_what_is_not_granted_is_refused() {
         stanza_error_condition(answer.bytes()).as_deref(),
         Some("forbidden")
     );
-    // Another component with no privileges at all: refused the same way (48).
+    // A component with no privileges at all is refused the same way (48).
+    let mut plain = Raw::component(proxy.ports.component, "plain.localhost", SECRET).await;
+    plain
+        .send("<iq type='get' id='np' from='plain.localhost' to='alice@localhost'><query xmlns='jabber:iq:roster'/></iq>")
+        .await;
+    let answer = until(&mut plain, has_id("np")).await;
+    assert_eq!(
+        stanza_error_condition(answer.bytes()).as_deref(),
+        Some("forbidden"),
+        "{}",
+        text(&answer)
+    );
     // A roster IQ without 'to' is the component's own business: it reaches Prosody.
     gw.send(&format!(
         "<iq type='get' id='own' from='{GATEWAY}'><query xmlns='jabber:iq:roster'/></iq>"
