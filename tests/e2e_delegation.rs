@@ -39,22 +39,16 @@ fn setup(extra: &str) -> (Prosody, Proxy) {
 }
 
 async fn delegate(peers: &Peers, proxy: &Proxy, args: &[&str]) -> Running {
-    let mut list: Vec<String> = vec![
-        "--jid".into(),
-        COMPONENT.into(),
-        "--secret".into(),
-        SECRET.into(),
-        "--port".into(),
-        proxy.ports.component.to_string(),
-    ];
-    list.extend(args.iter().map(|s| s.to_string()));
-    let mut running = peers.python.spawn("delegate.py", &list);
-    assert!(
-        running.await_line("CONNECTED", LIMIT).await.is_some(),
-        "delegate did not connect: {}",
-        running.seen.join("\n")
-    );
-    running
+    peers
+        .python
+        .component(
+            "delegate.py",
+            COMPONENT,
+            SECRET,
+            proxy.ports.component,
+            args,
+        )
+        .await
 }
 
 fn text(stanza: &Stanza) -> String {

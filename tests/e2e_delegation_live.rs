@@ -35,20 +35,10 @@ fn setup() -> (Prosody, Proxy) {
 }
 
 async fn delegate(peers: &Peers, proxy: &Proxy) -> Running {
-    let args: Vec<String> = [
-        "--jid",
-        COMPONENT,
-        "--secret",
-        SECRET,
-        "--port",
-        &proxy.ports.component.to_string(),
-    ]
-    .iter()
-    .map(|s| s.to_string())
-    .collect();
-    let mut running = peers.python.spawn("delegate.py", &args);
-    assert!(running.await_line("CONNECTED", LIMIT).await.is_some());
-    running
+    peers
+        .python
+        .component("delegate.py", COMPONENT, SECRET, proxy.ports.component, &[])
+        .await
 }
 
 fn delegated_iq(id: &str) -> String {

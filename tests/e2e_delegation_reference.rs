@@ -5,8 +5,6 @@
 
 mod common;
 
-use std::time::Duration;
-
 use common::prosody::reference_modules_installed;
 use common::{peers, Peers, Prosody, ProsodySpec, Proxy, ProxySpec, Raw};
 use quick_xml::events::Event;
@@ -15,7 +13,6 @@ use stanzagate::xml::Stanza;
 const COMPONENT: &str = "component.localhost";
 const SECRET: &str = "secret";
 const NS: &str = "urn:example:delegated";
-const LIMIT: Duration = Duration::from_secs(60);
 
 /// What one client-visible answer means, independent of attribute order and quoting.
 #[derive(Debug, PartialEq, Eq)]
@@ -101,24 +98,10 @@ async fn offline_answer(port: u16) -> Answer {
 }
 
 async fn component(peers: &Peers, port: u16) -> common::python::Running {
-    let args: Vec<String> = [
-        "--jid",
-        COMPONENT,
-        "--secret",
-        SECRET,
-        "--port",
-        &port.to_string(),
-    ]
-    .iter()
-    .map(|s| s.to_string())
-    .collect();
-    let mut running = peers.python.spawn("delegate.py", &args);
-    assert!(
-        running.await_line("CONNECTED", LIMIT).await.is_some(),
-        "{}",
-        running.seen.join("\n")
-    );
-    running
+    peers
+        .python
+        .component("delegate.py", COMPONENT, SECRET, port, &[])
+        .await
 }
 
 /// The component's view: each forwarded request's addresses and namespace.

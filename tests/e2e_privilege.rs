@@ -44,25 +44,16 @@ fn setup(toml: &str) -> (Prosody, Proxy) {
 }
 
 async fn gateway(peers: &Peers, proxy: &Proxy, args: &[&str]) -> Running {
-    let mut list: Vec<String> = [
-        "--jid",
-        GATEWAY,
-        "--secret",
-        SECRET,
-        "--port",
-        &proxy.ports.component.to_string(),
-    ]
-    .iter()
-    .map(|s| s.to_string())
-    .collect();
-    list.extend(args.iter().map(|s| s.to_string()));
-    let mut running = peers.python.spawn("privileged.py", &list);
-    assert!(
-        running.await_line("CONNECTED", LIMIT).await.is_some(),
-        "{}",
-        running.seen.join("\n")
-    );
-    running
+    peers
+        .python
+        .component(
+            "privileged.py",
+            GATEWAY,
+            SECRET,
+            proxy.ports.component,
+            args,
+        )
+        .await
 }
 
 async fn line(running: &mut Running, prefix: &str) -> String {

@@ -186,3 +186,37 @@ impl Running {
         self.seen.join("\n")
     }
 }
+
+impl Python {
+    /// Starts a component peer script and waits until it is connected.
+    pub async fn component(
+        &self,
+        script: &str,
+        name: &str,
+        secret: &str,
+        port: u16,
+        args: &[&str],
+    ) -> Running {
+        let mut list: Vec<String> = [
+            "--jid",
+            name,
+            "--secret",
+            secret,
+            "--port",
+            &port.to_string(),
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+        list.extend(args.iter().map(|s| s.to_string()));
+        let mut running = self.spawn(script, &list);
+        if running
+            .await_line("CONNECTED", Duration::from_secs(60))
+            .await
+            .is_none()
+        {
+            panic!("{script} did not connect:\n{}", running.seen.join("\n"));
+        }
+        running
+    }
+}

@@ -4,16 +4,8 @@ Connects to the proxy's component listener, echoes every chat/normal message sen
 it ("echo: BODY") and prints one line per event (CONNECTED, ECHO, DISCONNECTED).
 Stops on SIGTERM or after --run-seconds.
 """
-import argparse
-import asyncio
-import signal
-import sys
-
 import slixmpp
-
-
-def out(*parts):
-    print(*parts, flush=True)
+from peerlib import component_arguments, out, run_component
 
 
 class Component(slixmpp.ComponentXMPP):
@@ -31,32 +23,8 @@ class Component(slixmpp.ComponentXMPP):
 
 
 def main():
-    ap = argparse.ArgumentParser()
-    ap.add_argument("--jid", required=True)
-    ap.add_argument("--secret", default="secret")
-    ap.add_argument("--host", default="127.0.0.1")
-    ap.add_argument("--port", type=int, required=True)
-    ap.add_argument("--run-seconds", type=float, default=60.0)
-    a = ap.parse_args()
-    c = Component(a)
-    stop = asyncio.Event()
-    for s in (signal.SIGTERM, signal.SIGINT):
-        c.loop.add_signal_handler(s, stop.set)
-    c.connect()
-
-    async def run():
-        try:
-            await asyncio.wait_for(stop.wait(), timeout=a.run_seconds)
-        except asyncio.TimeoutError:
-            pass
-        c.disconnect()
-        try:
-            await asyncio.wait_for(c.disconnected, timeout=5)
-        except asyncio.TimeoutError:
-            pass
-
-    c.loop.run_until_complete(run())
-    sys.exit(0)
+    a = component_arguments(__doc__).parse_args()
+    run_component(Component(a), a.run_seconds)
 
 
 if __name__ == "__main__":

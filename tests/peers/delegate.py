@@ -15,13 +15,10 @@ Prints one line per event:
     silent       never answer (timeouts, disconnection)
     pretty       like result, pretty-printed with whitespace and a <delay/> (checklist 9)
 """
-import argparse
-import asyncio
-import signal
-import sys
 import xml.etree.ElementTree as ET
 
 import slixmpp
+from peerlib import component_arguments, out, run_component
 from slixmpp.xmlstream.handler import Callback
 from slixmpp.xmlstream.matcher import MatchXPath
 
@@ -29,10 +26,6 @@ FWD = "urn:xmpp:forward:0"
 JC = "jabber:client"
 DISCO_INFO = "http://jabber.org/protocol/disco#info"
 STANZAS = "urn:ietf:params:xml:ns:xmpp-stanzas"
-
-
-def out(*parts):
-    print(*parts, flush=True)
 
 
 class Delegate(slixmpp.ComponentXMPP):
@@ -125,37 +118,14 @@ class Delegate(slixmpp.ComponentXMPP):
 
 
 def main():
-    ap = argparse.ArgumentParser()
-    ap.add_argument("--jid", required=True)
-    ap.add_argument("--secret", default="secret")
-    ap.add_argument("--host", default="127.0.0.1")
-    ap.add_argument("--port", type=int, required=True)
+    ap = component_arguments(__doc__)
     ap.add_argument("--deleg-ns", default="urn:xmpp:delegation:2")
     ap.add_argument("--answer", default="result",
                     choices=["result", "inner-error", "outer-error", "silent", "pretty"])
     ap.add_argument("--omit-ns-feature", action="store_true",
                     help="nesting answers list only NS#level-extra, not NS itself")
-    ap.add_argument("--run-seconds", type=float, default=120.0)
     a = ap.parse_args()
-    c = Delegate(a)
-    stop = asyncio.Event()
-    for s in (signal.SIGTERM, signal.SIGINT):
-        c.loop.add_signal_handler(s, stop.set)
-    c.connect()
-
-    async def run():
-        try:
-            await asyncio.wait_for(stop.wait(), timeout=a.run_seconds)
-        except asyncio.TimeoutError:
-            pass
-        c.disconnect()
-        try:
-            await asyncio.wait_for(c.disconnected, timeout=5)
-        except asyncio.TimeoutError:
-            pass
-
-    c.loop.run_until_complete(run())
-    sys.exit(0)
+    run_component(Delegate(a), a.run_seconds)
 
 
 if __name__ == "__main__":

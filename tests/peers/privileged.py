@@ -13,13 +13,11 @@ one line per event:
     SUBSCRIPTION type from            (presence subscriptions addressed to the component)
     ACTIONS-DONE
 """
-import argparse
 import asyncio
-import signal
-import sys
 import xml.etree.ElementTree as ET
 
 import slixmpp
+from peerlib import component_arguments, out, run_component
 from slixmpp.exceptions import IqError, IqTimeout
 from slixmpp.xmlstream.handler import Callback
 from slixmpp.xmlstream.matcher import MatchXPath
@@ -28,8 +26,6 @@ PUBSUB = "http://jabber.org/protocol/pubsub"
 ROSTER = "jabber:iq:roster"
 
 
-def out(*parts):
-    print(*parts, flush=True)
 
 
 class Privileged(slixmpp.ComponentXMPP):
@@ -152,11 +148,7 @@ class Privileged(slixmpp.ComponentXMPP):
 
 
 def main():
-    ap = argparse.ArgumentParser()
-    ap.add_argument("--jid", required=True)
-    ap.add_argument("--secret", default="secret")
-    ap.add_argument("--host", default="127.0.0.1")
-    ap.add_argument("--port", type=int, required=True)
+    ap = component_arguments(__doc__)
     ap.add_argument("--roster-get", action="append", metavar="USER")
     ap.add_argument("--roster-set", action="append", metavar="USER=JID:SUB,JID:SUB")
     ap.add_argument("--roster-get-after", action="append", metavar="USER",
@@ -166,27 +158,8 @@ def main():
     ap.add_argument("--retract", action="append", metavar="USER,NODE")
     ap.add_argument("--answer-subscriptions", action="store_true")
     ap.add_argument("--timeout", type=float, default=20.0)
-    ap.add_argument("--run-seconds", type=float, default=120.0)
     a = ap.parse_args()
-    c = Privileged(a)
-    stop = asyncio.Event()
-    for s in (signal.SIGTERM, signal.SIGINT):
-        c.loop.add_signal_handler(s, stop.set)
-    c.connect()
-
-    async def run():
-        try:
-            await asyncio.wait_for(stop.wait(), timeout=a.run_seconds)
-        except asyncio.TimeoutError:
-            pass
-        c.disconnect()
-        try:
-            await asyncio.wait_for(c.disconnected, timeout=5)
-        except asyncio.TimeoutError:
-            pass
-
-    c.loop.run_until_complete(run())
-    sys.exit(0)
+    run_component(Privileged(a), a.run_seconds)
 
 
 if __name__ == "__main__":
