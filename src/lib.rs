@@ -10,6 +10,7 @@
 //! - [`c2s`]: client listeners, negotiation, relay loop, Stream Management.
 //! - [`component`]: XEP-0114 listener and the upstream component link.
 //! - [`router`]: delegation (XEP-0355) and the other routing decisions.
+//! - [`roster`]: rosters owned by the operator's web app (HTTP roster admin).
 //! - [`admin`]: admin HTTP listener and metrics.
 
 pub mod admin;
@@ -17,6 +18,7 @@ pub mod c2s;
 pub mod component;
 pub mod config;
 pub mod net;
+pub mod roster;
 pub mod router;
 pub mod shared;
 pub mod tls;

@@ -121,6 +121,7 @@ async fn serve(config_path: PathBuf) -> anyhow::Result<()> {
         let state = Arc::new(AdminState {
             metrics: Some(metrics),
             config: handle.clone(),
+            shared: shared.clone(),
         });
         tokio::spawn(admin::serve(listener, state));
     }

@@ -7,6 +7,7 @@ use crate::c2s::stream_mgmt::ResumeStore;
 use crate::c2s::SessionRegistry;
 use crate::component::ComponentRegistry;
 use crate::config::ConfigHandle;
+use crate::roster::RosterService;
 use crate::router::delegation::Delegations;
 use crate::router::privilege::Privilege;
 use crate::tls::{ServerTls, TlsError, UpstreamConnector};
@@ -21,6 +22,7 @@ pub struct Shared {
     pub components: ComponentRegistry,
     pub delegation: Delegations,
     pub privilege: Privilege,
+    pub roster: RosterService,
 }
 
 impl Shared {
@@ -34,6 +36,7 @@ impl Shared {
             components: ComponentRegistry::default(),
             delegation: Delegations::default(),
             privilege: Privilege::default(),
+            roster: RosterService::default(),
             config,
         };
         shared.reload_upstream_tls(&current.upstream)?;

@@ -1,7 +1,8 @@
 //! The admin HTTP listener (`listen.http`): Prometheus metrics, liveness and readiness.
-//! Later issues mount the roster-admin refresh endpoint here too.
+//! The web app's roster refresh endpoints are mounted here too.
 
 pub mod metrics;
+mod roster_admin;
 mod server;
 
 pub use server::{serve, AdminState};

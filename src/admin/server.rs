@@ -18,6 +18,7 @@ use crate::config::ConfigHandle;
 pub struct AdminState {
     pub metrics: Option<PrometheusHandle>,
     pub config: Arc<ConfigHandle>,
+    pub shared: Arc<crate::shared::Shared>,
 }
 
 /// Serves admin requests until the listener fails.
@@ -45,6 +46,12 @@ pub async fn serve(listener: TcpListener, state: Arc<AdminState>) {
 type Reply = Response<Full<Bytes>>;
 
 async fn handle(req: Request<Incoming>, state: Arc<AdminState>) -> Result<Reply, Infallible> {
+    let path = req.uri().path();
+    if path == "/roster_admin/refresh" && req.method() == Method::POST
+        || path.starts_with("/roster_admin/refresh/") && req.method() == Method::GET
+    {
+        return Ok(super::roster_admin::handle(req, state.shared.clone()).await);
+    }
     let reply = match (req.method(), req.uri().path()) {
         (&Method::GET, "/metrics") => metrics(&state),
         (&Method::GET, "/healthz") => text(StatusCode::OK, "ok\n"),

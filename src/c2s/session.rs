@@ -79,6 +79,9 @@ pub struct Session {
     probes: Probes,
     /// The proxy acting as this session's user (XEP-0356).
     acting: Acting,
+    /// Whether the client sent its first broadcast presence (web-app rosters then
+    /// show it its contacts' presence).
+    presence_sent: bool,
     commands: Option<mpsc::Receiver<Box<Command>>>,
     up_counters: FlowCounters,
     down_counters: FlowCounters,
@@ -124,6 +127,7 @@ impl Session {
             sm: StreamManagement::default(),
             probes: Probes::default(),
             acting: Acting::default(),
+            presence_sent: false,
             commands: None,
             up_counters: FlowCounters::new(Flow::ClientToServer),
             down_counters: FlowCounters::new(Flow::ServerToClient),
@@ -261,16 +265,7 @@ impl Session {
                 ));
             }
             ("iq", Some(NS_CLIENT)) => self.client_iq(stanza),
-            ("presence", Some(NS_CLIENT)) => {
-                if let Some(jid) = &self.jid {
-                    if head.to().is_none() && is_broadcast(head) {
-                        self.shared
-                            .privilege
-                            .user_presence(&self.shared, jid, &stanza, head);
-                    }
-                }
-                self.forward_counted(stanza)
-            }
+            ("presence", Some(NS_CLIENT)) => self.client_presence(stanza),
             ("message", Some(NS_CLIENT)) => self.forward_counted(stanza),
             _ => self.forward(stanza),
         }
@@ -293,6 +288,9 @@ impl Session {
             return self.forward_counted(stanza);
         };
         self.acting.client_iq(head);
+        if self.web_roster_iq(head, &jid) {
+            return;
+        }
         let shared = self.shared.clone();
         match shared.delegation.decide(&shared, head, &self.domain) {
             Decision::Pass => self.forward_counted(stanza),
@@ -310,6 +308,71 @@ impl Session {
                 self.forward_counted(stanza);
             }
         }
+    }
+
+    /// Client presence: copied to privileged entities; on web-app rosters,
+    /// subscriptions are dropped and broadcasts also go to the contacts.
+    fn client_presence(&mut self, stanza: Stanza) {
+        let (Ok(head), Some(jid)) = (stanza.head(), self.jid.clone()) else {
+            return self.forward_counted(stanza);
+        };
+        let web_roster = crate::roster::owner(&self.shared, &self.domain).is_some();
+        if web_roster && crate::roster::is_subscription(head.type_().as_deref()) {
+            return self.consume_client_stanza();
+        }
+        if head.to().is_none() && is_broadcast(head) {
+            self.shared
+                .privilege
+                .user_presence(&self.shared, &jid, &stanza, head);
+            if web_roster {
+                let first = !self.presence_sent;
+                self.presence_sent = true;
+                let task = crate::roster::presence::fan_out(
+                    self.shared.clone(),
+                    jid,
+                    stanza.bytes().clone(),
+                    first,
+                );
+                tokio::spawn(task);
+            }
+        }
+        self.forward_counted(stanza)
+    }
+
+    /// Roster IQs for the user's own roster when the web app owns it: answered by
+    /// the proxy (checklist 70–71). Returns whether the IQ was taken.
+    fn web_roster_iq(&mut self, head: &Head, jid: &str) -> bool {
+        let own = head
+            .to()
+            .is_none_or(|to| to.eq_ignore_ascii_case(jid.split('/').next().unwrap_or(jid)));
+        let roster_query = head
+            .child()
+            .is_some_and(|c| c.name() == "query" && c.ns() == Some(NS_ROSTER));
+        if !own || !roster_query || crate::roster::owner(&self.shared, &self.domain).is_none() {
+            return false;
+        }
+        let id = head.id().map(|i| i.into_owned());
+        self.consume_client_stanza();
+        match head.type_().as_deref() {
+            Some("get") => {
+                let ver = head
+                    .child()
+                    .and_then(|c| c.attr("ver"))
+                    .map(|v| v.into_owned());
+                let task = crate::roster::serve_client_get(
+                    self.shared.clone(),
+                    jid.to_owned(),
+                    id.unwrap_or_default(),
+                    ver,
+                );
+                tokio::spawn(task);
+            }
+            Some("set") => {
+                self.inject_to_client(crate::roster::client_set_refusal(jid, id.as_deref()))
+            }
+            _ => {}
+        }
+        true
     }
 
     /// A client stanza (iq/message/presence) goes to the server.
@@ -475,7 +538,11 @@ impl Session {
                 self.relay_down(stanza);
             }
             ("iq", Some(NS_CLIENT)) if self.server_iq_taken(&stanza, head) => {}
-            ("presence", Some(NS_CLIENT)) if self.acting.swallow_subscribed(head) => {
+            ("presence", Some(NS_CLIENT))
+                if self.acting.swallow_subscribed(head)
+                    || (crate::roster::is_subscription(head.type_().as_deref())
+                        && crate::roster::owner(&self.shared, &self.domain).is_some()) =>
+            {
                 self.consume_server_stanza();
             }
             ("iq" | "message" | "presence", Some(NS_CLIENT)) => {
@@ -683,6 +750,7 @@ impl Session {
         if let Some(jid) = &self.jid {
             self.shared.sessions.remove(jid, self.id);
             self.shared.privilege.session_ended(&self.shared, jid);
+            self.shared.roster.session_ended(jid);
         }
         self.sm.save(&self.shared.resume, self.jid.as_deref());
     }

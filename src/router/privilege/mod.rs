@@ -187,6 +187,9 @@ impl Privilege {
                                 );
                                 answer_component(shared, component, refusal);
                             }
+                            None if crate::roster::owner(shared, &domain).is_some() => {
+                                tokio::spawn(roster::run_web_app(shared.clone(), op, domain));
+                            }
                             None => {
                                 tokio::spawn(roster::run(shared.clone(), op));
                             }
@@ -220,6 +223,12 @@ impl Privilege {
     pub fn roster_push(&self, shared: &Shared, full: &str, stanza: &Stanza, head: &Head) {
         let user = full.split('/').next().unwrap_or(full);
         let copies = self.pushes.push(&self.current(shared), user, stanza, head);
+        self.send_copies(shared, "roster_push", copies);
+    }
+
+    /// A roster change the proxy made itself (web-app rosters): copied to entities.
+    pub fn roster_changed(&self, shared: &Shared, user: &str, query: Bytes) {
+        let copies = self.pushes.copies(&self.current(shared), user, &query);
         self.send_copies(shared, "roster_push", copies);
     }
 

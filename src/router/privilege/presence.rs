@@ -106,6 +106,15 @@ impl Book {
             .collect()
     }
 
+    /// The current available presences of a user's sessions: (full JID, presence).
+    pub fn current_of(&self, bare_jid: &str) -> Vec<(String, Bytes)> {
+        self.users
+            .iter()
+            .filter(|e| bare(e.key()).eq_ignore_ascii_case(bare_jid))
+            .map(|e| (e.key().clone(), e.value().clone()))
+            .collect()
+    }
+
     fn is_local(&self, full: &str) -> bool {
         match self.local.get(full).map(|e| *e) {
             Some(None) => true,
@@ -227,8 +236,9 @@ fn addressed(stanza: &Stanza, head: &Head, from: Option<&str>, entity: &str) -> 
     insert_addresses(&bytes, from, entity)
 }
 
-/// Re-addresses a stored presence (which may carry `to`) to `entity`.
-fn readdress(stored: &Bytes, from: Option<&str>, entity: &str) -> Bytes {
+/// Re-addresses a stored presence (which may carry `to`) to `entity`, with `from`
+/// set when given.
+pub fn readdress(stored: &Bytes, from: Option<&str>, entity: &str) -> Bytes {
     let Ok(stanza) = Stanza::parse(
         stored.clone(),
         std::sync::Arc::new(crate::xml::Namespaces::new()),

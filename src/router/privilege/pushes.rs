@@ -41,6 +41,12 @@ impl Pushes {
         if !self.first_time(user, &query) {
             return Vec::new();
         }
+        self.copies(table, user, &query)
+    }
+
+    /// Copies of one roster change (a `<query/>` with one item) for the entities
+    /// entitled to them.
+    pub fn copies(&self, table: &Table, user: &str, query: &Bytes) -> Vec<(String, Bytes)> {
         let domain = user.rsplit('@').next().unwrap_or(user).to_ascii_lowercase();
         table
             .holders(&domain)
@@ -53,7 +59,7 @@ impl Pushes {
                 push_attr(&mut out, "id", &id);
                 out.push('>');
                 let mut bytes = BytesMut::from(out.as_bytes());
-                bytes.extend_from_slice(&query);
+                bytes.extend_from_slice(query);
                 bytes.extend_from_slice(b"</iq>");
                 self.sent.insert(id);
                 (entity.clone(), bytes.freeze())

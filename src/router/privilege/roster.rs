@@ -89,6 +89,47 @@ pub async fn run(shared: Arc<Shared>, op: RosterOp) {
     answer_component(&shared, &op.component, answer);
 }
 
+/// The web app owns this user's roster: a get is served from it (offline users
+/// included), a set is refused.
+pub async fn run_web_app(shared: Arc<Shared>, op: RosterOp, domain: String) {
+    let answer = if op.set {
+        count(Op::RosterSet, "refused");
+        op.error(
+            "cancel",
+            "not-allowed",
+            Some("this roster is managed by the site"),
+        )
+    } else {
+        let user = op.user.split('@').next().unwrap_or_default().to_owned();
+        let served = match crate::roster::owner(&shared, &domain) {
+            Some(admin) => shared.roster.get(&admin, &domain, &user).await.ok(),
+            None => None,
+        };
+        match served {
+            Some(roster) => {
+                count(Op::RosterGet, "ok");
+                let mut out = String::from("<iq type='result'");
+                push_attr(&mut out, "from", &op.user);
+                push_attr(&mut out, "to", &op.component);
+                push_attr(&mut out, "id", &op.id);
+                out.push('>');
+                out.push_str(&roster.query());
+                out.push_str("</iq>");
+                Bytes::from(out)
+            }
+            None => {
+                count(Op::RosterGet, "error");
+                op.error(
+                    "cancel",
+                    "internal-server-error",
+                    Some("the roster service is unavailable"),
+                )
+            }
+        }
+    };
+    answer_component(&shared, &op.component, answer);
+}
+
 async fn get(
     shared: &Shared,
     op: &RosterOp,
