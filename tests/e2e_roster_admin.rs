@@ -595,3 +595,28 @@ async fn privileged_entity_reads_web_app_rosters_of_offline_users_and_cannot_set
         Some("not-allowed")
     );
 }
+
+#[tokio::test]
+async fn unreachable_web_app_is_an_error_answer_not_a_hang() {
+    let Some(_peers) = peers() else { return };
+    let dead = common::free_port();
+    let toml = format!(
+        "[hosts.\"localhost\".roster_admin]\nurl = \"http://127.0.0.1:{dead}/contacts/%s\"\nrefresh_token = \"{TOKEN}\"\ntimeout_ms = 1000\n"
+    );
+    let prosody = Prosody::start(&ProsodySpec::default());
+    let proxy = Proxy::start(&ProxySpec::plaintext().with_extra(&toml), &prosody);
+    let mut alice = Raw::login(proxy.c2s(), "alice").await;
+    let answer = roster_get(&mut alice, "r", None).await;
+    assert_eq!(
+        stanza_error_condition(answer.bytes()).as_deref(),
+        Some("internal-server-error")
+    );
+    alice.ping("alive").await;
+    let (status, report) = refresh(&proxy, r#"["alice"]"#).await;
+    assert_eq!(status, 200);
+    assert_eq!(
+        (report["status"].as_str(), report["errors"].as_u64()),
+        (Some("error"), Some(1)),
+        "{report}"
+    );
+}
