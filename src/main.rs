@@ -120,7 +120,6 @@ async fn serve(config_path: PathBuf) -> anyhow::Result<()> {
         let listener = bind(addr, "listen.http").await?;
         let state = Arc::new(AdminState {
             metrics: Some(metrics),
-            config: handle.clone(),
             shared: shared.clone(),
         });
         tokio::spawn(admin::serve(listener, state));

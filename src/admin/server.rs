@@ -12,12 +12,10 @@ use hyper_util::rt::TokioIo;
 use metrics_exporter_prometheus::PrometheusHandle;
 use tokio::net::{TcpListener, TcpStream};
 
-use crate::config::ConfigHandle;
 
 /// What the admin endpoints need to answer.
 pub struct AdminState {
     pub metrics: Option<PrometheusHandle>,
-    pub config: Arc<ConfigHandle>,
     pub shared: Arc<crate::shared::Shared>,
 }
 
@@ -79,7 +77,7 @@ fn metrics(state: &AdminState) -> Reply {
 }
 
 async fn readiness(state: &AdminState) -> Reply {
-    let upstream = state.config.current().upstream.c2s.clone();
+    let upstream = state.shared.config.current().upstream.c2s.clone();
     let probe = tokio::time::timeout(Duration::from_secs(2), TcpStream::connect(&upstream)).await;
     match probe {
         Ok(Ok(_)) => text(StatusCode::OK, "ready\n"),

@@ -8,7 +8,8 @@ use std::sync::Arc;
 use crate::router::delegation::table::Rule;
 use crate::xml::{Head, Stanza};
 
-/// More outstanding probes than this and the oldest is forgotten (answered normally).
+/// More outstanding probes than this and one is forgotten (its answer is relayed
+/// normally); a client with that many unanswered disco queries is misbehaving.
 const MAX_PROBES: usize = 64;
 
 #[derive(Default)]

@@ -53,7 +53,7 @@ pub struct Saved {
     pub jid: String,
     pub up: Direction,
     pub down: Direction,
-    /// Server-side acknowledgement already given; see [`Direction::resume`].
+    /// How long the server keeps the stream resumable (its `max`).
     pub resume_window: Duration,
 }
 
