@@ -12,7 +12,6 @@ use hyper_util::rt::TokioIo;
 use metrics_exporter_prometheus::PrometheusHandle;
 use tokio::net::{TcpListener, TcpStream};
 
-
 /// What the admin endpoints need to answer.
 pub struct AdminState {
     pub metrics: Option<PrometheusHandle>,

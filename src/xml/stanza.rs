@@ -26,6 +26,12 @@ impl Stanza {
         }
     }
 
+    /// [`Stanza::parse`] for an element that declares its own namespace (an element
+    /// taken out of `<forwarded/>`, or one the proxy built), with default limits.
+    pub fn standalone(bytes: Bytes) -> Result<Stanza, FrameError> {
+        Stanza::parse(bytes, Arc::new(Namespaces::new()), &Limits::default())
+    }
+
     /// Validates `bytes` as exactly one element under the framer's rules, e.g. for
     /// stanzas the proxy builds itself or receives out of band.
     pub fn parse(

@@ -2,15 +2,13 @@
 //! client gets (checklist 9, 10, 25–30). The addresses and id the client sees are set
 //! by the proxy from what it remembers, never copied from the component.
 
-use std::sync::Arc;
-
 use bytes::{Bytes, BytesMut};
 
 use super::wrap::NS_FORWARD;
 use crate::xml::children::{strict_children, Child};
 use crate::xml::escape::escape_attr;
 use crate::xml::writer::{NS_CLIENT, NS_COMPONENT};
-use crate::xml::{Limits, Namespaces, Stanza};
+use crate::xml::Stanza;
 
 pub const NS_DELAY: &str = "urn:xmpp:delay";
 
@@ -78,7 +76,7 @@ fn only_child(xml: &[u8], name: &str, ns: &str, why: &'static str) -> Result<Chi
 
 /// Checks the inner IQ against the original (checklist 27–28) and builds the reply.
 fn client_iq(inner: Bytes, original: &Original) -> Result<Bytes, Rejected> {
-    let stanza = Stanza::parse(inner, Arc::new(Namespaces::new()), &Limits::default())
+    let stanza = Stanza::standalone(inner)
         .map_err(|_| Rejected::Malformed("the forwarded IQ is not well-formed"))?;
     let head = stanza
         .head()

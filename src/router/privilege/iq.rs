@@ -12,7 +12,7 @@ use crate::config::Privileges;
 use crate::shared::Shared;
 use crate::xml::children::strict_children;
 use crate::xml::writer::{push_attr, NS_CLIENT};
-use crate::xml::{Head, Limits, Namespaces, Stanza};
+use crate::xml::{Head, Stanza};
 
 const NS_FORWARD: &str = "urn:xmpp:forward:0";
 
@@ -87,7 +87,7 @@ pub fn check(
     }
     let start = wrapper.start + inner.range.start;
     let inner_bytes = stanza.bytes().slice(start..start + inner.range.len());
-    let inner = Stanza::parse(inner_bytes, Arc::new(Namespaces::new()), &Limits::default())
+    let inner = Stanza::standalone(inner_bytes)
         .map_err(|_| refuse("modify", "bad-request", "the inner IQ is not well-formed"))?;
     let inner_head = inner
         .head()
@@ -189,34 +189,11 @@ pub async fn run(shared: Arc<Shared>, iq: PrivilegedIq) {
 /// `<iq type=T from=USER to=COMPONENT id=TOP><privilege><forwarded><iq …response…/>`;
 /// an error response's `<error/>` is also copied to the outer IQ (checklist 61).
 fn wrap_response(iq: &PrivilegedIq, response: &Bytes) -> (Bytes, &'static str) {
-    let parsed = Stanza::parse(
-        response.clone(),
-        Arc::new(Namespaces::new()),
-        &Limits::default(),
-    );
-    let Ok(head) = parsed.as_ref().map(|s| s.head()) else {
+    let parsed = Stanza::standalone(response.clone());
+    let Some(head) = parsed.as_ref().ok().and_then(|s| s.head().ok()) else {
+        let error = "internal-server-error";
         return (
-            iq_error(
-                &iq.user,
-                &iq.component,
-                &iq.top_id,
-                "cancel",
-                "internal-server-error",
-                None,
-            ),
-            "error",
-        );
-    };
-    let Ok(head) = head else {
-        return (
-            iq_error(
-                &iq.user,
-                &iq.component,
-                &iq.top_id,
-                "cancel",
-                "internal-server-error",
-                None,
-            ),
+            iq_error(&iq.user, &iq.component, &iq.top_id, "cancel", error, None),
             "error",
         );
     };

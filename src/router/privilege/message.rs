@@ -2,8 +2,6 @@
 //! in `<privilege/>` is sent as the user, on the user's own stream, so the legacy
 //! server archives it and sends carbons as if the user had sent it.
 
-use std::sync::Arc;
-
 use bytes::{Bytes, BytesMut};
 
 use super::advertise::NS_PRIVILEGE;
@@ -14,7 +12,7 @@ use crate::router::delegation::reply::NS_DELAY;
 use crate::shared::Shared;
 use crate::xml::children::strict_children;
 use crate::xml::writer::{push_attr, stanza_error, StanzaError, NS_CLIENT, NS_COMPONENT};
-use crate::xml::{Head, Limits, Namespaces, Stanza};
+use crate::xml::{Head, Stanza};
 
 const NS_FORWARD: &str = "urn:xmpp:forward:0";
 const NS_CARBONS: &str = "urn:xmpp:carbons:2";
@@ -133,18 +131,14 @@ fn checked(
         ));
     }
     let start = base + message.range.start;
-    let inner = Stanza::parse(
-        bytes.slice(start..start + message.range.len()),
-        Arc::new(Namespaces::new()),
-        &Limits::default(),
-    )
-    .map_err(|_| {
-        (
-            "modify",
-            "bad-request",
-            "the forwarded message is not well-formed",
-        )
-    })?;
+    let inner =
+        Stanza::standalone(bytes.slice(start..start + message.range.len())).map_err(|_| {
+            (
+                "modify",
+                "bad-request",
+                "the forwarded message is not well-formed",
+            )
+        })?;
     let from = inner
         .head()
         .ok()

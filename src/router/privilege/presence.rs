@@ -239,11 +239,7 @@ fn addressed(stanza: &Stanza, head: &Head, from: Option<&str>, entity: &str) -> 
 /// Re-addresses a stored presence (which may carry `to`) to `entity`, with `from`
 /// set when given.
 pub fn readdress(stored: &Bytes, from: Option<&str>, entity: &str) -> Bytes {
-    let Ok(stanza) = Stanza::parse(
-        stored.clone(),
-        std::sync::Arc::new(crate::xml::Namespaces::new()),
-        &crate::xml::Limits::default(),
-    ) else {
+    let Ok(stanza) = Stanza::standalone(stored.clone()) else {
         return stored.clone();
     };
     match stanza.head() {

@@ -272,11 +272,7 @@ fn prepare_item(
 
 /// The server's answer, readdressed to the component (`from` the user's bare JID).
 fn relay_answer(op: &RosterOp, answer: &Bytes) -> (Bytes, &'static str) {
-    let Ok(stanza) = Stanza::parse(
-        answer.clone(),
-        Arc::new(crate::xml::Namespaces::new()),
-        &crate::xml::Limits::default(),
-    ) else {
+    let Ok(stanza) = Stanza::standalone(answer.clone()) else {
         return (
             op.error("cancel", "internal-server-error", Some("unreadable answer")),
             "error",
