@@ -117,9 +117,9 @@ async fn admin_endpoints_report_health_readiness_and_metrics() {
     let mut alice = Raw::login(proxy.c2s(), "alice").await;
     alice.ping("m1").await;
     let http = proxy.ports.http;
-    assert_eq!(get(http, "/healthz").await.0, 200);
-    assert_eq!(get(http, "/readyz").await.0, 200);
-    let (status, metrics) = get(http, "/metrics").await;
+    assert_eq!(common::http::get(http, "/healthz").await.0, 200);
+    assert_eq!(common::http::get(http, "/readyz").await.0, 200);
+    let (status, metrics) = common::http::get(http, "/metrics").await;
     assert_eq!(status, 200);
     for needle in [
         "stanzagate_connections_open{listener=\"c2s\"} 1",
@@ -131,31 +131,6 @@ async fn admin_endpoints_report_health_readiness_and_metrics() {
     }
     drop(alice);
     prosody.stop();
-    assert_eq!(get(http, "/readyz").await.0, 503);
-    assert_eq!(get(http, "/nope").await.0, 404);
-}
-
-/// Minimal HTTP/1.1 GET over a raw socket: (status, body).
-async fn get(port: u16, path: &str) -> (u16, String) {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let mut tcp = tokio::net::TcpStream::connect(("127.0.0.1", port))
-        .await
-        .unwrap();
-    tcp.write_all(
-        format!("GET {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n").as_bytes(),
-    )
-    .await
-    .unwrap();
-    let mut response = String::new();
-    tcp.read_to_string(&mut response).await.unwrap();
-    let status = response
-        .split_whitespace()
-        .nth(1)
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(0);
-    let body = response
-        .split_once("\r\n\r\n")
-        .map(|(_, b)| b.to_owned())
-        .unwrap_or_default();
-    (status, body)
+    assert_eq!(common::http::get(http, "/readyz").await.0, 503);
+    assert_eq!(common::http::get(http, "/nope").await.0, 404);
 }

@@ -249,7 +249,7 @@ async fn delegation_metrics_by_namespace_and_outcome() {
         alice.send(&delegated_iq(&format!("ok{i}"))).await;
         alice.expect_iq(&format!("ok{i}")).await;
     }
-    let metrics = metrics(proxy.ports.http).await;
+    let metrics = common::http::get(proxy.ports.http, "/metrics").await.1;
     for needle in [
         format!("stanzagate_delegated_iqs_total{{namespace=\"{NS}\",outcome=\"answered\"}} 3"),
         format!(
@@ -261,17 +261,4 @@ async fn delegation_metrics_by_namespace_and_outcome() {
         assert!(metrics.contains(&needle), "missing {needle} in\n{metrics}");
     }
     drop(component);
-}
-
-async fn metrics(port: u16) -> String {
-    use tokio::io::AsyncReadExt;
-    let mut tcp = tokio::net::TcpStream::connect(("127.0.0.1", port))
-        .await
-        .unwrap();
-    tcp.write_all(b"GET /metrics HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n")
-        .await
-        .unwrap();
-    let mut body = String::new();
-    tcp.read_to_string(&mut body).await.unwrap();
-    body
 }

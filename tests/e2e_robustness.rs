@@ -137,7 +137,7 @@ async fn no_connection_or_socket_outlives_its_session() {
     let metrics_port = proxy.ports.http;
     let mut open = String::new();
     for _ in 0..200 {
-        open = metric(
+        open = common::http::metric(
             metrics_port,
             "stanzagate_connections_open{listener=\"c2s\"}",
         )
@@ -167,21 +167,6 @@ fn open_fds(pid: u32) -> usize {
     std::fs::read_dir(format!("/proc/{pid}/fd"))
         .map(|d| d.count())
         .unwrap_or(0)
-}
-
-async fn metric(port: u16, name: &str) -> String {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let mut tcp = tokio::net::TcpStream::connect(("127.0.0.1", port))
-        .await
-        .unwrap();
-    tcp.write_all(b"GET /metrics HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n")
-        .await
-        .unwrap();
-    let mut body = String::new();
-    tcp.read_to_string(&mut body).await.unwrap();
-    body.lines()
-        .find_map(|l| l.strip_prefix(name).map(|v| v.trim().to_owned()))
-        .unwrap_or_default()
 }
 
 #[tokio::test]

@@ -9,7 +9,6 @@ use common::python::Running;
 use common::{peers, Peers, Prosody, ProsodySpec, Proxy, ProxySpec, Raw};
 use stanzagate::xml::children::{children, root_attr, stanza_error_condition};
 use stanzagate::xml::Stanza;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 const TOKEN: &str = "s3cret-token";
 const GATEWAY: &str = "gateway.localhost";
@@ -58,13 +57,13 @@ impl WebApp {
     }
 
     async fn mode(&self, mode: &str) {
-        let (status, _) = http(self.port, "POST", "/_mode", &[], mode).await;
+        let (status, _) = common::http::request(self.port, "POST", "/_mode", &[], mode).await;
         assert_eq!(status, 200);
     }
 
     async fn count(&self, user: &str) -> u32 {
         let encoded = user.replace('#', "%23");
-        http(self.port, "GET", &format!("/_count/{encoded}"), &[], "")
+        common::http::request(self.port, "GET", &format!("/_count/{encoded}"), &[], "")
             .await
             .1
             .parse()
@@ -80,44 +79,9 @@ timeout_ms = {timeout_ms}\ncache_ttl_s = 3600\n",
     }
 }
 
-/// A minimal HTTP/1.1 request: (status, body).
-async fn http(
-    port: u16,
-    method: &str,
-    path: &str,
-    headers: &[(&str, &str)],
-    body: &str,
-) -> (u16, String) {
-    let mut tcp = tokio::net::TcpStream::connect(("127.0.0.1", port))
-        .await
-        .unwrap();
-    let mut request = format!("{method} {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\nContent-Length: {}\r\n", body.len());
-    for (name, value) in headers {
-        request.push_str(&format!("{name}: {value}\r\n"));
-    }
-    request.push_str("\r\n");
-    request.push_str(body);
-    tcp.write_all(request.as_bytes()).await.unwrap();
-    let mut response = String::new();
-    tokio::time::timeout(Duration::from_secs(30), tcp.read_to_string(&mut response))
-        .await
-        .expect("HTTP answer in time")
-        .unwrap();
-    let status = response
-        .split_whitespace()
-        .nth(1)
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(0);
-    let body = response
-        .split_once("\r\n\r\n")
-        .map(|(_, b)| b.to_owned())
-        .unwrap_or_default();
-    (status, body)
-}
-
 async fn refresh(proxy: &Proxy, users: &str) -> (u16, serde_json::Value) {
     let auth = format!("Bearer {TOKEN}");
-    let (status, body) = http(
+    let (status, body) = common::http::request(
         proxy.ports.http,
         "POST",
         "/roster_admin/refresh",
@@ -340,7 +304,7 @@ async fn checklist_73_74_76_refresh_endpoint_contract() {
     let http_port = proxy.ports.http;
     // 76: no token, wrong token.
     assert_eq!(
-        http(
+        common::http::request(
             http_port,
             "POST",
             "/roster_admin/refresh",
@@ -352,7 +316,7 @@ async fn checklist_73_74_76_refresh_endpoint_contract() {
         401
     );
     assert_eq!(
-        http(
+        common::http::request(
             http_port,
             "POST",
             "/roster_admin/refresh",
@@ -364,7 +328,7 @@ async fn checklist_73_74_76_refresh_endpoint_contract() {
         401
     );
     assert_eq!(
-        http(http_port, "GET", "/roster_admin/refresh/alice", &[], "")
+        common::http::request(http_port, "GET", "/roster_admin/refresh/alice", &[], "")
             .await
             .0,
         401
@@ -386,7 +350,7 @@ async fn checklist_73_74_76_refresh_endpoint_contract() {
     );
     // 73: single-user form; offline users are a successful no-op.
     let auth = format!("Bearer {TOKEN}");
-    let (status, body) = http(
+    let (status, body) = common::http::request(
         http_port,
         "GET",
         "/roster_admin/refresh/alice",

@@ -10,6 +10,7 @@
 #![allow(dead_code, unused_imports)]
 
 pub mod certs;
+pub mod http;
 pub mod process;
 pub mod prosody;
 pub mod proxy;
