@@ -313,23 +313,23 @@ impl Session {
     /// Client presence: copied to privileged entities; on web-app rosters,
     /// subscriptions are dropped and broadcasts also go to the contacts.
     fn client_presence(&mut self, stanza: Stanza) {
-        let (Ok(head), Some(jid)) = (stanza.head(), self.jid.clone()) else {
+        let (Ok(head), Some(jid)) = (stanza.head(), self.jid.as_deref()) else {
             return self.forward_counted(stanza);
         };
-        let web_roster = crate::roster::owner(&self.shared, &self.domain).is_some();
+        let web_roster = crate::roster::owns(&self.shared, &self.domain);
         if web_roster && crate::roster::is_subscription(head.type_().as_deref()) {
             return self.consume_client_stanza();
         }
         if head.to().is_none() && is_broadcast(head) {
             self.shared
                 .privilege
-                .user_presence(&self.shared, &jid, &stanza, head);
+                .user_presence(&self.shared, jid, &stanza, head);
             if web_roster {
                 let first = !self.presence_sent;
                 self.presence_sent = true;
                 let task = crate::roster::presence::fan_out(
                     self.shared.clone(),
-                    jid,
+                    jid.to_owned(),
                     stanza.bytes().clone(),
                     first,
                 );
@@ -541,7 +541,7 @@ impl Session {
             ("presence", Some(NS_CLIENT))
                 if self.acting.swallow_subscribed(head)
                     || (crate::roster::is_subscription(head.type_().as_deref())
-                        && crate::roster::owner(&self.shared, &self.domain).is_some()) =>
+                        && crate::roster::owns(&self.shared, &self.domain)) =>
             {
                 self.consume_server_stanza();
             }

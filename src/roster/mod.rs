@@ -40,6 +40,15 @@ pub fn owner(shared: &Shared, domain: &str) -> Option<RosterAdmin> {
     shared.config.current().host(domain)?.roster_admin.clone()
 }
 
+/// Whether the web app owns `domain`'s rosters (per-stanza check: nothing cloned).
+pub fn owns(shared: &Shared, domain: &str) -> bool {
+    shared
+        .config
+        .current()
+        .host(domain)
+        .is_some_and(|host| host.roster_admin.is_some())
+}
+
 pub fn split(jid: &str) -> Option<(&str, &str)> {
     let bare = jid.split('/').next().unwrap_or(jid);
     bare.split_once('@')

@@ -187,7 +187,7 @@ impl Privilege {
                                 );
                                 answer_component(shared, component, refusal);
                             }
-                            None if crate::roster::owner(shared, &domain).is_some() => {
+                            None if crate::roster::owns(shared, &domain) => {
                                 tokio::spawn(roster::run_web_app(shared.clone(), op, domain));
                             }
                             None => {
@@ -213,16 +213,22 @@ impl Privilege {
 
     /// A presence the session `full` received.
     pub fn contact_presence(&self, shared: &Shared, full: &str, stanza: &Stanza, head: &Head) {
-        let copies = self
-            .presence
-            .contact(&self.current(shared), full, stanza, head);
+        let table = self.current(shared);
+        if !table.wants(full, |p| p.presence == crate::config::PresencePerm::Roster) {
+            return;
+        }
+        let copies = self.presence.contact(&table, full, stanza, head);
         self.send_copies(shared, "presence", copies);
     }
 
     /// A roster push the session `full` received.
     pub fn roster_push(&self, shared: &Shared, full: &str, stanza: &Stanza, head: &Head) {
         let user = full.split('/').next().unwrap_or(full);
-        let copies = self.pushes.push(&self.current(shared), user, stanza, head);
+        let table = self.current(shared);
+        if !table.wants(user, |p| p.roster.allows_get() && p.roster_push) {
+            return;
+        }
+        let copies = self.pushes.push(&table, user, stanza, head);
         self.send_copies(shared, "roster_push", copies);
     }
 

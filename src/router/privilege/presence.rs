@@ -48,7 +48,9 @@ impl Book {
         head: &Head,
     ) -> Vec<(String, Bytes)> {
         let domain = domain_of(full);
-        self.local.insert(full.to_owned(), None);
+        if !self.local.get(full).is_some_and(|e| e.is_none()) {
+            self.local.insert(full.to_owned(), None);
+        }
         if head.type_().is_none() {
             self.users.insert(full.to_owned(), stanza.bytes().clone());
         } else {

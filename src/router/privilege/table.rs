@@ -35,6 +35,17 @@ impl Table {
         self.by_domain.get(domain)?.get(entity)
     }
 
+    /// Whether any entity privileged on the domain of `jid` has a grant matching
+    /// `grant` (so the per-stanza work for a copy is skipped when nobody wants it).
+    pub fn wants(&self, jid: &str, grant: impl Fn(&Privileges) -> bool) -> bool {
+        let bare = jid.split('/').next().unwrap_or(jid);
+        let domain = bare.rsplit('@').next().unwrap_or(bare);
+        self.by_domain
+            .iter()
+            .filter(|(d, _)| d.eq_ignore_ascii_case(domain))
+            .any(|(_, entities)| entities.values().any(&grant))
+    }
+
     /// The entities privileged on `domain`.
     pub fn holders(&self, domain: &str) -> impl Iterator<Item = (&String, &Privileges)> {
         self.by_domain
