@@ -124,6 +124,29 @@ pub fn push_attr(out: &mut String, name: &str, value: &str) {
     out.push('\'');
 }
 
+/// Ends an element whose open tag (without its `>`) is in `out`: `/>` when there
+/// is no content, otherwise `>content</name>`.
+pub fn close_element(out: &mut BytesMut, name: &str, content: &[u8]) {
+    if content.is_empty() {
+        out.extend_from_slice(b"/>");
+    } else {
+        out.reserve(content.len() + name.len() + 4);
+        out.extend_from_slice(b">");
+        out.extend_from_slice(content);
+        out.extend_from_slice(b"</");
+        out.extend_from_slice(name.as_bytes());
+        out.extend_from_slice(b">");
+    }
+}
+
+/// An element from its open tag (without `>`) and content.
+pub fn element_with(open: &str, name: &str, content: &[u8]) -> Bytes {
+    let mut out = BytesMut::with_capacity(open.len() + content.len() + name.len() + 4);
+    out.extend_from_slice(open.as_bytes());
+    close_element(&mut out, name, content);
+    out.freeze()
+}
+
 /// Replaces the bytes in `range` (e.g. an attribute value's range) with `value`,
 /// keeping everything else as received.
 pub fn splice(original: &Bytes, range: Range<usize>, value: &[u8]) -> Bytes {
@@ -197,6 +220,12 @@ xml:lang='en'>no &lt;such&gt; host</text></stream:error></stream:stream>"
         let mut out = tag.to_vec();
         out.drain(span);
         assert_eq!(&out[..], b"<iq id='1' type='get'>");
+    }
+
+    #[test]
+    fn close_element_self_closes_when_empty() {
+        assert_eq!(&element_with("<iq id='1'", "iq", b"")[..], b"<iq id='1'/>");
+        assert_eq!(&element_with("<iq", "iq", b"<q/>")[..], b"<iq><q/></iq>");
     }
 
     #[test]

@@ -7,7 +7,7 @@ use bytes::{Bytes, BytesMut};
 use super::wrap::NS_FORWARD;
 use crate::xml::children::{strict_children, Child};
 use crate::xml::escape::escape_attr;
-use crate::xml::writer::{NS_CLIENT, NS_COMPONENT};
+use crate::xml::writer::{close_element, NS_CLIENT, NS_COMPONENT};
 use crate::xml::Stanza;
 
 pub const NS_DELAY: &str = "urn:xmpp:delay";
@@ -115,12 +115,11 @@ fn client_iq(inner: Bytes, original: &Original) -> Result<Bytes, Rejected> {
     if !payload_ok {
         return Err(Rejected::Malformed("too many payload elements"));
     }
-    let content = if head.is_empty_element() {
-        &[][..]
-    } else {
-        &stanza.bytes()[head.content_range()]
-    };
-    Ok(client_stanza(kind, original, content))
+    Ok(client_stanza(
+        kind,
+        original,
+        &stanza.bytes()[head.content_range()],
+    ))
 }
 
 /// `<iq type=… id=ORIGINAL to=REQUESTER [from=ADDRESSED]>content</iq>`.
@@ -138,13 +137,7 @@ fn client_stanza(kind: &str, original: &Original, content: &[u8]) -> Bytes {
         out.extend_from_slice(escape_attr(to).as_bytes());
         out.extend_from_slice(b"'");
     }
-    if content.is_empty() {
-        out.extend_from_slice(b"/>");
-    } else {
-        out.extend_from_slice(b">");
-        out.extend_from_slice(content);
-        out.extend_from_slice(b"</iq>");
-    }
+    close_element(&mut out, "iq", content);
     out.freeze()
 }
 

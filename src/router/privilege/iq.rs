@@ -11,7 +11,7 @@ use super::{answer_component, count, iq_error, Op};
 use crate::config::Privileges;
 use crate::shared::Shared;
 use crate::xml::children::strict_children;
-use crate::xml::writer::{push_attr, NS_CLIENT};
+use crate::xml::writer::{close_element, push_attr, NS_CLIENT};
 use crate::xml::{Head, Stanza};
 
 const NS_FORWARD: &str = "urn:xmpp:forward:0";
@@ -202,11 +202,7 @@ fn wrap_response(iq: &PrivilegedIq, response: &Bytes) -> (Bytes, &'static str) {
     } else {
         "result"
     };
-    let content = if head.is_empty_element() {
-        &[][..]
-    } else {
-        &response[head.content_range()]
-    };
+    let content = &response[head.content_range()];
     let mut out = String::from("<iq");
     push_attr(&mut out, "type", kind);
     push_attr(&mut out, "from", &iq.user);
@@ -224,13 +220,7 @@ fn wrap_response(iq: &PrivilegedIq, response: &Bytes) -> (Bytes, &'static str) {
         push_attr(&mut out, "from", &from);
     }
     let mut bytes = BytesMut::from(out.as_bytes());
-    if content.is_empty() {
-        bytes.extend_from_slice(b"/>");
-    } else {
-        bytes.extend_from_slice(b">");
-        bytes.extend_from_slice(content);
-        bytes.extend_from_slice(b"</iq>");
-    }
+    close_element(&mut bytes, "iq", content);
     bytes.extend_from_slice(b"</forwarded></privilege>");
     if kind == "error" {
         if let Some(error) = error_element(response) {

@@ -11,7 +11,9 @@ use crate::config::{MessagePerm, Privileges};
 use crate::router::delegation::reply::NS_DELAY;
 use crate::shared::Shared;
 use crate::xml::children::strict_children;
-use crate::xml::writer::{push_attr, stanza_error, StanzaError, NS_CLIENT, NS_COMPONENT};
+use crate::xml::writer::{
+    element_with, push_attr, stanza_error, StanzaError, NS_CLIENT, NS_COMPONENT,
+};
 use crate::xml::{Head, Stanza};
 
 const NS_FORWARD: &str = "urn:xmpp:forward:0";
@@ -187,11 +189,7 @@ fn send_as(shared: &Shared, message: &Inner) -> Result<(), String> {
     let Ok(head) = message.stanza.head() else {
         return Err("unreadable message".into());
     };
-    let content = if head.is_empty_element() {
-        &[][..]
-    } else {
-        &message.stanza.bytes()[head.content_range()]
-    };
+    let content = &message.stanza.bytes()[head.content_range()];
     let attributes: Vec<(String, String)> = head
         .attrs()
         .filter(|(name, _)| !matches!(*name, "from" | "xmlns") && !name.starts_with("xmlns:"))
@@ -220,15 +218,7 @@ fn element(
     for (attr, value) in attributes {
         push_attr(&mut out, attr, value);
     }
-    let mut bytes = BytesMut::from(out.as_bytes());
-    if content.is_empty() {
-        bytes.extend_from_slice(b"/>");
-    } else {
-        bytes.extend_from_slice(b">");
-        bytes.extend_from_slice(content);
-        bytes.extend_from_slice(format!("</{name}>").as_bytes());
-    }
-    bytes.freeze()
+    element_with(&out, name, content)
 }
 
 /// XEP-0280 `<sent/>` copy for the session the message went out on.

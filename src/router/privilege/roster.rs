@@ -11,7 +11,7 @@ use crate::config::Privileges;
 use crate::shared::Shared;
 use crate::xml::children::{children, Child};
 use crate::xml::escape::escape_attr;
-use crate::xml::writer::push_attr;
+use crate::xml::writer::{element_with, push_attr};
 use crate::xml::{Head, Stanza};
 
 pub const NS_ROSTER: &str = "jabber:iq:roster";
@@ -293,21 +293,9 @@ fn relay_answer(op: &RosterOp, answer: &Bytes) -> (Bytes, &'static str) {
     push_attr(&mut out, "from", &op.user);
     push_attr(&mut out, "to", &op.component);
     push_attr(&mut out, "id", &op.id);
-    let content = if head.is_empty_element() {
-        &[][..]
-    } else {
-        &answer[head.content_range()]
-    };
-    let mut bytes = BytesMut::from(out.as_bytes());
-    if content.is_empty() {
-        bytes.extend_from_slice(b"/>");
-    } else {
-        bytes.extend_from_slice(b">");
-        bytes.extend_from_slice(content);
-        bytes.extend_from_slice(b"</iq>");
-    }
+    let bytes = element_with(&out, "iq", &answer[head.content_range()]);
     let outcome = if kind == "error" { "error" } else { "ok" };
-    (bytes.freeze(), outcome)
+    (bytes, outcome)
 }
 
 fn is_error(answer: &[u8]) -> bool {
