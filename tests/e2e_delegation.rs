@@ -76,12 +76,9 @@ fn verdict(answer: &Stanza) -> (String, Option<String>, Option<String>) {
 
 /// Reads the component stream until a delegation wrapper arrives.
 async fn wrapper(component: &mut Raw) -> Stanza {
-    loop {
-        let stanza = component.next_stanza().await;
-        if stanza.head().unwrap().name() == "iq" && text(&stanza).contains("<delegation") {
-            return stanza;
-        }
-    }
+    component
+        .until(|s| s.head().unwrap().name() == "iq" && text(s).contains("<delegation"))
+        .await
 }
 
 /// The inner IQ of a wrapper as its own bytes.

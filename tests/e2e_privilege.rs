@@ -67,16 +67,6 @@ fn text(stanza: &Stanza) -> String {
     String::from_utf8_lossy(stanza.bytes()).into_owned()
 }
 
-/// Reads component stanzas until one matches.
-async fn until(component: &mut Raw, what: impl Fn(&Stanza) -> bool) -> Stanza {
-    loop {
-        let s = component.next_stanza().await;
-        if what(&s) {
-            return s;
-        }
-    }
-}
-
 fn has_id(id: &'static str) -> impl Fn(&Stanza) -> bool {
     move |s| s.head().unwrap().id().as_deref() == Some(id)
 }
@@ -169,7 +159,7 @@ async fn checklist_42_48_what_is_not_granted_is_refused() {
     let _alice = Raw::login(proxy.c2s(), "alice").await;
     let mut gw = Raw::component(proxy.ports.component, GATEWAY, SECRET).await;
     gw.send(&format!("<iq type='set' id='rs' from='{GATEWAY}' to='alice@localhost'><query xmlns='jabber:iq:roster'><item jid='x@localhost'/></query></iq>")).await;
-    let answer = until(&mut gw, has_id("rs")).await;
+    let answer = gw.until(has_id("rs")).await;
     assert_eq!(
         stanza_error_condition(answer.bytes()).as_deref(),
         Some("forbidden"),
@@ -181,13 +171,13 @@ async fn checklist_42_48_what_is_not_granted_is_refused() {
         Some("alice@localhost")
     );
     gw.send(&format!("<iq type='get' id='pi' from='{GATEWAY}' to='alice@localhost'><privileged_iq xmlns='urn:xmpp:privilege:2'><iq xmlns='jabber:client' type='get' id='x'><pubsub xmlns='{PUBSUB}'><items node='n'/></pubsub></iq></privileged_iq></iq>")).await;
-    let answer = until(&mut gw, has_id("pi")).await;
+    let answer = gw.until(has_id("pi")).await;
     assert_eq!(
         stanza_error_condition(answer.bytes()).as_deref(),
         Some("forbidden")
     );
     gw.send(&format!("<message id='pm' from='{GATEWAY}' to='localhost'><privilege xmlns='urn:xmpp:privilege:2'><forwarded xmlns='urn:xmpp:forward:0'><message xmlns='jabber:client' from='alice@localhost' to='bob@localhost'><body>x</body></message></forwarded></privilege></message>")).await;
-    let answer = until(&mut gw, has_id("pm")).await;
+    let answer = gw.until(has_id("pm")).await;
     assert_eq!(answer.head().unwrap().type_().as_deref(), Some("error"));
     assert_eq!(
         stanza_error_condition(answer.bytes()).as_deref(),
@@ -198,7 +188,7 @@ async fn checklist_42_48_what_is_not_granted_is_refused() {
     plain
         .send("<iq type='get' id='np' from='plain.localhost' to='alice@localhost'><query xmlns='jabber:iq:roster'/></iq>")
         .await;
-    let answer = until(&mut plain, has_id("np")).await;
+    let answer = plain.until(has_id("np")).await;
     assert_eq!(
         stanza_error_condition(answer.bytes()).as_deref(),
         Some("forbidden"),
@@ -210,7 +200,7 @@ async fn checklist_42_48_what_is_not_granted_is_refused() {
         "<iq type='get' id='own' from='{GATEWAY}'><query xmlns='jabber:iq:roster'/></iq>"
     ))
     .await;
-    let answer = until(&mut gw, has_id("own")).await;
+    let answer = gw.until(has_id("own")).await;
     assert_ne!(
         stanza_error_condition(answer.bytes()).as_deref(),
         Some("forbidden"),
@@ -295,10 +285,9 @@ async fn checklist_45_roster_set_validation() {
         ),
     ] {
         gw.send(&format!("<iq type='set' id='{id}' from='{GATEWAY}' to='alice@localhost'><query xmlns='jabber:iq:roster'>{item}</query></iq>")).await;
-        let answer = until(&mut gw, move |s| {
-            s.head().unwrap().id().as_deref() == Some(id)
-        })
-        .await;
+        let answer = gw
+            .until(move |s| s.head().unwrap().id().as_deref() == Some(id))
+            .await;
         assert_eq!(
             stanza_error_condition(answer.bytes()).as_deref(),
             Some(condition),
@@ -314,7 +303,7 @@ async fn roster_operation_without_a_live_session_is_recipient_unavailable() {
     let (_prosody, proxy) = setup(&grants(""));
     let mut gw = Raw::component(proxy.ports.component, GATEWAY, SECRET).await;
     gw.send(&format!("<iq type='get' id='nobody' from='{GATEWAY}' to='alice@localhost'><query xmlns='jabber:iq:roster'/></iq>")).await;
-    let answer = until(&mut gw, has_id("nobody")).await;
+    let answer = gw.until(has_id("nobody")).await;
     assert_eq!(
         stanza_error_condition(answer.bytes()).as_deref(),
         Some("recipient-unavailable")
@@ -334,7 +323,7 @@ async fn checklist_50_answers_to_pushes_are_consumed() {
     alice.expect_iq("fetch").await;
     let mut gw = Raw::component(proxy.ports.component, GATEWAY, SECRET).await;
     alice.send("<iq type='set' id='add'><query xmlns='jabber:iq:roster'><item jid='zed@localhost'/></query></iq>").await;
-    let push = until(&mut gw, |s| text(s).contains("zed@localhost")).await;
+    let push = gw.until(|s| text(s).contains("zed@localhost")).await;
     let id = push.head().unwrap().id().unwrap().into_owned();
     assert!(id.starts_with("sgp-"));
     gw.send(&format!(
@@ -345,7 +334,7 @@ async fn checklist_50_answers_to_pushes_are_consumed() {
     // consumed answer also produces no error back to the gateway: the next thing the
     // gateway sees is the answer to its own ping.
     gw.send(&format!("<iq type='get' id='after' from='{GATEWAY}' to='localhost'><ping xmlns='urn:xmpp:ping'/></iq>")).await;
-    let next = until(&mut gw, |s| s.head().unwrap().name() == "iq").await;
+    let next = gw.until(|s| s.head().unwrap().name() == "iq").await;
     assert_eq!(
         next.head().unwrap().id().as_deref(),
         Some("after"),
@@ -420,7 +409,7 @@ async fn checklist_52_53_56_message_refusals_and_no_recursion() {
         ("text", "junk<message xmlns='jabber:client' from='alice@localhost'/>", "bad-request"),
     ] {
         gw.send(&wrap(id, inner)).await;
-        let answer = until(&mut gw, move |s| s.head().unwrap().id().as_deref() == Some(id)).await;
+        let answer = gw.until(move |s| s.head().unwrap().id().as_deref() == Some(id)).await;
         assert_eq!(answer.head().unwrap().type_().as_deref(), Some("error"), "{id}");
         assert_eq!(stanza_error_condition(answer.bytes()).as_deref(), Some(condition), "{id}: {}", text(&answer));
     }
@@ -449,7 +438,7 @@ async fn checklist_55_other_messages_to_the_domain_pass() {
         "<message id='plain' from='{GATEWAY}' to='localhost'><body>hello server</body></message>"
     ))
     .await;
-    let answer = until(&mut gw, has_id("plain")).await;
+    let answer = gw.until(has_id("plain")).await;
     assert_ne!(
         stanza_error_condition(answer.bytes()).as_deref(),
         Some("bad-request"),
@@ -536,10 +525,9 @@ async fn checklist_58_59_privileged_iq_violations_are_answered() {
     ];
     for (id, request, condition) in cases {
         gw.send(&request).await;
-        let answer = until(&mut gw, move |s| {
-            s.head().unwrap().id().as_deref() == Some(id)
-        })
-        .await;
+        let answer = gw
+            .until(move |s| s.head().unwrap().id().as_deref() == Some(id))
+            .await;
         assert_eq!(
             stanza_error_condition(answer.bytes()).as_deref(),
             Some(condition),
@@ -567,7 +555,7 @@ async fn checklist_63_no_answer_in_time_is_remote_server_timeout() {
     let _silent = Raw::component(proxy.ports.component, "silent.localhost", SECRET).await;
     let mut gw = Raw::component(proxy.ports.component, GATEWAY, SECRET).await;
     gw.send(&format!("<iq type='get' id='slow' from='{GATEWAY}' to='alice@localhost'><privileged_iq xmlns='urn:xmpp:privilege:2'><iq xmlns='jabber:client' type='get' id='i' to='silent.localhost'><pubsub xmlns='{PUBSUB}'><items node='n'/></pubsub></iq></privileged_iq></iq>")).await;
-    let answer = until(&mut gw, has_id("slow")).await;
+    let answer = gw.until(has_id("slow")).await;
     assert_eq!(
         stanza_error_condition(answer.bytes()).as_deref(),
         Some("remote-server-timeout"),
@@ -589,7 +577,7 @@ async fn checklist_64_ordinary_iqs_from_a_privileged_component_pass() {
     ))
     .await;
     gw.send(&format!("<iq type='get' id='d' from='{GATEWAY}' to='localhost'><query xmlns='http://jabber.org/protocol/disco#info'/></iq>")).await;
-    let answer = until(&mut gw, has_id("d")).await;
+    let answer = gw.until(has_id("d")).await;
     assert_eq!(
         answer.head().unwrap().type_().as_deref(),
         Some("result"),

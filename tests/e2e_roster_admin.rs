@@ -504,26 +504,17 @@ async fn presence_flows_both_ways_in_both_login_orders() {
                 && h.type_().as_deref() == kind
         };
         // Each sees the other online.
-        until(&mut two, |s| sees(s, first, None)).await;
-        until(&mut one, |s| sees(s, second, None)).await;
+        two.until(|s| sees(s, first, None)).await;
+        one.until(|s| sees(s, second, None)).await;
         // A status change of the second reaches the first.
         two.send("<presence><show>away</show></presence>").await;
-        let away = until(&mut one, |s| sees(s, second, None)).await;
+        let away = one.until(|s| sees(s, second, None)).await;
         assert!(text(&away).contains("away"), "{}", text(&away));
         // The second leaves: the first sees it go.
         two.send("</stream:stream>").await;
-        until(&mut one, |s| sees(s, second, Some("unavailable"))).await;
+        one.until(|s| sees(s, second, Some("unavailable"))).await;
         one.send("</stream:stream>").await;
         one.expect_closed().await;
-    }
-}
-
-async fn until(raw: &mut Raw, what: impl Fn(&Stanza) -> bool) -> Stanza {
-    loop {
-        let s = raw.next_stanza().await;
-        if what(&s) {
-            return s;
-        }
     }
 }
 
@@ -541,7 +532,9 @@ async fn privileged_entity_reads_web_app_rosters_of_offline_users_and_cannot_set
     let proxy = Proxy::start(&spec, &prosody);
     let mut gw = Raw::component(proxy.ports.component, GATEWAY, "secret").await;
     gw.send(&format!("<iq type='get' id='g' from='{GATEWAY}' to='alice@localhost'><query xmlns='jabber:iq:roster'/></iq>")).await;
-    let answer = until(&mut gw, |s| s.head().unwrap().id().as_deref() == Some("g")).await;
+    let answer = gw
+        .until(|s| s.head().unwrap().id().as_deref() == Some("g"))
+        .await;
     assert_eq!(
         answer.head().unwrap().from().as_deref(),
         Some("alice@localhost")
@@ -553,7 +546,9 @@ async fn privileged_entity_reads_web_app_rosters_of_offline_users_and_cannot_set
         text(&answer)
     );
     gw.send(&format!("<iq type='set' id='s' from='{GATEWAY}' to='alice@localhost'><query xmlns='jabber:iq:roster'><item jid='x@localhost'/></query></iq>")).await;
-    let answer = until(&mut gw, |s| s.head().unwrap().id().as_deref() == Some("s")).await;
+    let answer = gw
+        .until(|s| s.head().unwrap().id().as_deref() == Some("s"))
+        .await;
     assert_eq!(
         stanza_error_condition(answer.bytes()).as_deref(),
         Some("not-allowed")

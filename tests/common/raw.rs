@@ -277,6 +277,16 @@ xmlns:stream='http://etherx.jabber.org/streams' to='{to}' version='1.0'>"
         }
     }
 
+    /// Reads until a stanza matches `what`; returns it (others are skipped).
+    pub async fn until(&mut self, what: impl Fn(&Stanza) -> bool) -> Stanza {
+        loop {
+            let stanza = self.next_stanza().await;
+            if what(&stanza) {
+                return stanza;
+            }
+        }
+    }
+
     /// Reads until an IQ with this id; returns it.
     pub async fn expect_iq(&mut self, id: &str) -> Stanza {
         loop {
