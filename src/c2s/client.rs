@@ -216,8 +216,3 @@ impl HeaderRefusal {
         HeaderRefusal { condition, text }
     }
 }
-
-/// Queued-then-flushed stream error for a refused header.
-pub fn refuse(client: &mut ClientSide, domain: Option<&str>, refusal: &HeaderRefusal) {
-    client.push_stream_error(domain, refusal.condition, Some(refusal.text));
-}

@@ -8,7 +8,7 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::time::Instant;
 use tracing::Instrument;
 
-use super::client::{check_header, refuse, ClientError, ClientSide};
+use super::client::{check_header, ClientError, ClientSide};
 use super::session::{Ended, Session};
 use super::upstream::UpstreamSide;
 use crate::admin::metrics::ConnectionGuard;
@@ -92,7 +92,7 @@ async fn drive(tcp: TcpStream, kind: ListenerKind, shared: Arc<Shared>) -> Resul
         let domain = match check_header(&header, &cfg) {
             Ok(domain) => domain,
             Err(refusal) => {
-                refuse(&mut client, None, &refusal);
+                client.push_stream_error(None, refusal.condition, Some(refusal.text));
                 client.finish().await;
                 return Err(ClientError::Refused(refusal.condition));
             }

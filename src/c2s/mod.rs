@@ -4,6 +4,7 @@
 
 mod acting;
 mod client;
+mod features;
 mod listener;
 mod probes;
 mod registry;

@@ -99,10 +99,6 @@ impl SessionRegistry {
             .find_map(|full| self.get(&full).map(|handle| (full, handle)))
     }
 
-    pub fn all(&self) -> Vec<String> {
-        self.by_jid.iter().map(|e| e.key().clone()).collect()
-    }
-
     pub fn get(&self, jid: &str) -> Option<SessionHandle> {
         self.by_jid.get(jid).map(|h| h.clone())
     }

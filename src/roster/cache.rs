@@ -94,16 +94,6 @@ impl Cache {
     pub fn invalidate(&self, domain: &str, user: &str) {
         self.slots.remove(&(domain.to_owned(), user.to_owned()));
     }
-
-    /// The cached roster, if any, without fetching.
-    pub async fn peek(&self, domain: &str, user: &str) -> Option<Arc<Roster>> {
-        let slot = self
-            .slots
-            .get(&(domain.to_owned(), user.to_owned()))?
-            .clone();
-        let cached = slot.cached.lock().await;
-        cached.as_ref().map(|c| c.roster.clone())
-    }
 }
 
 /// Fetch or revalidate; a stale roster is served when the web app fails.
