@@ -55,7 +55,7 @@ fn header_fields() {
     assert_eq!(h.lang.as_deref(), Some("en"));
     assert_eq!(h.default_ns.as_deref(), Some("jabber:client"));
     assert_eq!(h.stream_prefix.as_deref(), Some("stream"));
-    assert_eq!(h.element_ns(), Some(stanzagate::xml::STREAMS_NS));
+    assert_eq!(h.element_ns(), Some(stanzagate::xml::ns::NS_STREAMS));
     assert_eq!(h.namespaces.len(), 2);
     assert_eq!(h.attributes.len(), 5);
     assert_eq!(h.attributes[0], ("to".into(), "example.com".into()));

@@ -4,7 +4,8 @@
 use std::borrow::Cow;
 use std::sync::Arc;
 
-use stanzagate::xml::{Frame, Framer, HeadError, Limits, Namespaces, Stanza, STREAMS_NS};
+use stanzagate::xml::ns::NS_STREAMS;
+use stanzagate::xml::{Frame, Framer, HeadError, Limits, Namespaces, Stanza};
 
 const HEADER: &str = "<stream:stream xmlns='jabber:client' \
 xmlns:stream='http://etherx.jabber.org/streams' xmlns:db='jabber:server:dialback'>";
@@ -62,7 +63,7 @@ fn prefixed_stream_features() {
     let h = s.head().unwrap();
     assert_eq!(h.name(), "features");
     assert_eq!(h.prefix(), Some("stream"));
-    assert_eq!(h.ns(), Some(STREAMS_NS));
+    assert_eq!(h.ns(), Some(NS_STREAMS));
     assert_eq!(
         h.child().unwrap().ns(),
         Some("urn:ietf:params:xml:ns:xmpp-bind")

@@ -8,9 +8,8 @@ use std::collections::{HashMap, HashSet};
 use bytes::Bytes;
 use tokio::sync::oneshot;
 
+use crate::xml::ns::NS_CARBONS;
 use crate::xml::Head;
-
-const NS_CARBONS: &str = "urn:xmpp:carbons:2";
 
 #[derive(Default)]
 pub struct Acting {

@@ -13,7 +13,8 @@ use tokio_rustls::TlsAcceptor;
 use crate::admin::metrics;
 use crate::config::Config;
 use crate::net::{next_frame, Conn, Outbox, ReadFrameError};
-use crate::xml::writer::{stream_error, stream_header, HeaderSpec, NS_CLIENT, NS_STREAMS, NS_TLS};
+use crate::xml::ns::{NS_CLIENT, NS_STREAMS, NS_TLS};
+use crate::xml::writer::{stream_error, stream_header, HeaderSpec};
 use crate::xml::{Frame, FrameError, Framer, StreamHeader};
 
 #[derive(Debug, thiserror::Error)]

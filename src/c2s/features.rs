@@ -3,9 +3,9 @@
 
 use bytes::Bytes;
 
-use crate::router::delegation::disco::NS_CAPS;
 use crate::xml::children::children;
-use crate::xml::writer::{NS_CLIENT, NS_TLS};
+
+use crate::xml::ns::{NS_CAPS, NS_CLIENT, NS_TLS};
 use crate::xml::Stanza;
 
 /// Stream features as the client must see them: the server's `<starttls/>` removed

@@ -23,10 +23,11 @@ use crate::net::read_some;
 use crate::router::delegation::disco::rewrite_result;
 use crate::router::delegation::Decision;
 use crate::router::privilege::presence::is_broadcast;
-use crate::router::privilege::roster::NS_ROSTER;
+
 use crate::shared::Shared;
 use crate::xml::children::{descendant_text, stanza_error_condition, stream_error_condition};
-use crate::xml::writer::{splice, NS_BIND, NS_CLIENT, NS_SASL, NS_SASL2, NS_STREAMS, NS_TLS};
+use crate::xml::ns::{NS_BIND, NS_CLIENT, NS_ROSTER, NS_SASL, NS_SASL2, NS_STREAMS, NS_TLS};
+use crate::xml::writer::splice;
 use crate::xml::{Frame, FrameError, Head, Stanza};
 
 /// After one side closed its stream, how long the other gets to close its own.

@@ -8,9 +8,7 @@ use bytes::Bytes;
 use dashmap::DashMap;
 
 use super::sm::Direction;
-
-pub const NS_SM3: &str = "urn:xmpp:sm:3";
-pub const NS_SM2: &str = "urn:xmpp:sm:2";
+use crate::xml::ns::{NS_SM2, NS_SM3};
 
 /// How long counters of a resumable stream are kept when the server states no `max`.
 /// Prosody's default hibernation time.

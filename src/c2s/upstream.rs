@@ -12,7 +12,8 @@ use tokio::time::Instant;
 use crate::config::{Config, UpstreamTls};
 use crate::net::{Conn, Outbox};
 use crate::shared::Shared;
-use crate::xml::writer::{stream_header, HeaderSpec, NS_CLIENT, NS_STREAMS, NS_TLS};
+use crate::xml::ns::{NS_CLIENT, NS_STREAMS, NS_TLS};
+use crate::xml::writer::{stream_header, HeaderSpec};
 use crate::xml::{Frame, Framer};
 
 /// Connecting must not eat the whole login budget when the server is down.

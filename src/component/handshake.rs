@@ -4,8 +4,9 @@
 use sha1::{Digest, Sha1};
 
 use crate::config::Config;
-use crate::xml::writer::NS_COMPONENT;
-use crate::xml::{Stanza, StreamHeader, STREAMS_NS};
+
+use crate::xml::ns::{NS_COMPONENT, NS_STREAMS};
+use crate::xml::{Stanza, StreamHeader};
 
 /// `hex(SHA-1(stream id ‖ secret))`, lowercase, as XEP-0114 §3 defines it.
 pub fn handshake_digest(stream_id: &str, secret: &str) -> String {
@@ -29,7 +30,7 @@ const fn refusal(condition: &'static str, text: &'static str) -> Refusal {
 /// Checks the component's stream header; returns the (lowercased) component name.
 pub fn check_header(header: &StreamHeader, cfg: &Config) -> Result<String, Refusal> {
     if header.default_ns.as_deref() != Some(NS_COMPONENT)
-        || header.namespaces.lookup(header.stream_prefix.as_deref()) != Some(STREAMS_NS)
+        || header.namespaces.lookup(header.stream_prefix.as_deref()) != Some(NS_STREAMS)
     {
         return Err(refusal(
             "invalid-namespace",

@@ -9,8 +9,9 @@ use tokio::net::TcpStream;
 use super::handshake::handshake_digest;
 use crate::net::{next_frame, Conn, Outbox, ReadFrameError};
 use crate::xml::children::stream_error_condition;
-use crate::xml::writer::{stream_header, HeaderSpec, NS_COMPONENT};
-use crate::xml::{Frame, Framer, Limits, STREAMS_NS};
+use crate::xml::ns::{NS_COMPONENT, NS_STREAMS};
+use crate::xml::writer::{stream_header, HeaderSpec};
+use crate::xml::{Frame, Framer, Limits};
 
 /// Connect plus handshake with the legacy server must finish within this.
 const LINK_TIMEOUT: Duration = Duration::from_secs(10);
@@ -127,7 +128,7 @@ impl Link {
         let Ok(head) = stanza.head() else {
             return LinkError::Unexpected("?".into());
         };
-        if head.name() == "error" && head.ns() == Some(STREAMS_NS) {
+        if head.name() == "error" && head.ns() == Some(NS_STREAMS) {
             let condition = stream_error_condition(stanza.bytes())
                 .unwrap_or_else(|| "undefined-condition".into());
             return LinkError::Refused(condition);

@@ -18,7 +18,8 @@ use super::session::ComponentSession;
 use crate::admin::metrics::{self, ConnectionGuard};
 use crate::net::{next_frame, Conn, Outbox};
 use crate::shared::Shared;
-use crate::xml::writer::{stream_error, stream_header, HeaderSpec, NS_COMPONENT};
+use crate::xml::ns::NS_COMPONENT;
+use crate::xml::writer::{stream_error, stream_header, HeaderSpec};
 use crate::xml::{Frame, Framer};
 
 /// Queue of stanzas other tasks may hand one component before it is considered stuck.

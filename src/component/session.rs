@@ -17,8 +17,9 @@ use crate::router::delegation::disco::nesting_queries;
 use crate::router::delegation::table::Rule;
 use crate::router::privilege::advertise::advertisements as privilege_advertisements;
 use crate::shared::Shared;
-use crate::xml::writer::{stanza_error, StanzaError, NS_COMPONENT};
-use crate::xml::{Frame, Framer, Stanza, STREAMS_NS};
+use crate::xml::ns::{NS_COMPONENT, NS_DELEGATION_2, NS_STREAMS};
+use crate::xml::writer::{stanza_error, StanzaError};
+use crate::xml::{Frame, Framer, Stanza};
 
 pub struct ComponentSession {
     shared: Arc<Shared>,
@@ -156,7 +157,7 @@ impl ComponentSession {
         let cfg = self.shared.config.current();
         let version = cfg
             .component(&self.name)
-            .map_or("urn:xmpp:delegation:2", |c| c.delegation_namespace.as_str());
+            .map_or(NS_DELEGATION_2, |c| c.delegation_namespace.as_str());
         for message in advertisements(&self.advertised, &rules, &self.name, version) {
             self.out.push(message);
         }
@@ -261,7 +262,7 @@ impl ComponentSession {
                     bytes += stanza.len() as u64;
                     stanzas += 1;
                     if let Ok(head) = stanza.head() {
-                        if head.name() == "error" && head.ns() == Some(STREAMS_NS) {
+                        if head.name() == "error" && head.ns() == Some(NS_STREAMS) {
                             metrics::stream_error("upstream-link", "server");
                         }
                     }

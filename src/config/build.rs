@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 
 use toml_edit::TableLike;
 
-use super::load::{read_secret, resolve};
+use super::files::{read_secret, resolve};
 use super::read::{Entry, Fields, Reader};
 use super::schema::{
     Component, Config, Delegation, DelegationNs, Host, IqPerm, Limits, Listen, MessagePerm,

@@ -1,5 +1,5 @@
-//! Loading: the file I/O around the reader (the config file itself, relative
-//! paths, secrets kept in separate files) and the read → build → validate pipeline.
+//! Loading: reading the config file and the read → build → validate pipeline (the
+//! files the config refers to are read by [`super::files`]).
 
 use std::path::{Path, PathBuf};
 
@@ -9,7 +9,6 @@ use super::build;
 use super::issue::{ConfigErrors, ConfigIssue};
 use super::read::Reader;
 use super::schema::Config;
-use super::secret::Secret;
 use super::validate;
 
 impl Config {
@@ -52,24 +51,4 @@ fn whole_file_error(file: &Path, line: Option<usize>, message: String) -> Config
 /// whose target changes on every update, so the link itself is what we track.
 pub(crate) fn absolute(path: &Path) -> PathBuf {
     std::path::absolute(path).unwrap_or_else(|_| path.to_owned())
-}
-
-/// A path from the configuration, made absolute against the config directory.
-pub(crate) fn resolve(base: &Path, text: &str) -> Result<PathBuf, String> {
-    if text.is_empty() {
-        return Err("the path must not be empty".to_owned());
-    }
-    Ok(base.join(text))
-}
-
-/// A secret kept in its own file; surrounding whitespace (the trailing newline
-/// editors add) is not part of it.
-pub(crate) fn read_secret(path: &Path) -> Result<Secret, String> {
-    let text = std::fs::read_to_string(path)
-        .map_err(|e| format!("cannot read {}: {e}", path.display()))?;
-    let trimmed = text.trim();
-    if trimmed.is_empty() {
-        return Err(format!("{} is empty", path.display()));
-    }
-    Ok(Secret::new(trimmed))
 }

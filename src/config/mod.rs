@@ -3,6 +3,7 @@
 
 mod build;
 mod diff;
+mod files;
 mod issue;
 mod jid;
 mod keypath;

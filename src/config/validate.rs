@@ -7,13 +7,9 @@ use std::net::{Ipv6Addr, SocketAddr};
 use super::jid::Jid;
 use super::keypath::KeyPath;
 use super::schema::{Config, PresencePerm};
-
-const DELEGATION_PREFIX: &str = "urn:xmpp:delegation:";
-
-/// XEP-0355 §4.1 pseudo-namespaces for delegating disco on bare JIDs.
-const BARE_DISCO_INFO: &str = "urn:xmpp:delegation:2:bare:disco#info:*";
-const BARE_DISCO_ITEMS: &str = "urn:xmpp:delegation:2:bare:disco#items:*";
-const BARE_DISCO_ITEMS_ALIAS: &str = "http://jabber.org/protocol/disco#items:*";
+use crate::xml::ns::{
+    BARE_DISCO_INFO_ANY, BARE_DISCO_ITEMS_ALIAS, BARE_DISCO_ITEMS_ANY, DELEGATION_PREFIX,
+};
 
 /// A problem found by a rule, before it is located by line.
 pub(crate) type Problem = (KeyPath, String);
@@ -80,8 +76,8 @@ pub(crate) fn entity_jid(text: &str) -> Result<String, String> {
 pub(crate) fn delegation_namespace(ns: &str) -> Result<String, String> {
     match ns {
         "" => Err("the namespace must not be empty".to_owned()),
-        BARE_DISCO_INFO | BARE_DISCO_ITEMS => Ok(ns.to_owned()),
-        BARE_DISCO_ITEMS_ALIAS => Ok(BARE_DISCO_ITEMS.to_owned()),
+        BARE_DISCO_INFO_ANY | BARE_DISCO_ITEMS_ANY => Ok(ns.to_owned()),
+        BARE_DISCO_ITEMS_ALIAS => Ok(BARE_DISCO_ITEMS_ANY.to_owned()),
         _ if ns.starts_with(DELEGATION_PREFIX) => {
             Err("delegating urn:xmpp:delegation:* is forbidden (XEP-0355 §8)".to_owned())
         }
@@ -286,16 +282,16 @@ mod tests {
         assert!(delegation_namespace("urn:xmpp:delegation:2").is_err());
         assert!(delegation_namespace("urn:xmpp:delegation:1").is_err());
         assert_eq!(
-            delegation_namespace(BARE_DISCO_INFO),
-            Ok(BARE_DISCO_INFO.to_owned())
+            delegation_namespace(BARE_DISCO_INFO_ANY),
+            Ok(BARE_DISCO_INFO_ANY.to_owned())
         );
         assert_eq!(
-            delegation_namespace(BARE_DISCO_ITEMS),
-            Ok(BARE_DISCO_ITEMS.to_owned())
+            delegation_namespace(BARE_DISCO_ITEMS_ANY),
+            Ok(BARE_DISCO_ITEMS_ANY.to_owned())
         );
         assert_eq!(
             delegation_namespace(BARE_DISCO_ITEMS_ALIAS),
-            Ok(BARE_DISCO_ITEMS.to_owned())
+            Ok(BARE_DISCO_ITEMS_ANY.to_owned())
         );
         assert_eq!(
             delegation_namespace("urn:xmpp:mam:2"),

@@ -7,9 +7,8 @@ use std::collections::{BTreeMap, BTreeSet};
 use sha1::{Digest, Sha1};
 
 use crate::config::Jid;
+use crate::xml::ns::NS_ROSTER;
 use crate::xml::writer::push_attr;
-
-pub const NS_ROSTER: &str = "jabber:iq:roster";
 
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Item {

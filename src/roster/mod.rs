@@ -24,8 +24,6 @@ use cache::{Cache, RosterError};
 use fetch::Fetcher;
 use items::Roster;
 
-pub use items::NS_ROSTER;
-
 /// The roster service shared by every session.
 #[derive(Default)]
 pub struct RosterService {

@@ -10,11 +10,12 @@ use bytes::Bytes;
 use metrics::counter;
 use serde::Serialize;
 
-use super::items::{push_item, Diff, Roster, NS_ROSTER};
+use super::items::{push_item, Diff, Roster};
 use super::presence::{hide_contact, show_contact, tell_contact};
 use crate::c2s::Command;
 use crate::config::RosterAdmin;
 use crate::shared::Shared;
+use crate::xml::ns::NS_ROSTER;
 use crate::xml::writer::push_attr;
 
 pub const REFRESHES_TOTAL: &str = "stanzagate_roster_refreshes_total";

@@ -3,13 +3,9 @@
 //! declarations are interned as statics, so stanzas of ordinary streams refer to them
 //! without any reference counting; other streams share theirs through an `Arc`.
 
+use super::ns::{NS_STREAMS, NS_XML};
 use std::ops::Deref;
 use std::sync::{Arc, LazyLock};
-
-/// The namespace of stream-level elements (`<stream:stream>`, `<stream:features>`...).
-pub const STREAMS_NS: &str = "http://etherx.jabber.org/streams";
-/// The namespace the `xml` prefix is permanently bound to.
-pub const XML_NS: &str = "http://www.w3.org/XML/1998/namespace";
 
 /// Namespace declarations (`xmlns` / `xmlns:p`) in declaration order.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -35,7 +31,7 @@ impl Namespaces {
     /// declaration (`xmlns=''`) means "no namespace" and yields `None`.
     pub fn lookup(&self, prefix: Option<&str>) -> Option<&str> {
         if prefix == Some("xml") {
-            return Some(XML_NS);
+            return Some(NS_XML);
         }
         let i = self.index_of(prefix.map(str::as_bytes))?;
         self.uri_at(i)
@@ -83,10 +79,10 @@ static COMMON: LazyLock<Vec<Namespaces>> = LazyLock::new(|| {
     for default in COMMON_DEFAULTS {
         let mut ns = Namespaces::new();
         ns.declare(None, default);
-        ns.declare(Some("stream"), STREAMS_NS);
+        ns.declare(Some("stream"), NS_STREAMS);
         common.push(ns);
         let mut ns = Namespaces::new();
-        ns.declare(Some("stream"), STREAMS_NS);
+        ns.declare(Some("stream"), NS_STREAMS);
         ns.declare(None, default);
         common.push(ns);
     }
@@ -136,7 +132,7 @@ mod tests {
     #[test]
     fn common_sets_are_interned() {
         let mut ns = Namespaces::new();
-        ns.declare(Some("stream"), STREAMS_NS);
+        ns.declare(Some("stream"), NS_STREAMS);
         ns.declare(None, "jabber:component:accept");
         let handle = NsHandle::new(Arc::new(ns.clone()));
         assert!(matches!(handle, NsHandle::Common(_)));
@@ -153,10 +149,10 @@ mod tests {
     fn lookup_and_override() {
         let mut ns = Namespaces::new();
         ns.declare(None, "jabber:client");
-        ns.declare(Some("stream"), STREAMS_NS);
+        ns.declare(Some("stream"), NS_STREAMS);
         assert_eq!(ns.default_ns(), Some("jabber:client"));
-        assert_eq!(ns.lookup(Some("stream")), Some(STREAMS_NS));
-        assert_eq!(ns.lookup(Some("xml")), Some(XML_NS));
+        assert_eq!(ns.lookup(Some("stream")), Some(NS_STREAMS));
+        assert_eq!(ns.lookup(Some("xml")), Some(NS_XML));
         assert_eq!(ns.lookup(Some("db")), None);
         ns.declare(None, "");
         assert_eq!(ns.default_ns(), None);

@@ -7,7 +7,8 @@ use std::borrow::Cow;
 use super::attrs::{find_decl, qname, QName};
 use super::error::HeadError;
 use super::escape::unescape;
-use super::namespaces::{Namespaces, XML_NS};
+use super::namespaces::Namespaces;
+use super::ns::NS_XML;
 use super::scanner::{ElementMeta, Known, TagMeta};
 use super::span::Span;
 
@@ -74,7 +75,7 @@ impl Resolved {
             NsRef::Unbound => None,
             NsRef::Local(span) => Some(span.str_of(raw)),
             NsRef::Stream(i) => namespaces.uri_at(i as usize),
-            NsRef::Xml => Some(XML_NS),
+            NsRef::Xml => Some(NS_XML),
             NsRef::Decoded(i) => decoded?.get(usize::from(i)).map(String::as_str),
         }
     }

@@ -86,7 +86,7 @@ impl StreamHeader {
     }
 
     /// Namespace of the stream element itself; RFC 6120 requires
-    /// [`STREAMS_NS`](super::STREAMS_NS).
+    /// [`NS_STREAMS`](super::ns::NS_STREAMS).
     pub fn element_ns(&self) -> Option<&str> {
         self.namespaces.lookup(self.stream_prefix.as_deref())
     }

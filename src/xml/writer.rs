@@ -7,16 +7,7 @@ use std::ops::Range;
 use bytes::{Bytes, BytesMut};
 
 use super::escape::{escape_attr, escape_text};
-
-pub const NS_STREAMS: &str = "http://etherx.jabber.org/streams";
-pub const NS_STREAM_ERRORS: &str = "urn:ietf:params:xml:ns:xmpp-streams";
-pub const NS_STANZAS: &str = "urn:ietf:params:xml:ns:xmpp-stanzas";
-pub const NS_CLIENT: &str = "jabber:client";
-pub const NS_COMPONENT: &str = "jabber:component:accept";
-pub const NS_TLS: &str = "urn:ietf:params:xml:ns:xmpp-tls";
-pub const NS_SASL: &str = "urn:ietf:params:xml:ns:xmpp-sasl";
-pub const NS_SASL2: &str = "urn:xmpp:sasl:2";
-pub const NS_BIND: &str = "urn:ietf:params:xml:ns:xmpp-bind";
+use super::ns::{NS_STANZAS, NS_STREAMS, NS_STREAM_ERRORS};
 
 /// A stream header the proxy originates (`<?xml?><stream:stream …>`).
 pub struct HeaderSpec<'a> {

@@ -8,6 +8,7 @@ use std::sync::Arc;
 use bytes::Bytes;
 
 use super::table::{is_pseudo, Rule};
+use crate::xml::ns::NS_DELEGATION_2;
 use crate::xml::writer::push_attr;
 
 /// The advertisement messages for one component after a change from `before` to
@@ -40,7 +41,7 @@ fn message(domain: &str, component: &str, rules: &[Arc<Rule>], ns: &str) -> Byte
     out.push('>');
     for rule in rules {
         // The :1 protocol has no pseudo-namespaces (checklist 15).
-        if is_pseudo(&rule.ns) && ns != "urn:xmpp:delegation:2" {
+        if is_pseudo(&rule.ns) && ns != NS_DELEGATION_2 {
             continue;
         }
         out.push_str("<delegated");

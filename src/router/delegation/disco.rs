@@ -14,12 +14,9 @@ use super::pending::Waiting;
 use super::table::{is_pseudo, Rule, Table};
 use crate::shared::Shared;
 use crate::xml::children::{children, root_attr};
+use crate::xml::ns::{NS_DELEGATION_2, NS_DISCO_INFO};
 use crate::xml::writer::push_attr;
 use crate::xml::{Head, Stanza};
-
-pub const NS_DISCO_INFO: &str = "http://jabber.org/protocol/disco#info";
-pub const NS_CAPS: &str = "http://jabber.org/protocol/caps";
-const FEATURE_DELEGATION: &str = "urn:xmpp:delegation:2";
 
 /// Whose disco#info a nesting answer augments.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -167,8 +164,8 @@ pub fn rewrite_result(
         }
         content.extend_from_slice(element);
     }
-    if level == Level::Server && features.insert(FEATURE_DELEGATION.to_owned()) {
-        content.extend_from_slice(format!("<feature var='{FEATURE_DELEGATION}'/>").as_bytes());
+    if level == Level::Server && features.insert(NS_DELEGATION_2.to_owned()) {
+        content.extend_from_slice(format!("<feature var='{NS_DELEGATION_2}'/>").as_bytes());
     }
     for rule in &rules {
         for element in cache.get(&domain, &rule.ns, level).unwrap_or_default() {

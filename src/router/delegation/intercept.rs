@@ -3,11 +3,9 @@
 
 use std::sync::Arc;
 
-use super::table::{Rule, Table, BARE_DISCO_INFO_ANY, BARE_DISCO_ITEMS_ANY};
+use super::table::{Rule, Table};
+use crate::xml::ns::{BARE_DISCO_INFO_ANY, BARE_DISCO_ITEMS_ANY, NS_DISCO_INFO, NS_DISCO_ITEMS};
 use crate::xml::Head;
-
-const DISCO_INFO: &str = "http://jabber.org/protocol/disco#info";
-const DISCO_ITEMS: &str = "http://jabber.org/protocol/disco#items";
 
 /// What to do with one client stanza.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -70,13 +68,13 @@ pub fn decide(head: &Head, session_domain: &str, table: &Table) -> Decision {
     }
     let has_node = child.attr("node").is_some();
     match (ns, has_node) {
-        (DISCO_ITEMS, false) => table
+        (NS_DISCO_ITEMS, false) => table
             .rule(&domain, BARE_DISCO_ITEMS_ANY)
             .map_or(Decision::Pass, |r| Decision::Delegate(r.clone())),
-        (DISCO_ITEMS, true) => table
+        (NS_DISCO_ITEMS, true) => table
             .rule(&domain, BARE_DISCO_ITEMS_ANY)
             .map_or(Decision::Pass, |r| Decision::Probe(r.clone())),
-        (DISCO_INFO, true) => table
+        (NS_DISCO_INFO, true) => table
             .rule(&domain, BARE_DISCO_INFO_ANY)
             .map_or(Decision::Pass, |r| Decision::Probe(r.clone())),
         _ => Decision::Pass,

@@ -4,13 +4,11 @@
 
 use bytes::{Bytes, BytesMut};
 
-use super::wrap::NS_FORWARD;
 use crate::xml::children::{strict_children, Child};
 use crate::xml::escape::escape_attr;
-use crate::xml::writer::{close_element, NS_CLIENT, NS_COMPONENT};
+use crate::xml::ns::{NS_CLIENT, NS_COMPONENT, NS_DELAY, NS_FORWARD};
+use crate::xml::writer::close_element;
 use crate::xml::Stanza;
-
-pub const NS_DELAY: &str = "urn:xmpp:delay";
 
 /// What the proxy remembers of a delegated client IQ.
 #[derive(Debug, Clone)]

@@ -5,10 +5,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 
 use crate::config::{Config, DelegationNs};
-
-/// The XEP-0355 v0.5 pseudo-namespaces (configured like any namespace).
-pub const BARE_DISCO_INFO_ANY: &str = "urn:xmpp:delegation:2:bare:disco#info:*";
-pub const BARE_DISCO_ITEMS_ANY: &str = "urn:xmpp:delegation:2:bare:disco#items:*";
+use crate::xml::ns::{BARE_DISCO_INFO_ANY, BARE_DISCO_ITEMS_ANY};
 
 pub fn is_pseudo(ns: &str) -> bool {
     ns == BARE_DISCO_INFO_ANY || ns == BARE_DISCO_ITEMS_ANY

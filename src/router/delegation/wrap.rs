@@ -4,10 +4,9 @@
 use bytes::{Bytes, BytesMut};
 
 use crate::xml::escape::escape_attr;
-use crate::xml::writer::{attr_span, NS_CLIENT};
+use crate::xml::ns::{NS_CLIENT, NS_FORWARD};
+use crate::xml::writer::attr_span;
 use crate::xml::{Head, Stanza};
-
-pub const NS_FORWARD: &str = "urn:xmpp:forward:0";
 
 /// `<iq type='set' from=DOMAIN to=COMPONENT id=ID><delegation xmlns=NS><forwarded>`
 /// + the client's IQ with `xmlns='jabber:client'`, the stream's prefixes, and `from`

@@ -7,9 +7,8 @@ use std::collections::BTreeMap;
 use bytes::Bytes;
 
 use crate::config::{IqPerm, MessagePerm, PresencePerm, Privileges, RosterPerm};
+use crate::xml::ns::NS_PRIVILEGE;
 use crate::xml::writer::push_attr;
-
-pub const NS_PRIVILEGE: &str = "urn:xmpp:privilege:2";
 
 /// Advertisements after a change from `before` to `now` (initially `before` is empty).
 /// A domain that lost every privilege gets an empty `<privilege/>`, so the entity

@@ -5,16 +5,14 @@ use std::sync::Arc;
 
 use bytes::{Bytes, BytesMut};
 
-use super::advertise::NS_PRIVILEGE;
 use super::inject::{request, InjectError};
 use super::{answer_component, count, iq_error, Op};
 use crate::config::Privileges;
 use crate::shared::Shared;
 use crate::xml::children::strict_children;
-use crate::xml::writer::{close_element, push_attr, NS_CLIENT};
+use crate::xml::ns::{NS_CLIENT, NS_FORWARD, NS_PRIVILEGE};
+use crate::xml::writer::{close_element, push_attr};
 use crate::xml::{Head, Stanza};
-
-const NS_FORWARD: &str = "urn:xmpp:forward:0";
 
 /// A checked privileged IQ, ready to be sent as the user.
 #[derive(Debug)]

@@ -4,20 +4,15 @@
 
 use bytes::{Bytes, BytesMut};
 
-use super::advertise::NS_PRIVILEGE;
 use super::{answer_component, count, Op};
 use crate::c2s::Command;
 use crate::config::{MessagePerm, Privileges};
-use crate::router::delegation::reply::NS_DELAY;
+
 use crate::shared::Shared;
 use crate::xml::children::strict_children;
-use crate::xml::writer::{
-    element_with, push_attr, stanza_error, StanzaError, NS_CLIENT, NS_COMPONENT,
-};
+use crate::xml::ns::{NS_CARBONS, NS_CLIENT, NS_COMPONENT, NS_DELAY, NS_FORWARD, NS_PRIVILEGE};
+use crate::xml::writer::{element_with, push_attr, stanza_error, StanzaError};
 use crate::xml::{Head, Stanza};
-
-const NS_FORWARD: &str = "urn:xmpp:forward:0";
-const NS_CARBONS: &str = "urn:xmpp:carbons:2";
 
 /// Whether a component message is a privilege wrapper: addressed to a served domain
 /// (no localpart, no resource), not an error, with a `<privilege/>` child

@@ -5,6 +5,8 @@
 //! stream ([`inject`]). It copies presence ([`presence`]) and roster pushes
 //! ([`pushes`]) from the users' streams to the entities entitled to them.
 
+use crate::xml::ns::{NS_PRIVILEGE, NS_ROSTER};
+
 pub mod advertise;
 pub mod inject;
 pub mod iq;
@@ -165,7 +167,7 @@ impl Privilege {
                     return false;
                 };
                 match (child.name(), child.ns()) {
-                    ("privileged_iq", Some(advertise::NS_PRIVILEGE)) => {
+                    ("privileged_iq", Some(NS_PRIVILEGE)) => {
                         match iq::check(component, &to, stanza, head, privileges) {
                             Ok(checked) => {
                                 tokio::spawn(iq::run(shared.clone(), checked));
@@ -177,7 +179,7 @@ impl Privilege {
                         }
                         true
                     }
-                    ("query", Some(roster::NS_ROSTER)) if node.is_some() => {
+                    ("query", Some(NS_ROSTER)) if node.is_some() => {
                         let op = roster::RosterOp::parse(component, &to, stanza, head);
                         match op.refused(privileges) {
                             Some(refusal) => {

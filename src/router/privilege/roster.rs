@@ -11,10 +11,9 @@ use crate::config::Privileges;
 use crate::shared::Shared;
 use crate::xml::children::{children, Child};
 use crate::xml::escape::escape_attr;
+use crate::xml::ns::NS_ROSTER;
 use crate::xml::writer::{element_with, push_attr};
 use crate::xml::{Head, Stanza};
-
-pub const NS_ROSTER: &str = "jabber:iq:roster";
 
 /// A component IQ to a managed bare JID in `jabber:iq:roster`.
 pub struct RosterOp {
