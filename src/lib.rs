@@ -17,6 +17,8 @@ pub mod admin;
 pub mod c2s;
 pub mod component;
 pub mod config;
+pub mod hub;
+pub mod metrics;
 pub mod net;
 pub mod roster;
 pub mod router;

@@ -93,16 +93,19 @@ fn run(config_path: PathBuf) -> anyhow::Result<()> {
 
 async fn serve(config_path: PathBuf) -> anyhow::Result<()> {
     let config = Config::load(&config_path).map_err(|errors| anyhow::anyhow!("{errors}"))?;
-    let metrics = admin::metrics::install().context("cannot install the metrics recorder")?;
+    let metrics = stanzagate::metrics::install().context("cannot install the metrics recorder")?;
     let handle = ConfigHandle::new(config);
     let shared = Shared::new(handle.clone()).context("cannot load TLS material")?;
     let cfg = handle.current();
 
+    // One store for both client listeners: a stream may resume on either port.
+    let resume = Arc::new(c2s::ResumeStore::default());
     let c2s_listener = bind(cfg.listen.c2s, "listen.c2s").await?;
     tokio::spawn(c2s::serve(
         c2s_listener,
         ListenerKind::StartTls,
         shared.clone(),
+        resume.clone(),
     ));
     if let Some(addr) = cfg.listen.c2s_direct_tls {
         let listener = bind(addr, "listen.c2s_direct_tls").await?;
@@ -110,6 +113,7 @@ async fn serve(config_path: PathBuf) -> anyhow::Result<()> {
             listener,
             ListenerKind::DirectTls,
             shared.clone(),
+            resume.clone(),
         ));
     }
     if let Some(addr) = cfg.listen.component {

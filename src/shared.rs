@@ -1,12 +1,12 @@
-//! What every connection handler needs from the running proxy: the live config, TLS
-//! material and the registries of sessions. Built once in `main`, passed as `Arc`.
+//! The composition root: what connection handlers (client, component and admin
+//! listeners) need from the running proxy. Built once in `main`, passed as `Arc`.
+//! Features (delegation, privileges, web-app rosters) never see this struct: each gets
+//! the narrow handles it needs (the hub, the config) when it is built here.
 
 use std::sync::Arc;
 
-use crate::c2s::stream_mgmt::ResumeStore;
-use crate::c2s::SessionRegistry;
-use crate::component::ComponentRegistry;
 use crate::config::ConfigHandle;
+use crate::hub::Hub;
 use crate::roster::RosterService;
 use crate::router::delegation::Delegations;
 use crate::router::privilege::Privilege;
@@ -17,26 +17,24 @@ pub struct Shared {
     pub server_tls: ServerTls,
     /// Present when `upstream.tls` is not `none`.
     pub upstream_tls: arc_swap::ArcSwapOption<UpstreamConnector>,
-    pub resume: ResumeStore,
-    pub sessions: SessionRegistry,
-    pub components: ComponentRegistry,
-    pub delegation: Delegations,
-    pub privilege: Privilege,
-    pub roster: RosterService,
+    pub hub: Arc<Hub>,
+    pub delegation: Arc<Delegations>,
+    pub privilege: Arc<Privilege>,
+    pub roster: Arc<RosterService>,
 }
 
 impl Shared {
     pub fn new(config: Arc<ConfigHandle>) -> Result<Arc<Self>, TlsError> {
         let current = config.current();
+        let hub = Arc::new(Hub::default());
+        let roster = Arc::new(RosterService::new(hub.clone(), config.clone()));
         let shared = Shared {
             server_tls: ServerTls::new(&current.tls)?,
             upstream_tls: arc_swap::ArcSwapOption::empty(),
-            resume: ResumeStore::default(),
-            sessions: SessionRegistry::default(),
-            components: ComponentRegistry::default(),
-            delegation: Delegations::default(),
-            privilege: Privilege::default(),
-            roster: RosterService::default(),
+            delegation: Arc::new(Delegations::new(hub.clone(), config.clone())),
+            privilege: Arc::new(Privilege::new(hub.clone(), config.clone(), roster.clone())),
+            roster,
+            hub,
             config,
         };
         shared.reload_upstream_tls(&current.upstream)?;

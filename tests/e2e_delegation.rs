@@ -606,6 +606,9 @@ async fn checklist_26_malformed_reply_is_service_unavailable() {
             "case {case}: {}",
             text(&answer)
         );
+        // A clean close: the next case's component may claim the name at once.
+        component.send("</stream:stream>").await;
+        component.expect_closed().await;
     }
 }
 

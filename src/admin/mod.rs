@@ -1,7 +1,6 @@
 //! The admin HTTP listener (`listen.http`): Prometheus metrics, liveness and readiness.
 //! The web app's roster refresh endpoints are mounted here too.
 
-pub mod metrics;
 mod roster_admin;
 mod server;
 

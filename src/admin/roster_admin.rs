@@ -53,10 +53,13 @@ pub async fn handle(req: Request<Incoming>, shared: Arc<Shared>) -> Reply {
             Err(why) => return json(StatusCode::BAD_REQUEST, &message("error", &why)),
         },
     };
-    let report = refresh(shared, domain, admin, users).await;
+    let refreshed = refresh(shared.roster.clone(), domain, admin, users).await;
+    for (user, query) in refreshed.changes {
+        shared.privilege.roster_changed(&user, query);
+    }
     json(
         StatusCode::OK,
-        &serde_json::to_value(&report).unwrap_or_default(),
+        &serde_json::to_value(&refreshed.report).unwrap_or_default(),
     )
 }
 

@@ -10,8 +10,8 @@ use tokio::io::AsyncWriteExt;
 use tokio::time::Instant;
 use tokio_rustls::TlsAcceptor;
 
-use crate::admin::metrics;
 use crate::config::Config;
+use crate::metrics;
 use crate::net::{next_frame, Conn, Outbox, ReadFrameError};
 use crate::xml::ns::{NS_CLIENT, NS_STREAMS, NS_TLS};
 use crate::xml::writer::{stream_error, stream_header, HeaderSpec};

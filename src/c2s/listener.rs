@@ -10,8 +10,9 @@ use tracing::Instrument;
 
 use super::client::{check_header, ClientError, ClientSide};
 use super::session::{Ended, Session};
+use super::stream_mgmt::ResumeStore;
 use super::upstream::UpstreamSide;
-use crate::admin::metrics::ConnectionGuard;
+use crate::metrics::ConnectionGuard;
 use crate::net::Conn;
 use crate::shared::Shared;
 use crate::xml::Framer;
@@ -35,13 +36,18 @@ impl ListenerKind {
 }
 
 /// Accepts client connections forever; each one runs in its own task.
-pub async fn serve(listener: TcpListener, kind: ListenerKind, shared: Arc<Shared>) {
+pub async fn serve(
+    listener: TcpListener,
+    kind: ListenerKind,
+    shared: Arc<Shared>,
+    resume: Arc<ResumeStore>,
+) {
     loop {
         match listener.accept().await {
             Ok((tcp, peer)) => {
-                let shared = shared.clone();
+                let (shared, resume) = (shared.clone(), resume.clone());
                 let span = tracing::info_span!("c2s", %peer, jid = tracing::field::Empty);
-                tokio::spawn(handle(tcp, peer, kind, shared).instrument(span));
+                tokio::spawn(handle(tcp, peer, kind, shared, resume).instrument(span));
             }
             Err(error) => {
                 // Out of file descriptors and the like: back off instead of spinning.
@@ -52,11 +58,17 @@ pub async fn serve(listener: TcpListener, kind: ListenerKind, shared: Arc<Shared
     }
 }
 
-async fn handle(tcp: TcpStream, peer: SocketAddr, kind: ListenerKind, shared: Arc<Shared>) {
+async fn handle(
+    tcp: TcpStream,
+    peer: SocketAddr,
+    kind: ListenerKind,
+    shared: Arc<Shared>,
+    resume: Arc<ResumeStore>,
+) {
     let _guard = ConnectionGuard::new(kind.label());
     let _ = tcp.set_nodelay(true);
     tracing::debug!(%peer, "connected");
-    match drive(tcp, kind, shared).await {
+    match drive(tcp, kind, shared, resume).await {
         Ok(()) => tracing::debug!("closed"),
         Err(error) => tracing::info!(%error, "closed"),
     }
@@ -66,7 +78,12 @@ async fn handle(tcp: TcpStream, peer: SocketAddr, kind: ListenerKind, shared: Ar
 /// error reporting) and the session are boxed: this task lives as long as the session,
 /// and its size is that of its largest await, so inline they would make every idle
 /// session's task 8.7 KiB instead of 2.2 KiB.
-async fn drive(tcp: TcpStream, kind: ListenerKind, shared: Arc<Shared>) -> Result<(), ClientError> {
+async fn drive(
+    tcp: TcpStream,
+    kind: ListenerKind,
+    shared: Arc<Shared>,
+    resume: Arc<ResumeStore>,
+) -> Result<(), ClientError> {
     let cfg = shared.config.current();
     let deadline = Instant::now() + cfg.limits.handshake_timeout;
     let framer = Framer::new(super::framer_limits(&cfg));
@@ -120,6 +137,7 @@ async fn drive(tcp: TcpStream, kind: ListenerKind, shared: Arc<Shared>) -> Resul
         };
         match Box::new(Session::new(
             shared.clone(),
+            resume.clone(),
             client,
             upstream,
             domain,

@@ -7,15 +7,13 @@ mod client;
 mod features;
 mod listener;
 mod probes;
-mod registry;
 mod session;
 pub mod sm;
 pub mod stream_mgmt;
 mod upstream;
 
 pub use listener::{serve, ListenerKind};
-pub use registry::{Command, SessionHandle, SessionRegistry};
-pub use session::CLOSE_GRACE;
+pub use stream_mgmt::ResumeStore;
 
 use crate::config::Config;
 

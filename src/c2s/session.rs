@@ -5,7 +5,6 @@
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
-use std::time::Duration;
 
 use bytes::Bytes;
 use tokio::sync::mpsc;
@@ -15,11 +14,12 @@ use super::acting::Acting;
 use super::client::ClientSide;
 use super::features::rewrite_features;
 use super::probes::Probes;
-use super::registry::{Command, SessionHandle};
-use super::stream_mgmt::{is_sm_namespace, StreamManagement};
+use super::stream_mgmt::{is_sm_namespace, ResumeStore, StreamManagement};
 use super::upstream::UpstreamSide;
-use crate::admin::metrics::{self, Flow, FlowCounters};
+use crate::hub::{Command, Removed, SessionHandle};
+use crate::metrics::{self, Flow, FlowCounters};
 use crate::net::read_some;
+use crate::net::CLOSE_GRACE;
 use crate::router::delegation::disco::rewrite_result;
 use crate::router::delegation::Decision;
 use crate::router::privilege::presence::is_broadcast;
@@ -30,8 +30,6 @@ use crate::xml::ns::{NS_BIND, NS_CLIENT, NS_ROSTER, NS_SASL, NS_SASL2, NS_STREAM
 use crate::xml::writer::splice;
 use crate::xml::{Frame, FrameError, Head, Stanza};
 
-/// After one side closed its stream, how long the other gets to close its own.
-pub const CLOSE_GRACE: Duration = Duration::from_secs(5);
 /// Injection requests a session may have queued before senders are told it is behind.
 const COMMAND_QUEUE: usize = 256;
 
@@ -63,6 +61,7 @@ enum Stop {
 
 pub struct Session {
     shared: Arc<Shared>,
+    resume: Arc<ResumeStore>,
     client: ClientSide,
     upstream: UpstreamSide,
     domain: String,
@@ -107,6 +106,7 @@ enum Wake {
 impl Session {
     pub fn new(
         shared: Arc<Shared>,
+        resume: Arc<ResumeStore>,
         client: ClientSide,
         upstream: UpstreamSide,
         domain: String,
@@ -116,6 +116,7 @@ impl Session {
             !client.conn.is_tls() && shared.server_tls.acceptor().is_some();
         Session {
             shared,
+            resume,
             client,
             upstream,
             domain,
@@ -292,14 +293,11 @@ impl Session {
             return;
         }
         let shared = self.shared.clone();
-        match shared.delegation.decide(&shared, head, &self.domain) {
+        match shared.delegation.decide(head, &self.domain) {
             Decision::Pass => self.forward_counted(stanza),
             Decision::Delegate(rule) => {
                 self.consume_client_stanza();
-                if let Some(refusal) = shared
-                    .delegation
-                    .delegate(&shared, &rule, &stanza, head, &jid)
-                {
+                if let Some(refusal) = shared.delegation.delegate(&rule, &stanza, head, &jid) {
                     self.inject_to_client(refusal);
                 }
             }
@@ -316,19 +314,22 @@ impl Session {
         let (Ok(head), Some(jid)) = (stanza.head(), self.jid.as_deref()) else {
             return self.forward_counted(stanza);
         };
-        let web_roster = crate::roster::owns(&self.shared, &self.domain);
+        let web_roster = self.shared.roster.owns(&self.domain);
         if web_roster && crate::roster::is_subscription(head.type_().as_deref()) {
             return self.consume_client_stanza();
         }
         if head.to().is_none() && is_broadcast(head) {
+            let available = head.type_().is_none();
             self.shared
-                .privilege
-                .user_presence(&self.shared, jid, &stanza, head);
+                .hub
+                .sessions
+                .set_presence(jid, available.then(|| stanza.bytes().clone()));
+            self.shared.privilege.user_presence(jid, &stanza, head);
             if web_roster {
                 let first = !self.presence_sent;
                 self.presence_sent = true;
                 let task = crate::roster::presence::fan_out(
-                    self.shared.clone(),
+                    self.shared.roster.clone(),
                     jid.to_owned(),
                     stanza.bytes().clone(),
                     first,
@@ -348,7 +349,7 @@ impl Session {
         let roster_query = head
             .child()
             .is_some_and(|c| c.name() == "query" && c.ns() == Some(NS_ROSTER));
-        if !own || !roster_query || crate::roster::owner(&self.shared, &self.domain).is_none() {
+        if !own || !roster_query || !self.shared.roster.owns(&self.domain) {
             return false;
         }
         let id = head.id().map(|i| i.into_owned());
@@ -360,7 +361,7 @@ impl Session {
                     .and_then(|c| c.attr("ver"))
                     .map(|v| v.into_owned());
                 let task = crate::roster::serve_client_get(
-                    self.shared.clone(),
+                    self.shared.roster.clone(),
                     jid.to_owned(),
                     id.unwrap_or_default(),
                     ver,
@@ -448,10 +449,10 @@ impl Session {
                     .attr("previd")
                     .map(|p| p.into_owned())
                     .unwrap_or_default();
-                let shared = self.shared.clone();
+                let resume = self.resume.clone();
                 let sm = &mut self.sm;
                 let rewritten = rewrite_h(stanza, |h| {
-                    sm.resume_requested(&shared.resume, &previd, h).unwrap_or(h)
+                    sm.resume_requested(&resume, &previd, h).unwrap_or(h)
                 });
                 self.upstream.out.push(rewritten);
             }
@@ -541,7 +542,7 @@ impl Session {
             ("presence", Some(NS_CLIENT))
                 if self.acting.swallow_subscribed(head)
                     || (crate::roster::is_subscription(head.type_().as_deref())
-                        && crate::roster::owns(&self.shared, &self.domain)) =>
+                        && self.shared.roster.owns(&self.domain)) =>
             {
                 self.consume_server_stanza();
             }
@@ -602,10 +603,9 @@ impl Session {
             return true;
         };
         let shared = self.shared.clone();
-        if let Some(refusal) =
-            shared
-                .delegation
-                .delegate(&shared, &rule, &original, original_head, &jid)
+        if let Some(refusal) = shared
+            .delegation
+            .delegate(&rule, &original, original_head, &jid)
         {
             self.inject_to_client(refusal);
         }
@@ -721,15 +721,13 @@ impl Session {
         let Some(jid) = &self.jid else { return };
         let privilege = &self.shared.privilege;
         match head.name() {
-            "presence" if is_broadcast(head) => {
-                privilege.contact_presence(&self.shared, jid, stanza, head)
-            }
+            "presence" if is_broadcast(head) => privilege.contact_presence(jid, stanza, head),
             "iq" if head.type_().as_deref() == Some("set")
                 && head
                     .child()
                     .is_some_and(|c| c.name() == "query" && c.ns() == Some(NS_ROSTER)) =>
             {
-                privilege.roster_push(&self.shared, jid, stanza, head)
+                privilege.roster_push(jid, stanza, head)
             }
             _ => {}
         }
@@ -740,6 +738,7 @@ impl Session {
         tracing::debug!("bound");
         let (tx, rx) = mpsc::channel(COMMAND_QUEUE);
         self.shared
+            .hub
             .sessions
             .insert(&jid, SessionHandle::new(self.id, tx));
         self.commands = Some(rx);
@@ -748,11 +747,12 @@ impl Session {
 
     fn unregister(&mut self) {
         if let Some(jid) = &self.jid {
-            self.shared.sessions.remove(jid, self.id);
-            self.shared.privilege.session_ended(&self.shared, jid);
+            if let Removed::Removed { presence } = self.shared.hub.sessions.remove(jid, self.id) {
+                self.shared.privilege.session_ended(jid, presence.is_some());
+            }
             self.shared.roster.session_ended(jid);
         }
-        self.sm.save(&self.shared.resume, self.jid.as_deref());
+        self.sm.save(&self.resume, self.jid.as_deref());
     }
 
     fn report_burst(&mut self) {

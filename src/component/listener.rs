@@ -13,9 +13,9 @@ use tracing::Instrument;
 
 use super::handshake::{check_handshake, check_header, Refusal};
 use super::link::Link;
-use super::registry::ComponentHandle;
 use super::session::ComponentSession;
-use crate::admin::metrics::{self, ConnectionGuard};
+use crate::hub::ComponentHandle;
+use crate::metrics::{self, ConnectionGuard};
 use crate::net::{next_frame, Conn, Outbox};
 use crate::shared::Shared;
 use crate::xml::ns::NS_COMPONENT;
@@ -78,7 +78,7 @@ impl Accepting {
             Some(refusal.text),
             "</stream:stream>",
         ));
-        let _ = tokio::time::timeout(crate::c2s::CLOSE_GRACE, async {
+        let _ = tokio::time::timeout(crate::net::CLOSE_GRACE, async {
             let _ = self.out.flush(&mut self.conn).await;
             let _ = tokio::io::AsyncWriteExt::shutdown(&mut self.conn).await;
         })
@@ -190,7 +190,11 @@ async fn authenticate(mut a: Accepting, shared: &Shared) -> Option<(Accepting, S
 async fn relay(mut a: Accepting, name: String, shared: Arc<Shared>) {
     let id = NEXT_COMPONENT_ID.fetch_add(1, Ordering::Relaxed);
     let (tx, rx) = mpsc::channel::<Bytes>(COMPONENT_QUEUE);
-    if !shared.components.claim(&name, ComponentHandle::new(id, tx)) {
+    if !shared
+        .hub
+        .components
+        .claim(&name, ComponentHandle::new(id, tx))
+    {
         a.refuse(
             Some(&name),
             Refusal {
@@ -216,7 +220,7 @@ async fn relay(mut a: Accepting, name: String, shared: Arc<Shared>) {
             .await
         }
         _ => {
-            shared.components.release(&name, id);
+            shared.hub.components.release(&name, id);
             a.refuse(
                 Some(&name),
                 Refusal {
@@ -232,7 +236,7 @@ async fn relay(mut a: Accepting, name: String, shared: Arc<Shared>) {
         Ok(link) => link,
         Err(error) => {
             tracing::warn!(%error, "cannot open the upstream component link");
-            shared.components.release(&name, id);
+            shared.hub.components.release(&name, id);
             a.refuse(
                 Some(&name),
                 Refusal {
@@ -254,9 +258,8 @@ async fn relay(mut a: Accepting, name: String, shared: Arc<Shared>) {
         a.out,
         link,
         rx,
+        id,
     );
     session.run().await;
-    shared.components.release(&name, id);
-    shared.delegation.component_gone(&shared, &name);
     tracing::info!("component disconnected");
 }

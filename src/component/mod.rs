@@ -5,9 +5,7 @@
 mod handshake;
 mod link;
 mod listener;
-mod registry;
 mod session;
 
 pub use handshake::handshake_digest;
 pub use listener::serve;
-pub use registry::{ComponentHandle, ComponentRegistry};

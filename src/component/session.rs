@@ -9,11 +9,10 @@ use bytes::Bytes;
 use tokio::sync::{mpsc, watch};
 
 use super::link::Link;
-use crate::admin::metrics::{self, Flow, FlowCounters};
 use crate::config::{Config, Privileges};
+use crate::metrics::{self, Flow, FlowCounters};
 use crate::net::{read_some, Conn, Outbox};
 use crate::router::delegation::advertise::advertisements;
-use crate::router::delegation::disco::nesting_queries;
 use crate::router::delegation::table::Rule;
 use crate::router::privilege::advertise::advertisements as privilege_advertisements;
 use crate::shared::Shared;
@@ -35,6 +34,8 @@ pub struct ComponentSession {
     out: Outbox,
     link: Link,
     inbox: mpsc::Receiver<Bytes>,
+    /// This connection's claim on the name in the component registry.
+    claim: u64,
     up: FlowCounters,
     down: FlowCounters,
 }
@@ -63,6 +64,7 @@ impl ComponentSession {
         out: Outbox,
         link: Link,
         inbox: mpsc::Receiver<Bytes>,
+        claim: u64,
     ) -> Self {
         let config = shared.config.subscribe();
         ComponentSession {
@@ -77,6 +79,7 @@ impl ComponentSession {
             out,
             link,
             inbox,
+            claim,
             up: FlowCounters::new(Flow::ComponentToServer),
             down: FlowCounters::new(Flow::ServerToComponent),
         }
@@ -87,7 +90,12 @@ impl ComponentSession {
         // the presences the entity is entitled to (checklist 68).
         self.advertise();
         let table = self.shared.privilege.table(&self.shared.config.current());
-        for presence in self.shared.privilege.presence.dump(&table, &self.name) {
+        for presence in
+            self.shared
+                .privilege
+                .presence
+                .dump(&self.shared.hub.sessions, &table, &self.name)
+        {
             self.out.push(presence);
         }
         let stop = self.relay().await;
@@ -167,7 +175,7 @@ impl ComponentSession {
             .filter(|r| !self.advertised.values().flatten().any(|old| old == *r))
             .cloned()
             .collect();
-        for query in nesting_queries(&self.shared, &self.name, &fresh) {
+        for query in self.shared.delegation.nesting_queries(&self.name, &fresh) {
             self.out.push(query);
         }
         self.advertised = rules;
@@ -226,11 +234,11 @@ impl ComponentSession {
         if self
             .shared
             .delegation
-            .component_reply(&self.shared, &self.name, &stanza, head)
+            .component_reply(&self.name, &stanza, head)
             || self
                 .shared
                 .privilege
-                .component_stanza(&self.shared, &self.name, &stanza, head)
+                .component_stanza(&self.name, &stanza, head)
         {
             return Ok(());
         }
@@ -287,6 +295,13 @@ impl ComponentSession {
     }
 
     async fn stop(mut self, stop: Stop) {
+        // The name is free and everything waiting on it answered before the closing
+        // handshake, so a component that saw its stream close can reconnect at once.
+        self.shared
+            .hub
+            .components
+            .release(&self.name, self.claim);
+        self.shared.delegation.component_gone(&self.name);
         let close = Bytes::from_static(b"</stream:stream>");
         match stop {
             // The component's own close tag was already relayed.
@@ -312,7 +327,7 @@ impl ComponentSession {
                 self.link.out.push(close);
             }
         }
-        let _ = tokio::time::timeout(crate::c2s::CLOSE_GRACE, async {
+        let _ = tokio::time::timeout(crate::net::CLOSE_GRACE, async {
             let _ = self.link.out.flush(&mut self.link.conn).await;
             let _ = self.out.flush(&mut self.conn).await;
             let _ = tokio::io::AsyncWriteExt::shutdown(&mut self.link.conn).await;

@@ -13,7 +13,7 @@ use super::files::{read_secret, resolve};
 use super::read::{Entry, Fields, Reader};
 use super::schema::{
     Component, Config, Delegation, DelegationNs, Host, IqPerm, Limits, Listen, MessagePerm,
-    PresencePerm, Privileges, RosterAdmin, RosterPerm, TlsConfig, Upstream, UpstreamTls,
+    PresencePerm, Privileges, Quotas, RosterAdmin, RosterPerm, TlsConfig, Upstream, UpstreamTls,
 };
 use super::secret::Secret;
 use super::validate;
@@ -148,9 +148,49 @@ fn limits(mut f: Fields<'_>, r: &mut Reader<'_>) -> Limits {
         privileged_iq_timeout: f
             .read(r, "privileged_iq_timeout_ms", Reader::millis)
             .unwrap_or(d.privileged_iq_timeout),
+        write_timeout: f
+            .read(r, "write_timeout_ms", Reader::millis)
+            .unwrap_or(d.write_timeout),
+        quotas: quotas(&mut f, r),
     };
     f.finish(r);
     limits
+}
+
+fn quotas(f: &mut Fields<'_>, r: &mut Reader<'_>) -> Quotas {
+    let d = Quotas::default();
+    let admin_header_timeout = f
+        .read(r, "admin_header_timeout_ms", Reader::millis)
+        .unwrap_or(d.admin_header_timeout);
+    let mut count =
+        |key: &'static str, default: usize| f.read(r, key, |r, e| r.count(e, 1)).unwrap_or(default);
+    Quotas {
+        max_sm_unacked: count("max_sm_unacked", d.max_sm_unacked),
+        max_session_queue: count("max_session_queue", d.max_session_queue),
+        max_delegations_per_session: count(
+            "max_delegations_per_session",
+            d.max_delegations_per_session,
+        ),
+        max_delegations_per_component: count(
+            "max_delegations_per_component",
+            d.max_delegations_per_component,
+        ),
+        max_component_queue: count("max_component_queue", d.max_component_queue),
+        max_privileged_ops_per_entity: count(
+            "max_privileged_ops_per_entity",
+            d.max_privileged_ops_per_entity,
+        ),
+        max_operations_per_session: count(
+            "max_operations_per_session",
+            d.max_operations_per_session,
+        ),
+        max_presence_book: count("max_presence_book", d.max_presence_book),
+        max_roster_cache: count("max_roster_cache", d.max_roster_cache),
+        max_resumable_sessions: count("max_resumable_sessions", d.max_resumable_sessions),
+        max_push_copies: count("max_push_copies", d.max_push_copies),
+        admin_max_connections: count("admin_max_connections", d.admin_max_connections),
+        admin_header_timeout,
+    }
 }
 
 fn host(base: &Path) -> impl FnMut(&mut Reader<'_>, Entry<'_>) -> Host + '_ {

@@ -193,6 +193,58 @@ impl Differ {
             ("max_depth", old.max_depth, new.max_depth),
             ("max_attributes", old.max_attributes, new.max_attributes),
         ];
+        let (q, p) = (&old.quotas, &new.quotas);
+        let quotas = [
+            ("max_sm_unacked", q.max_sm_unacked, p.max_sm_unacked),
+            (
+                "max_session_queue",
+                q.max_session_queue,
+                p.max_session_queue,
+            ),
+            (
+                "max_delegations_per_session",
+                q.max_delegations_per_session,
+                p.max_delegations_per_session,
+            ),
+            (
+                "max_delegations_per_component",
+                q.max_delegations_per_component,
+                p.max_delegations_per_component,
+            ),
+            (
+                "max_component_queue",
+                q.max_component_queue,
+                p.max_component_queue,
+            ),
+            (
+                "max_privileged_ops_per_entity",
+                q.max_privileged_ops_per_entity,
+                p.max_privileged_ops_per_entity,
+            ),
+            (
+                "max_operations_per_session",
+                q.max_operations_per_session,
+                p.max_operations_per_session,
+            ),
+            (
+                "max_presence_book",
+                q.max_presence_book,
+                p.max_presence_book,
+            ),
+            ("max_roster_cache", q.max_roster_cache, p.max_roster_cache),
+            (
+                "max_resumable_sessions",
+                q.max_resumable_sessions,
+                p.max_resumable_sessions,
+            ),
+            ("max_push_copies", q.max_push_copies, p.max_push_copies),
+            (
+                "admin_max_connections",
+                q.admin_max_connections,
+                p.admin_max_connections,
+            ),
+        ];
+        let counts = counts.into_iter().chain(quotas);
         for (field, a, b) in counts {
             self.value(&limits.field(field), a.to_string(), b.to_string());
         }
@@ -211,6 +263,12 @@ impl Differ {
                 "privileged_iq_timeout_ms",
                 old.privileged_iq_timeout,
                 new.privileged_iq_timeout,
+            ),
+            ("write_timeout_ms", old.write_timeout, new.write_timeout),
+            (
+                "admin_header_timeout_ms",
+                q.admin_header_timeout,
+                p.admin_header_timeout,
             ),
         ];
         for (field, a, b) in timeouts {

@@ -20,7 +20,7 @@ pub use jid::{Jid, JidError, JidPart};
 pub use reload::{spawn_reloader, ConfigHandle};
 pub use schema::{
     Component, Config, Delegation, DelegationNs, Host, IqPerm, Limits, Listen, MessagePerm,
-    PresencePerm, Privileges, RosterAdmin, RosterPerm, TlsConfig, Upstream, UpstreamTls,
+    PresencePerm, Privileges, Quotas, RosterAdmin, RosterPerm, TlsConfig, Upstream, UpstreamTls,
 };
 pub use secret::Secret;
 

@@ -118,6 +118,64 @@ pub struct Limits {
     pub handshake_timeout: Duration,
     pub delegation_timeout: Duration,
     pub privileged_iq_timeout: Duration,
+    /// A peer that accepts none of the proxy's bytes for this long is disconnected.
+    pub write_timeout: Duration,
+    /// Quotas on what a peer can make the proxy hold (see README, "Security model").
+    pub quotas: Quotas,
+}
+
+/// Every structure a peer can grow, bounded. Exceeding one is an error for the
+/// offender only (a stanza error or a stream error on its stream) and a metric.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Quotas {
+    /// Stanzas a Stream Management client has not acknowledged that the proxy must
+    /// remember (its own injections and consumed stanzas).
+    pub max_sm_unacked: usize,
+    /// Stanzas other tasks may queue for one client session (answers, injections).
+    pub max_session_queue: usize,
+    /// Delegated IQs one client session may have waiting for a component.
+    pub max_delegations_per_session: usize,
+    /// Delegated IQs waiting for one component, all users together.
+    pub max_delegations_per_component: usize,
+    /// Stanzas queued toward one component (delegated IQs, presence and push copies).
+    pub max_component_queue: usize,
+    /// Privileged operations (roster, IQ) of one entity in progress at once.
+    pub max_privileged_ops_per_entity: usize,
+    /// Proxy-run operations (roster fetches, privileged requests) waiting on one
+    /// client session at once.
+    pub max_operations_per_session: usize,
+    /// Contacts' presences remembered for privileged entities' dumps.
+    pub max_presence_book: usize,
+    /// Users whose web-app roster is cached.
+    pub max_roster_cache: usize,
+    /// Ended resumable streams whose counters are kept.
+    pub max_resumable_sessions: usize,
+    /// Copies of roster pushes awaiting an entity's answer.
+    pub max_push_copies: usize,
+    /// Admin HTTP connections open at once.
+    pub admin_max_connections: usize,
+    /// How long an admin HTTP client may take to send its request head.
+    pub admin_header_timeout: Duration,
+}
+
+impl Default for Quotas {
+    fn default() -> Quotas {
+        Quotas {
+            max_sm_unacked: 5_000,
+            max_session_queue: 1_000,
+            max_delegations_per_session: 100,
+            max_delegations_per_component: 10_000,
+            max_component_queue: 20_000,
+            max_privileged_ops_per_entity: 200,
+            max_operations_per_session: 100,
+            max_presence_book: 100_000,
+            max_roster_cache: 100_000,
+            max_resumable_sessions: 100_000,
+            max_push_copies: 10_000,
+            admin_max_connections: 64,
+            admin_header_timeout: Duration::from_secs(10),
+        }
+    }
 }
 
 impl Default for Limits {
@@ -129,6 +187,8 @@ impl Default for Limits {
             handshake_timeout: Duration::from_secs(30),
             delegation_timeout: Duration::from_secs(30),
             privileged_iq_timeout: Duration::from_secs(30),
+            write_timeout: Duration::from_secs(60),
+            quotas: Quotas::default(),
         }
     }
 }

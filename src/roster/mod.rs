@@ -12,39 +12,28 @@ pub mod refresh;
 
 use std::sync::Arc;
 
+use std::collections::HashSet;
+
 use arc_swap::ArcSwapOption;
 use bytes::Bytes;
-use dashmap::DashSet;
+use dashmap::DashMap;
 
-use crate::c2s::Command;
-use crate::config::RosterAdmin;
-use crate::shared::Shared;
+use crate::config::{ConfigHandle, RosterAdmin};
+use crate::hub::{bare, Command, Hub};
 use crate::xml::writer::{push_attr, stanza_error, StanzaError};
 use cache::{Cache, RosterError};
 use fetch::Fetcher;
 use items::Roster;
 
 /// The roster service shared by every session.
-#[derive(Default)]
 pub struct RosterService {
+    pub(crate) hub: Arc<Hub>,
+    config: Arc<ConfigHandle>,
     pub cache: Cache,
     fetcher: ArcSwapOption<(usize, Fetcher)>,
-    /// Full JIDs of sessions that fetched their roster (they get pushes).
-    interested: DashSet<String>,
-}
-
-/// The roster-admin settings of `domain`, if the web app owns its rosters.
-pub fn owner(shared: &Shared, domain: &str) -> Option<RosterAdmin> {
-    shared.config.current().host(domain)?.roster_admin.clone()
-}
-
-/// Whether the web app owns `domain`'s rosters (per-stanza check: nothing cloned).
-pub fn owns(shared: &Shared, domain: &str) -> bool {
-    shared
-        .config
-        .current()
-        .host(domain)
-        .is_some_and(|host| host.roster_admin.is_some())
+    /// Per user (bare JID): full JIDs of sessions that fetched their roster (they get
+    /// pushes).
+    interested: DashMap<String, HashSet<String>>,
 }
 
 pub fn split(jid: &str) -> Option<(&str, &str)> {
@@ -53,6 +42,29 @@ pub fn split(jid: &str) -> Option<(&str, &str)> {
 }
 
 impl RosterService {
+    pub fn new(hub: Arc<Hub>, config: Arc<ConfigHandle>) -> Self {
+        RosterService {
+            hub,
+            config,
+            cache: Cache::default(),
+            fetcher: ArcSwapOption::empty(),
+            interested: DashMap::new(),
+        }
+    }
+
+    /// The roster-admin settings of `domain`, if the web app owns its rosters.
+    pub fn owner(&self, domain: &str) -> Option<RosterAdmin> {
+        self.config.current().host(domain)?.roster_admin.clone()
+    }
+
+    /// Whether the web app owns `domain`'s rosters (per-stanza check: nothing cloned).
+    pub fn owns(&self, domain: &str) -> bool {
+        self.config
+            .current()
+            .host(domain)
+            .is_some_and(|host| host.roster_admin.is_some())
+    }
+
     fn fetcher(&self, admin: &RosterAdmin) -> Result<Arc<(usize, Fetcher)>, RosterError> {
         if let Some(current) = self.fetcher.load_full() {
             if current.0 == admin.max_concurrent_fetches {
@@ -88,32 +100,48 @@ impl RosterService {
     }
 
     pub fn session_ended(&self, full: &str) {
-        self.interested.remove(full);
+        self.interested.remove_if_mut(bare(full), |_, sessions| {
+            sessions.remove(full);
+            sessions.is_empty()
+        });
     }
 
-    pub fn interested_sessions(&self, bare: &str) -> Vec<String> {
+    /// The sessions of `bare_jid` that fetched their roster (indexed: a refresh or a
+    /// logout never scans other users).
+    pub fn interested_sessions(&self, bare_jid: &str) -> Vec<String> {
         self.interested
-            .iter()
-            .filter(|full| full.split('/').next() == Some(bare))
-            .map(|full| full.clone())
-            .collect()
+            .get(bare_jid)
+            .map(|sessions| sessions.iter().cloned().collect())
+            .unwrap_or_default()
+    }
+
+    fn interested_in(&self, full: &str) {
+        self.interested
+            .entry(bare(full).to_owned())
+            .or_default()
+            .insert(full.to_owned());
     }
 }
 
 /// A client's roster get, answered from the web app's roster (checklist 70, XEP-0237:
 /// an unchanged `ver` gets an empty result). Runs as its own task; the answer is
 /// injected into the session (which consumed the request).
-pub async fn serve_client_get(shared: Arc<Shared>, full: String, id: String, ver: Option<String>) {
+pub async fn serve_client_get(
+    service: Arc<RosterService>,
+    full: String,
+    id: String,
+    ver: Option<String>,
+) {
     let Some((user, domain)) = split(&full).map(|(u, d)| (u.to_owned(), d.to_ascii_lowercase()))
     else {
         return;
     };
-    let Some(admin) = owner(&shared, &domain) else {
+    let Some(admin) = service.owner(&domain) else {
         return;
     };
-    let answer = match shared.roster.get(&admin, &domain, &user).await {
+    let answer = match service.get(&admin, &domain, &user).await {
         Ok(roster) => {
-            shared.roster.interested.insert(full.clone());
+            service.interested_in(&full);
             let mut out = String::from("<iq type='result'");
             push_attr(&mut out, "id", &id);
             push_attr(&mut out, "to", &full);
@@ -137,7 +165,7 @@ pub async fn serve_client_get(shared: Arc<Shared>, full: String, id: String, ver
             xmlns: None,
         }),
     };
-    if let Some(session) = shared.sessions.get(&full) {
+    if let Some(session) = service.hub.sessions.get(&full) {
         let _ = session.send(Command::ToClient(answer));
     }
 }

@@ -12,9 +12,9 @@ use serde::Serialize;
 
 use super::items::{push_item, Diff, Roster};
 use super::presence::{hide_contact, show_contact, tell_contact};
-use crate::c2s::Command;
+use super::RosterService;
 use crate::config::RosterAdmin;
-use crate::shared::Shared;
+use crate::hub::Command;
 use crate::xml::ns::NS_ROSTER;
 use crate::xml::writer::push_attr;
 
@@ -30,28 +30,42 @@ pub struct Report {
     pub errors: usize,
 }
 
+/// What a refresh did: the answer for the web app, and each user's changed roster
+/// items (`(bare JID, <query/>)`) for privileged entities entitled to pushes.
+pub struct Refreshed {
+    pub report: Report,
+    pub changes: Vec<(String, Bytes)>,
+}
+
 /// Refreshes `users` of `domain` concurrently; never takes longer than the fetch
 /// timeout (plus a margin), whatever the web app does.
 pub async fn refresh(
-    shared: Arc<Shared>,
+    service: Arc<RosterService>,
     domain: String,
     admin: RosterAdmin,
     users: Vec<String>,
-) -> Report {
+) -> Refreshed {
     if users.is_empty() {
-        return report(0, 0);
+        return Refreshed {
+            report: report(0, 0),
+            changes: Vec::new(),
+        };
     }
     let tasks: Vec<_> = users
         .into_iter()
         .map(|user| {
-            let (shared, domain, admin) = (shared.clone(), domain.clone(), admin.clone());
-            tokio::spawn(async move { refresh_user(&shared, &domain, &admin, &user).await })
+            let (service, domain, admin) = (service.clone(), domain.clone(), admin.clone());
+            tokio::spawn(async move { refresh_user(&service, &domain, &admin, &user).await })
         })
         .collect();
     let (mut updated, mut errors) = (0, 0);
+    let mut changes = Vec::new();
     for task in tasks {
         match task.await {
-            Ok(true) => updated += 1,
+            Ok(Some(mut changed)) => {
+                updated += 1;
+                changes.append(&mut changed);
+            }
             _ => errors += 1,
         }
     }
@@ -63,7 +77,10 @@ pub async fn refresh(
         "partial"
     };
     counter!(REFRESHES_TOTAL, "result" => result).increment(1);
-    report(updated, errors)
+    Refreshed {
+        report: report(updated, errors),
+        changes,
+    }
 }
 
 fn report(updated: usize, errors: usize) -> Report {
@@ -80,37 +97,49 @@ fn report(updated: usize, errors: usize) -> Report {
     }
 }
 
-/// One user: `true` when done (an offline user's cache is simply dropped).
-async fn refresh_user(shared: &Shared, domain: &str, admin: &RosterAdmin, user: &str) -> bool {
+/// One user: the changed items when done (none for an offline user, whose cache is
+/// simply dropped); `None` when the web app failed.
+async fn refresh_user(
+    service: &RosterService,
+    domain: &str,
+    admin: &RosterAdmin,
+    user: &str,
+) -> Option<Vec<(String, Bytes)>> {
     let bare = format!("{user}@{domain}");
-    let sessions = shared.sessions.resources(&bare);
+    let sessions = service.hub.sessions.resources(&bare);
     if sessions.is_empty() {
-        shared.roster.cache.invalidate(domain, user);
-        return true;
+        service.cache.invalidate(domain, user);
+        return Some(Vec::new());
     }
     let bounded = tokio::time::timeout(
         admin.timeout + super::cache::MARGIN,
-        shared.roster.refresh_one(admin, domain, user),
+        service.refresh_one(admin, domain, user),
     );
     match bounded.await {
         Ok(Ok((before, after))) => {
             let diff = before.as_deref().unwrap_or(&Roster::default()).diff(&after);
-            apply(shared, &bare, &sessions, &after, &diff);
-            true
+            Some(apply(service, &bare, &sessions, &after, &diff))
         }
         Ok(Err(error)) => {
             tracing::warn!(%bare, %error, "roster refresh failed");
-            false
+            None
         }
-        Err(_) => false,
+        Err(_) => None,
     }
 }
 
-/// Pushes and presence for one user's changed roster.
-fn apply(shared: &Shared, bare: &str, sessions: &[String], roster: &Roster, diff: &Diff) {
+/// Pushes and presence for one user's changed roster; returns the changes.
+fn apply(
+    service: &RosterService,
+    bare: &str,
+    sessions: &[String],
+    roster: &Roster,
+    diff: &Diff,
+) -> Vec<(String, Bytes)> {
     if diff.is_empty() {
-        return;
+        return Vec::new();
     }
+    let hub = &service.hub;
     let version = roster.version();
     let mut queries = Vec::new();
     for (jid, item) in &diff.upserted {
@@ -125,8 +154,8 @@ fn apply(shared: &Shared, bare: &str, sessions: &[String], roster: &Roster, diff
         query.push_str("</query>");
         queries.push(query);
     }
-    for full in shared.roster.interested_sessions(bare) {
-        let Some(session) = shared.sessions.get(&full) else {
+    for full in service.interested_sessions(bare) {
+        let Some(session) = hub.sessions.get(&full) else {
             continue;
         };
         for query in &queries {
@@ -145,19 +174,18 @@ fn apply(shared: &Shared, bare: &str, sessions: &[String], roster: &Roster, diff
             }
         }
     }
-    for query in &queries {
-        shared
-            .privilege
-            .roster_changed(shared, bare, Bytes::from(query.clone()));
-    }
     for full in sessions {
         for contact in &diff.added {
-            tell_contact(shared, full, contact, false);
-            show_contact(shared, full, contact);
+            tell_contact(hub, full, contact, false);
+            show_contact(hub, full, contact);
         }
         for contact in &diff.removed {
-            tell_contact(shared, full, contact, true);
-            hide_contact(shared, full, contact);
+            tell_contact(hub, full, contact, true);
+            hide_contact(hub, full, contact);
         }
     }
+    queries
+        .into_iter()
+        .map(|query| (bare.to_owned(), Bytes::from(query)))
+        .collect()
 }

@@ -12,7 +12,6 @@ use dashmap::DashMap;
 
 use super::pending::Waiting;
 use super::table::{is_pseudo, Rule, Table};
-use crate::shared::Shared;
 use crate::xml::children::{children, root_attr};
 use crate::xml::ns::{NS_DELEGATION_2, NS_DISCO_INFO};
 use crate::xml::writer::push_attr;
@@ -88,9 +87,12 @@ impl DiscoCache {
 }
 
 /// The disco#info queries to send a component whose delegations just became active
-/// (checklist 32), registered as pending so their answers are consumed.
-pub fn nesting_queries(shared: &Arc<Shared>, component: &str, rules: &[Arc<Rule>]) -> Vec<Bytes> {
-    let timeout = shared.config.current().limits.delegation_timeout;
+/// (checklist 32); `register` records each as pending under its id.
+pub fn nesting_queries(
+    component: &str,
+    rules: &[Arc<Rule>],
+    mut register: impl FnMut(String, Waiting),
+) -> Vec<Bytes> {
     let mut out = Vec::new();
     for rule in rules.iter().filter(|r| !is_pseudo(&r.ns)) {
         for level in [Level::Server, Level::Bare] {
@@ -109,10 +111,7 @@ pub fn nesting_queries(shared: &Arc<Shared>, component: &str, rules: &[Arc<Rule>
                 ns: rule.ns.clone(),
                 level,
             };
-            shared
-                .delegation
-                .pending
-                .insert(shared, id, component.to_owned(), waiting, timeout);
+            register(id, waiting);
             out.push(Bytes::from(iq));
         }
     }

@@ -20,9 +20,8 @@ use std::time::Instant;
 use arc_swap::ArcSwap;
 use bytes::Bytes;
 
-use crate::c2s::Command;
-use crate::config::Config;
-use crate::shared::Shared;
+use crate::config::{Config, ConfigHandle};
+use crate::hub::{Command, Hub};
 use crate::xml::{Head, Stanza};
 use pending::{Outcome, Pending, Waiting};
 use reply::Original;
@@ -32,6 +31,8 @@ pub use intercept::Decision;
 
 /// The delegation service shared by every session.
 pub struct Delegations {
+    hub: Arc<Hub>,
+    config: Arc<ConfigHandle>,
     table: ArcSwap<Cached>,
     pub pending: Pending,
     pub disco: disco::DiscoCache,
@@ -43,9 +44,11 @@ struct Cached {
     table: Arc<Table>,
 }
 
-impl Default for Delegations {
-    fn default() -> Self {
+impl Delegations {
+    pub fn new(hub: Arc<Hub>, config: Arc<ConfigHandle>) -> Self {
         Delegations {
+            hub,
+            config,
             table: ArcSwap::from_pointee(Cached {
                 config: None,
                 table: Arc::new(Table::default()),
@@ -54,9 +57,7 @@ impl Default for Delegations {
             disco: disco::DiscoCache::default(),
         }
     }
-}
 
-impl Delegations {
     /// The rules of `cfg`, rebuilt only when the config changed.
     pub fn table(&self, cfg: &Arc<Config>) -> Arc<Table> {
         let cached = self.table.load();
@@ -71,9 +72,14 @@ impl Delegations {
         table
     }
 
+    /// The rules of the live config.
+    pub fn current(&self) -> Arc<Table> {
+        self.table(&self.config.current())
+    }
+
     /// The decision for one client stanza of a session on `domain`.
-    pub fn decide(&self, shared: &Shared, head: &Head, domain: &str) -> Decision {
-        let table = self.table(&shared.config.current());
+    pub fn decide(&self, head: &Head, domain: &str) -> Decision {
+        let table = self.current();
         if table.is_empty() {
             return Decision::Pass;
         }
@@ -83,8 +89,7 @@ impl Delegations {
     /// Wraps a client IQ and hands it to the rule's component. Returns the error the
     /// client must get instead when that is impossible (checklist 22).
     pub fn delegate(
-        &self,
-        shared: &Arc<Shared>,
+        self: &Arc<Self>,
         rule: &Rule,
         stanza: &Stanza,
         head: &Head,
@@ -95,7 +100,7 @@ impl Delegations {
             id: head.id().map(|id| id.into_owned()).unwrap_or_default(),
             to: head.to().map(|to| to.into_owned()),
         };
-        let Some(component) = shared.components.get(&rule.component) else {
+        let Some(component) = self.hub.components.get(&rule.component) else {
             pending::count(&rule.ns, Outcome::ComponentOffline);
             return Some(reply::service_unavailable(
                 &original,
@@ -118,9 +123,9 @@ impl Delegations {
             wrapper_ns: rule.wrapper_ns(),
             started: Instant::now(),
         };
-        let timeout = shared.config.current().limits.delegation_timeout;
+        let timeout = self.config.current().limits.delegation_timeout;
         self.pending
-            .insert(shared, id.clone(), rule.component.clone(), waiting, timeout);
+            .insert(self, id.clone(), rule.component.clone(), waiting, timeout);
         tracing::trace!(%id, "delegating");
         if component.send(wrapped).is_err() {
             self.pending.remove(&id);
@@ -135,13 +140,7 @@ impl Delegations {
 
     /// A stanza from `component`: consumed (`true`) if it answers something the proxy
     /// asked. Only the exact component JID may answer, once (checklist 25).
-    pub fn component_reply(
-        &self,
-        shared: &Shared,
-        component: &str,
-        stanza: &Stanza,
-        head: &Head,
-    ) -> bool {
+    pub fn component_reply(&self, component: &str, stanza: &Stanza, head: &Head) -> bool {
         if head.name() != "iq" || !matches!(head.type_().as_deref(), Some("result" | "error")) {
             return false;
         }
@@ -168,7 +167,7 @@ impl Delegations {
                 let (answer, outcome) = client_answer(stanza, head, wrapper_ns, &original);
                 pending::count(&ns, outcome);
                 pending::observe(started);
-                deliver(shared, &original.sender, answer);
+                self.deliver(&original.sender, answer);
             }
             Waiting::Nesting { domain, ns, level } => {
                 self.disco
@@ -179,7 +178,7 @@ impl Delegations {
     }
 
     /// A component went away: everything waiting on it is answered now (checklist 7).
-    pub fn component_gone(&self, shared: &Shared, component: &str) {
+    pub fn component_gone(&self, component: &str) {
         tracing::debug!(
             component,
             pending = self.pending.len(),
@@ -189,14 +188,39 @@ impl Delegations {
             if let Waiting::Client { original, ns, .. } = waiting {
                 pending::count(&ns, Outcome::ComponentOffline);
                 let text = "the service disconnected before answering";
-                deliver(
-                    shared,
+                self.deliver(
                     &original.sender,
                     reply::service_unavailable(&original, Some(text)),
                 );
             }
         }
         self.disco.forget_component(component);
+    }
+
+    /// Hands an answer to the client's session (wherever it is now, e.g. after a
+    /// resume).
+    pub fn deliver(&self, jid: &str, answer: Bytes) {
+        match self.hub.sessions.get(jid) {
+            Some(session) => {
+                if session.send(Command::ToClient(answer)).is_err() {
+                    tracing::warn!(
+                        jid,
+                        "session gone or too far behind; delegation answer dropped"
+                    );
+                }
+            }
+            None => tracing::debug!(jid, "session gone; delegation answer dropped"),
+        }
+    }
+
+    /// The disco#info queries to send a component whose delegations just became
+    /// active (checklist 32), registered as pending so their answers are consumed.
+    pub fn nesting_queries(self: &Arc<Self>, component: &str, rules: &[Arc<Rule>]) -> Vec<Bytes> {
+        let timeout = self.config.current().limits.delegation_timeout;
+        disco::nesting_queries(component, rules, |id, waiting| {
+            self.pending
+                .insert(self, id, component.to_owned(), waiting, timeout)
+        })
     }
 }
 
@@ -224,20 +248,5 @@ fn client_answer(
                 Outcome::Malformed,
             )
         }
-    }
-}
-
-/// Hands an answer to the client's session (wherever it is now, e.g. after a resume).
-pub fn deliver(shared: &Shared, jid: &str, answer: Bytes) {
-    match shared.sessions.get(jid) {
-        Some(session) => {
-            if session.send(Command::ToClient(answer)).is_err() {
-                tracing::warn!(
-                    jid,
-                    "session gone or too far behind; delegation answer dropped"
-                );
-            }
-        }
-        None => tracing::debug!(jid, "session gone; delegation answer dropped"),
     }
 }

@@ -12,7 +12,7 @@ use tokio::task::AbortHandle;
 
 use super::disco::Level;
 use super::reply::Original;
-use crate::shared::Shared;
+use super::Delegations;
 
 pub const DELEGATED_TOTAL: &str = "stanzagate_delegated_iqs_total";
 pub const PENDING_GAUGE: &str = "stanzagate_delegation_pending";
@@ -80,7 +80,7 @@ impl Pending {
     /// Registers `waiting` under `id`; after `timeout` it is answered as timed out.
     pub fn insert(
         &self,
-        shared: &Arc<Shared>,
+        service: &Arc<Delegations>,
         id: String,
         component: String,
         waiting: Waiting,
@@ -96,11 +96,13 @@ impl Pending {
             },
         );
         gauge!(PENDING_GAUGE).increment(1.0);
-        let shared_for_timer = shared.clone();
+        let service = Arc::downgrade(service);
         let timer_id = id.clone();
         let timer = tokio::spawn(async move {
             tokio::time::sleep(timeout).await;
-            expire(&shared_for_timer, &timer_id);
+            if let Some(service) = service.upgrade() {
+                expire(&service, &timer_id);
+            }
         })
         .abort_handle();
         match self.by_id.get_mut(&id) {
@@ -145,16 +147,15 @@ impl Pending {
 }
 
 /// The deadline passed: the client gets `service-unavailable` (checklist 24).
-fn expire(shared: &Shared, id: &str) {
-    let Some((component, waiting)) = shared.delegation.pending.remove(id) else {
+fn expire(service: &Delegations, id: &str) {
+    let Some((component, waiting)) = service.pending.remove(id) else {
         return;
     };
     if let Waiting::Client { original, ns, .. } = waiting {
         tracing::info!(component, ns, "delegated IQ timed out");
         count(&ns, Outcome::Timeout);
         let text = "the service did not answer in time";
-        super::deliver(
-            shared,
+        service.deliver(
             &original.sender,
             super::reply::service_unavailable(&original, Some(text)),
         );

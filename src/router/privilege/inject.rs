@@ -8,8 +8,7 @@ use std::time::Duration;
 use bytes::Bytes;
 use tokio::sync::oneshot;
 
-use crate::c2s::Command;
-use crate::shared::Shared;
+use crate::hub::{Command, Hub};
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum InjectError {
@@ -24,12 +23,12 @@ pub enum InjectError {
 /// Sends the IQ built by `build(id)` as the user `bare` and returns the server's
 /// answer (a result or error IQ) and the full JID it was sent from.
 pub async fn request(
-    shared: &Shared,
+    hub: &Hub,
     bare: &str,
     build: impl FnOnce(&str) -> Bytes,
     timeout: Duration,
 ) -> Result<(String, Bytes), InjectError> {
-    let (full, session) = shared
+    let (full, session) = hub
         .sessions
         .any_for_bare(bare)
         .ok_or_else(|| InjectError::NoSession(bare.to_owned()))?;

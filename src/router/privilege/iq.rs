@@ -6,9 +6,9 @@ use std::sync::Arc;
 use bytes::{Bytes, BytesMut};
 
 use super::inject::{request, InjectError};
+use super::Privilege;
 use super::{answer_component, count, iq_error, Op};
 use crate::config::Privileges;
-use crate::shared::Shared;
 use crate::xml::children::strict_children;
 use crate::xml::ns::{NS_CLIENT, NS_FORWARD, NS_PRIVILEGE};
 use crate::xml::writer::{close_element, push_attr};
@@ -140,8 +140,8 @@ pub fn check(
 }
 
 /// Sends it as the user and answers the component.
-pub async fn run(shared: Arc<Shared>, iq: PrivilegedIq) {
-    let timeout = shared.config.current().limits.privileged_iq_timeout;
+pub async fn run(service: Arc<Privilege>, iq: PrivilegedIq) {
+    let timeout = service.config.current().limits.privileged_iq_timeout;
     let built = |id: &str| {
         let mut out = String::from("<iq");
         push_attr(&mut out, "type", &iq.kind);
@@ -155,7 +155,7 @@ pub async fn run(shared: Arc<Shared>, iq: PrivilegedIq) {
         bytes.extend_from_slice(b"</iq>");
         bytes.freeze()
     };
-    let (answer, outcome) = match request(&shared, &iq.user, built, timeout).await {
+    let (answer, outcome) = match request(&service.hub, &iq.user, built, timeout).await {
         Ok((_, response)) => wrap_response(&iq, &response),
         Err(error @ InjectError::Timeout) => (
             iq_error(
@@ -181,7 +181,7 @@ pub async fn run(shared: Arc<Shared>, iq: PrivilegedIq) {
         ),
     };
     count(Op::Iq, outcome);
-    answer_component(&shared, &iq.component, answer);
+    answer_component(&service.hub, &iq.component, answer);
 }
 
 /// `<iq type=T from=USER to=COMPONENT id=TOP><privilege><forwarded><iq …response…/>`;

@@ -5,10 +5,10 @@
 use bytes::{Bytes, BytesMut};
 
 use super::{answer_component, count, Op};
-use crate::c2s::Command;
 use crate::config::{MessagePerm, Privileges};
+use crate::hub::{Command, Hub};
 
-use crate::shared::Shared;
+use super::Privilege;
 use crate::xml::children::strict_children;
 use crate::xml::ns::{NS_CARBONS, NS_CLIENT, NS_COMPONENT, NS_DELAY, NS_FORWARD, NS_PRIVILEGE};
 use crate::xml::writer::{element_with, push_attr, stanza_error, StanzaError};
@@ -27,7 +27,7 @@ pub fn is_wrapper(head: &Head) -> bool {
 
 /// Handles a wrapper from `component` to `domain`.
 pub fn handle(
-    shared: &Shared,
+    service: &Privilege,
     component: &str,
     domain: &str,
     stanza: &Stanza,
@@ -49,14 +49,14 @@ pub fn handle(
     };
     let outcome = match checked(stanza, head, domain, privileges) {
         Err((kind, condition, text)) => {
-            answer_component(shared, component, refuse(kind, condition, text));
+            answer_component(&service.hub, component, refuse(kind, condition, text));
             condition
         }
-        Ok(message) => match send_as(shared, &message) {
+        Ok(message) => match send_as(&service.hub, &message) {
             Ok(()) => "ok",
             Err(text) => {
                 answer_component(
-                    shared,
+                    &service.hub,
                     component,
                     refuse("wait", "recipient-unavailable", &text),
                 );
@@ -174,8 +174,8 @@ fn checked(
 }
 
 /// Sends the inner message on one of the user's sessions (the server stamps `from`).
-fn send_as(shared: &Shared, message: &Inner) -> Result<(), String> {
-    let Some((full, session)) = shared.sessions.any_for_bare(&message.from) else {
+fn send_as(hub: &Hub, message: &Inner) -> Result<(), String> {
+    let Some((full, session)) = hub.sessions.any_for_bare(&message.from) else {
         return Err(format!(
             "{} has no session through this proxy to send from",
             message.from

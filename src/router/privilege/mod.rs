@@ -24,7 +24,9 @@ use bytes::Bytes;
 use metrics::counter;
 
 use crate::config::Config;
-use crate::shared::Shared;
+use crate::config::ConfigHandle;
+use crate::hub::{bare, Hub};
+use crate::roster::RosterService;
 use crate::xml::writer::{stanza_error, StanzaError};
 use crate::xml::{Head, Stanza};
 use table::Table;
@@ -84,8 +86,8 @@ pub fn iq_error(
 }
 
 /// Sends a stanza the proxy made to a connected component.
-pub fn answer_component(shared: &Shared, component: &str, stanza: Bytes) {
-    match shared.components.get(component) {
+pub fn answer_component(hub: &Hub, component: &str, stanza: Bytes) {
+    match hub.components.get(component) {
         Some(handle) => {
             if handle.send(stanza).is_err() {
                 tracing::warn!(
@@ -100,22 +102,26 @@ pub fn answer_component(shared: &Shared, component: &str, stanza: Bytes) {
 
 /// The privilege service shared by every session.
 pub struct Privilege {
+    pub(crate) hub: Arc<Hub>,
+    pub(crate) config: Arc<ConfigHandle>,
+    pub(crate) roster: Arc<RosterService>,
     table: ArcSwap<(Option<Arc<Config>>, Arc<Table>)>,
     pub presence: presence::Book,
     pub pushes: pushes::Pushes,
 }
 
-impl Default for Privilege {
-    fn default() -> Self {
+impl Privilege {
+    pub fn new(hub: Arc<Hub>, config: Arc<ConfigHandle>, roster: Arc<RosterService>) -> Self {
         Privilege {
+            hub,
+            config,
+            roster,
             table: ArcSwap::from_pointee((None, Arc::new(Table::default()))),
             presence: presence::Book::default(),
             pushes: pushes::Pushes::default(),
         }
     }
-}
 
-impl Privilege {
     /// The grants of `cfg`, rebuilt only when the config changed.
     pub fn table(&self, cfg: &Arc<Config>) -> Arc<Table> {
         let cached = self.table.load();
@@ -128,16 +134,16 @@ impl Privilege {
         table
     }
 
-    fn current(&self, shared: &Shared) -> Arc<Table> {
-        self.table(&shared.config.current())
+    /// The grants of the live config.
+    pub fn current(&self) -> Arc<Table> {
+        self.table(&self.config.current())
     }
 
     /// A stanza from `component`: consumed (`true`) when it is a privileged operation
     /// or an answer to a roster push copy. Ordinary stanzas, including IQs without
     /// `<privileged_iq/>`, pass (checklist 64).
     pub fn component_stanza(
-        &self,
-        shared: &Arc<Shared>,
+        self: &Arc<Self>,
         component: &str,
         stanza: &Stanza,
         head: &Head,
@@ -152,14 +158,14 @@ impl Privilege {
             Some((node, domain)) => (Some(node), domain.to_ascii_lowercase()),
             None => (None, to.to_ascii_lowercase()),
         };
-        if to.contains('/') || shared.config.current().host(&domain).is_none() {
+        if to.contains('/') || self.config.current().host(&domain).is_none() {
             return false;
         }
-        let table = self.current(shared);
+        let table = self.current();
         let privileges = table.get(&domain, component);
         match head.name() {
             "message" if node.is_none() && message::is_wrapper(head) => {
-                message::handle(shared, component, &domain, stanza, head, privileges);
+                message::handle(self, component, &domain, stanza, head, privileges);
                 true
             }
             "iq" if matches!(head.type_().as_deref(), Some("get" | "set")) => {
@@ -170,11 +176,11 @@ impl Privilege {
                     ("privileged_iq", Some(NS_PRIVILEGE)) => {
                         match iq::check(component, &to, stanza, head, privileges) {
                             Ok(checked) => {
-                                tokio::spawn(iq::run(shared.clone(), checked));
+                                tokio::spawn(iq::run(self.clone(), checked));
                             }
                             Err(refusal) => {
                                 count(Op::Iq, "refused");
-                                answer_component(shared, component, refusal);
+                                answer_component(&self.hub, component, refusal);
                             }
                         }
                         true
@@ -187,13 +193,13 @@ impl Privilege {
                                     if op.set { Op::RosterSet } else { Op::RosterGet },
                                     "refused",
                                 );
-                                answer_component(shared, component, refusal);
+                                answer_component(&self.hub, component, refusal);
                             }
-                            None if crate::roster::owns(shared, &domain) => {
-                                tokio::spawn(roster::run_web_app(shared.clone(), op, domain));
+                            None if self.roster.owns(&domain) => {
+                                tokio::spawn(roster::run_web_app(self.clone(), op, domain));
                             }
                             None => {
-                                tokio::spawn(roster::run(shared.clone(), op));
+                                tokio::spawn(roster::run(self.clone(), op));
                             }
                         }
                         true
@@ -206,54 +212,55 @@ impl Privilege {
     }
 
     /// A user's broadcast presence, from the session `full`.
-    pub fn user_presence(&self, shared: &Shared, full: &str, stanza: &Stanza, head: &Head) {
-        let copies = self
-            .presence
-            .user(&self.current(shared), full, stanza, head);
-        self.send_copies(shared, "presence", copies);
+    pub fn user_presence(&self, full: &str, stanza: &Stanza, head: &Head) {
+        let copies = self.presence.user(&self.current(), full, stanza, head);
+        self.send_copies("presence", copies);
     }
 
     /// A presence the session `full` received.
-    pub fn contact_presence(&self, shared: &Shared, full: &str, stanza: &Stanza, head: &Head) {
-        let table = self.current(shared);
+    pub fn contact_presence(&self, full: &str, stanza: &Stanza, head: &Head) {
+        let table = self.current();
         if !table.wants(full, |p| p.presence == crate::config::PresencePerm::Roster) {
             return;
         }
-        let copies = self.presence.contact(&table, full, stanza, head);
-        self.send_copies(shared, "presence", copies);
+        let max = self.config.current().limits.quotas.max_presence_book;
+        let copies = self
+            .presence
+            .contact(&self.hub.sessions, max, &table, full, stanza, head);
+        self.send_copies("presence", copies);
     }
 
     /// A roster push the session `full` received.
-    pub fn roster_push(&self, shared: &Shared, full: &str, stanza: &Stanza, head: &Head) {
+    pub fn roster_push(&self, full: &str, stanza: &Stanza, head: &Head) {
         let user = full.split('/').next().unwrap_or(full);
-        let table = self.current(shared);
+        let table = self.current();
         if !table.wants(user, |p| p.roster.allows_get() && p.roster_push) {
             return;
         }
         let copies = self.pushes.push(&table, user, stanza, head);
-        self.send_copies(shared, "roster_push", copies);
+        self.send_copies("roster_push", copies);
     }
 
     /// A roster change the proxy made itself (web-app rosters): copied to entities.
-    pub fn roster_changed(&self, shared: &Shared, user: &str, query: Bytes) {
-        let copies = self.pushes.copies(&self.current(shared), user, &query);
-        self.send_copies(shared, "roster_push", copies);
+    pub fn roster_changed(&self, user: &str, query: Bytes) {
+        let copies = self.pushes.copies(&self.current(), user, &query);
+        self.send_copies("roster_push", copies);
     }
 
-    /// The session `full` ended.
-    pub fn session_ended(&self, shared: &Shared, full: &str) {
-        let bare = full.split('/').next().unwrap_or(full);
-        let last = shared.sessions.resources(bare).is_empty();
+    /// The session `full` ended (already removed from the session registry), with
+    /// its last available presence if it had one.
+    pub fn session_ended(&self, full: &str, was_available: bool) {
+        let last = self.hub.sessions.resources(bare(full)).is_empty();
         let copies = self
             .presence
-            .session_ended(&self.current(shared), full, last);
-        self.send_copies(shared, "presence", copies);
+            .session_ended(&self.current(), full, was_available, last);
+        self.send_copies("presence", copies);
     }
 
-    fn send_copies(&self, shared: &Shared, kind: &'static str, copies: Vec<(String, Bytes)>) {
+    fn send_copies(&self, kind: &'static str, copies: Vec<(String, Bytes)>) {
         count_copy(kind, copies.len());
         for (entity, stanza) in copies {
-            answer_component(shared, &entity, stanza);
+            answer_component(&self.hub, &entity, stanza);
         }
     }
 }

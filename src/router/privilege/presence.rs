@@ -1,42 +1,67 @@
 //! XEP-0356 presence permission (checklist 65–69). The proxy sees every presence its
 //! users broadcast and every presence they receive, so it copies them to entities
 //! holding `managed_entity` (the users' own) or `roster` (also their contacts'), keeps
-//! the current ones for the dump an entity gets when it connects, and sends each
-//! distinct contact presence once.
+//! the contacts' current ones for the dump an entity gets when it connects (the users'
+//! own live in the session registry), and sends each distinct contact presence once.
+//!
+//! The contacts' book is bounded (`limits.max_presence_book`) and indexed by the user
+//! who receives each presence, so a logout never scans other users' contacts.
 
-use std::collections::HashSet;
+use std::collections::{HashSet, VecDeque};
+use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use bytes::{Bytes, BytesMut};
 use dashmap::DashMap;
+use metrics::counter;
 
 use super::table::Table;
 use crate::config::PresencePerm;
-use crate::xml::escape::escape_attr;
+use crate::hub::{bare, SessionRegistry};
 use crate::xml::writer::{attr_span, push_attr};
+use crate::xml::{addressed, readdress};
 use crate::xml::{Head, Stanza};
+
+pub const BOOK_FULL_TOTAL: &str = "stanzagate_presence_book_full_total";
+pub const DROPPED_TOTAL: &str = "stanzagate_presence_copies_dropped_total";
 
 /// Available or unavailable broadcast presence (never subscriptions, probes, errors).
 pub fn is_broadcast(head: &Head) -> bool {
     head.name() == "presence" && matches!(head.type_().as_deref(), None | Some("unavailable"))
 }
 
-/// Current presences, as the proxy has seen them.
-#[derive(Default)]
+/// A contact's last presence and the users (bare JIDs) who received it.
+struct Contact {
+    presence: Bytes,
+    receivers: HashSet<String>,
+}
+
+/// Contacts' current presences, as the proxy has seen them.
 pub struct Book {
-    /// Full JID of a user online through the proxy → its last available presence.
-    users: DashMap<String, Bytes>,
-    /// Full JID of a contact → its last presence (as received) and the users (bare)
-    /// who receive it.
-    contacts: DashMap<String, (Bytes, HashSet<String>)>,
-    /// Users of the proxy (full JIDs), and when their session ended: their presence
-    /// reaches entities as theirs, so not again as a contact's.
-    local: DashMap<String, Option<Instant>>,
+    /// Full JID of a contact → its last presence (as received, `to` removed).
+    contacts: DashMap<String, Contact>,
+    /// User (bare) → the contacts (full JIDs) whose presence it received.
+    by_receiver: DashMap<String, HashSet<String>>,
+    /// Sessions that ended recently, oldest first, and the same as a set: their final
+    /// unavailable presence may still reach other users as a contact's.
+    ended: Mutex<VecDeque<(Instant, String)>>,
+    ended_set: DashMap<String, Instant>,
 }
 
 /// After a session ended, its final unavailable presence may still arrive at other
 /// users as a contact's for this long.
 const LOCAL_GRACE: Duration = Duration::from_secs(30);
+
+impl Default for Book {
+    fn default() -> Self {
+        Book {
+            contacts: DashMap::new(),
+            by_receiver: DashMap::new(),
+            ended: Mutex::new(VecDeque::new()),
+            ended_set: DashMap::new(),
+        }
+    }
+}
 
 impl Book {
     /// A user's broadcast presence; returns the copies to send `(entity, stanza)`.
@@ -47,26 +72,20 @@ impl Book {
         stanza: &Stanza,
         head: &Head,
     ) -> Vec<(String, Bytes)> {
-        let domain = domain_of(full);
-        if !self.local.get(full).is_some_and(|e| e.is_none()) {
-            self.local.insert(full.to_owned(), None);
-        }
-        if head.type_().is_none() {
-            self.users.insert(full.to_owned(), stanza.bytes().clone());
-        } else {
-            self.users.remove(full);
-        }
         table
-            .holders(&domain)
+            .holders(&domain_of(full))
             .filter(|(_, p)| p.presence != PresencePerm::None)
             .map(|(entity, _)| (entity.clone(), addressed(stanza, head, Some(full), entity)))
             .collect()
     }
 
     /// A presence a user received from a contact; copies for `roster` holders. A
-    /// presence identical to the last one from that contact is not sent again.
+    /// presence identical to the last one from that contact is not sent again. At
+    /// most `max_contacts` contacts are remembered.
     pub fn contact(
         &self,
+        sessions: &SessionRegistry,
+        max_contacts: usize,
         table: &Table,
         user_full: &str,
         stanza: &Stanza,
@@ -76,26 +95,14 @@ impl Book {
             return Vec::new();
         };
         let user_bare = bare(user_full).to_owned();
-        if bare(&from).eq_ignore_ascii_case(&user_bare) || self.is_local(&from) {
+        if bare(&from).eq_ignore_ascii_case(&user_bare) || self.is_local(sessions, &from) {
             return Vec::new();
         }
-        let comparable = without_to(stanza, head);
-        let mut fresh = true;
-        {
-            let mut entry = self
-                .contacts
-                .entry(from.clone())
-                .or_insert_with(|| (Bytes::new(), HashSet::new()));
-            if entry.0 == comparable {
-                fresh = false;
-            } else {
-                entry.0 = comparable;
-            }
-            entry.1.insert(user_bare);
-        }
-        if head.type_().as_deref() == Some("unavailable") {
-            self.contacts.remove(&from);
-        }
+        let fresh = if head.type_().as_deref() == Some("unavailable") {
+            self.forget(&from)
+        } else {
+            self.remember(&from, &user_bare, without_to(stanza, head), max_contacts)
+        };
         if !fresh {
             return Vec::new();
         }
@@ -108,42 +115,75 @@ impl Book {
             .collect()
     }
 
-    /// The current available presences of a user's sessions: (full JID, presence).
-    pub fn current_of(&self, bare_jid: &str) -> Vec<(String, Bytes)> {
-        self.users
-            .iter()
-            .filter(|e| bare(e.key()).eq_ignore_ascii_case(bare_jid))
-            .map(|e| (e.key().clone(), e.value().clone()))
-            .collect()
+    /// Records an available presence; `false` if it repeats the last one.
+    fn remember(&self, from: &str, user_bare: &str, comparable: Bytes, max: usize) -> bool {
+        let fresh = match self.contacts.get_mut(from) {
+            Some(mut entry) => {
+                let fresh = entry.presence != comparable;
+                entry.presence = comparable;
+                entry.receivers.insert(user_bare.to_owned());
+                fresh
+            }
+            None if self.contacts.len() >= max => {
+                // Full: the copy still goes out, only the dump will lack this contact.
+                counter!(BOOK_FULL_TOTAL).increment(1);
+                return true;
+            }
+            None => {
+                let receivers = HashSet::from([user_bare.to_owned()]);
+                self.contacts.insert(
+                    from.to_owned(),
+                    Contact {
+                        presence: comparable,
+                        receivers,
+                    },
+                );
+                true
+            }
+        };
+        self.by_receiver
+            .entry(user_bare.to_owned())
+            .or_default()
+            .insert(from.to_owned());
+        fresh
     }
 
-    fn is_local(&self, full: &str) -> bool {
-        match self.local.get(full).map(|e| *e) {
-            Some(None) => true,
-            Some(Some(ended)) => ended.elapsed() < LOCAL_GRACE,
-            None => false,
+    /// A contact became unavailable; `false` if it was not known as available.
+    fn forget(&self, from: &str) -> bool {
+        let Some((_, contact)) = self.contacts.remove(from) else {
+            return true;
+        };
+        for receiver in contact.receivers {
+            self.by_receiver.remove_if_mut(&receiver, |_, contacts| {
+                contacts.remove(from);
+                contacts.is_empty()
+            });
         }
+        true
+    }
+
+    fn is_local(&self, sessions: &SessionRegistry, full: &str) -> bool {
+        sessions.get(full).is_some()
+            || self
+                .ended_set
+                .get(full)
+                .is_some_and(|at| at.elapsed() < LOCAL_GRACE)
     }
 
     /// A user's session ended: an unavailable copy if it was available, and the user
-    /// no longer receives contacts' presence through it.
+    /// no longer receives contacts' presence through it once its last resource left.
     pub fn session_ended(
         &self,
         table: &Table,
         full: &str,
+        was_available: bool,
         last_resource: bool,
     ) -> Vec<(String, Bytes)> {
-        self.local.insert(full.to_owned(), Some(Instant::now()));
-        self.local
-            .retain(|_, ended| ended.is_none_or(|at| at.elapsed() < LOCAL_GRACE));
+        self.mark_ended(full);
         if last_resource {
-            let user_bare = bare(full).to_owned();
-            self.contacts.retain(|_, (_, receivers)| {
-                receivers.remove(&user_bare);
-                !receivers.is_empty()
-            });
+            self.drop_receiver(bare(full));
         }
-        if self.users.remove(full).is_none() {
+        if !was_available {
             return Vec::new();
         }
         table
@@ -159,39 +199,83 @@ impl Book {
             .collect()
     }
 
-    /// What an entity that just connected must get first (checklist 68).
-    pub fn dump(&self, table: &Table, entity: &str) -> Vec<Bytes> {
+    /// Remembers an ended session for the grace period; expired ones are dropped
+    /// from the front of the queue, so each end costs amortised O(1).
+    fn mark_ended(&self, full: &str) {
+        let now = Instant::now();
+        let mut ended = self
+            .ended
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        while let Some((at, old)) = ended.front() {
+            if now.duration_since(*at) < LOCAL_GRACE {
+                break;
+            }
+            self.ended_set.remove_if(old, |_, t| t == at);
+            ended.pop_front();
+        }
+        ended.push_back((now, full.to_owned()));
+        self.ended_set.insert(full.to_owned(), now);
+    }
+
+    /// The user no longer receives anything: its contacts lose it as a receiver.
+    fn drop_receiver(&self, user_bare: &str) {
+        let Some((_, contacts)) = self.by_receiver.remove(user_bare) else {
+            return;
+        };
+        for contact in contacts {
+            self.contacts.remove_if_mut(&contact, |_, entry| {
+                entry.receivers.remove(user_bare);
+                entry.receivers.is_empty()
+            });
+        }
+    }
+
+    /// What an entity that just connected must get first (checklist 68): the users'
+    /// current presences (from the session registry) and their contacts'.
+    pub fn dump(&self, sessions: &SessionRegistry, table: &Table, entity: &str) -> Vec<Bytes> {
         let granted = table.for_entity(entity);
         let mut out = Vec::new();
-        for user in self.users.iter() {
-            let domain = domain_of(user.key());
+        for (full, presence) in sessions.all_presences() {
+            let domain = domain_of(&full);
             if granted
                 .get(&domain)
                 .is_some_and(|p| p.presence != PresencePerm::None)
             {
-                out.push(readdress(user.value(), Some(user.key()), entity));
+                push_readdressed(&mut out, &presence, Some(&full), entity);
             }
         }
         for contact in self.contacts.iter() {
-            if self.is_local(contact.key()) {
+            if self.is_local(sessions, contact.key()) {
                 continue;
             }
-            let (presence, receivers) = contact.value();
-            let wanted = receivers.iter().any(|user| {
+            let wanted = contact.receivers.iter().any(|user| {
                 granted
                     .get(&domain_of(user))
                     .is_some_and(|p| p.presence == PresencePerm::Roster)
             });
             if wanted && domain_of(contact.key()) != entity {
-                out.push(readdress(presence, None, entity));
+                push_readdressed(&mut out, &contact.presence, None, entity);
             }
         }
         out
     }
+
+    pub fn contacts_len(&self) -> usize {
+        self.contacts.len()
+    }
 }
 
-fn bare(jid: &str) -> &str {
-    jid.split('/').next().unwrap_or(jid)
+/// A stored presence re-addressed for `entity`; one that cannot be re-parsed is
+/// dropped and counted, never sent as it was.
+fn push_readdressed(out: &mut Vec<Bytes>, stored: &Bytes, from: Option<&str>, entity: &str) {
+    match readdress(stored, from, entity) {
+        Ok(bytes) => out.push(bytes),
+        Err(error) => {
+            counter!(DROPPED_TOTAL, "reason" => "unparsable").increment(1);
+            tracing::warn!(%error, entity, "stored presence dropped");
+        }
+    }
 }
 
 fn domain_of(jid: &str) -> String {
@@ -214,57 +298,4 @@ fn without_to(stanza: &Stanza, head: &Head) -> Bytes {
         }
         None => stanza.bytes().clone(),
     }
-}
-
-/// The presence addressed to `entity` (and `from` set when given), other bytes kept.
-fn addressed(stanza: &Stanza, head: &Head, from: Option<&str>, entity: &str) -> Bytes {
-    let mut bytes = stanza.bytes().to_vec();
-    let mut spans = Vec::new();
-    for name in ["to", "from"] {
-        if name == "from" && from.is_none() {
-            continue;
-        }
-        if let Some(span) = head
-            .attr_range(name)
-            .and_then(|r| attr_span(stanza.bytes(), r, name))
-        {
-            spans.push(span);
-        }
-    }
-    spans.sort_by_key(|s| std::cmp::Reverse(s.start));
-    for span in spans {
-        bytes.drain(span);
-    }
-    insert_addresses(&bytes, from, entity)
-}
-
-/// Re-addresses a stored presence (which may carry `to`) to `entity`, with `from`
-/// set when given.
-pub fn readdress(stored: &Bytes, from: Option<&str>, entity: &str) -> Bytes {
-    let Ok(stanza) = Stanza::standalone(stored.clone()) else {
-        return stored.clone();
-    };
-    match stanza.head() {
-        Ok(head) => addressed(&stanza, head, from, entity),
-        Err(_) => stored.clone(),
-    }
-}
-
-fn insert_addresses(bytes: &[u8], from: Option<&str>, entity: &str) -> Bytes {
-    let name_end = bytes
-        .iter()
-        .position(|b| matches!(b, b' ' | b'\t' | b'\r' | b'\n' | b'>' | b'/'))
-        .unwrap_or(bytes.len());
-    let mut out = BytesMut::with_capacity(bytes.len() + 96);
-    out.extend_from_slice(&bytes[..name_end]);
-    if let Some(from) = from {
-        out.extend_from_slice(b" from='");
-        out.extend_from_slice(escape_attr(from).as_bytes());
-        out.extend_from_slice(b"'");
-    }
-    out.extend_from_slice(b" to='");
-    out.extend_from_slice(escape_attr(entity).as_bytes());
-    out.extend_from_slice(b"'");
-    out.extend_from_slice(&bytes[name_end..]);
-    out.freeze()
 }

@@ -6,9 +6,10 @@ use std::sync::Arc;
 use bytes::{Bytes, BytesMut};
 
 use super::inject::{request, InjectError};
+use super::Privilege;
 use super::{answer_component, count, iq_error, Op};
 use crate::config::Privileges;
-use crate::shared::Shared;
+use crate::hub::Hub;
 use crate::xml::children::{children, Child};
 use crate::xml::escape::escape_attr;
 use crate::xml::ns::NS_ROSTER;
@@ -77,20 +78,20 @@ impl RosterOp {
 }
 
 /// Carries out a permitted roster operation and answers the component.
-pub async fn run(shared: Arc<Shared>, op: RosterOp) {
-    let timeout = shared.config.current().limits.privileged_iq_timeout;
+pub async fn run(service: Arc<Privilege>, op: RosterOp) {
+    let timeout = service.config.current().limits.privileged_iq_timeout;
     let (answer, outcome) = if op.set {
-        set(&shared, &op, timeout).await
+        set(&service.hub, &op, timeout).await
     } else {
-        get(&shared, &op, timeout).await
+        get(&service.hub, &op, timeout).await
     };
     count(if op.set { Op::RosterSet } else { Op::RosterGet }, outcome);
-    answer_component(&shared, &op.component, answer);
+    answer_component(&service.hub, &op.component, answer);
 }
 
 /// The web app owns this user's roster: a get is served from it (offline users
 /// included), a set is refused.
-pub async fn run_web_app(shared: Arc<Shared>, op: RosterOp, domain: String) {
+pub async fn run_web_app(service: Arc<Privilege>, op: RosterOp, domain: String) {
     let answer = if op.set {
         count(Op::RosterSet, "refused");
         op.error(
@@ -100,8 +101,8 @@ pub async fn run_web_app(shared: Arc<Shared>, op: RosterOp, domain: String) {
         )
     } else {
         let user = op.user.split('@').next().unwrap_or_default().to_owned();
-        let served = match crate::roster::owner(&shared, &domain) {
-            Some(admin) => shared.roster.get(&admin, &domain, &user).await.ok(),
+        let served = match service.roster.owner(&domain) {
+            Some(admin) => service.roster.get(&admin, &domain, &user).await.ok(),
             None => None,
         };
         match served {
@@ -126,17 +127,13 @@ pub async fn run_web_app(shared: Arc<Shared>, op: RosterOp, domain: String) {
             }
         }
     };
-    answer_component(&shared, &op.component, answer);
+    answer_component(&service.hub, &op.component, answer);
 }
 
-async fn get(
-    shared: &Shared,
-    op: &RosterOp,
-    timeout: std::time::Duration,
-) -> (Bytes, &'static str) {
+async fn get(hub: &Hub, op: &RosterOp, timeout: std::time::Duration) -> (Bytes, &'static str) {
     let query = format!("<query xmlns='{NS_ROSTER}'/>");
     let built = |id: &str| Bytes::from(format!("<iq type='get' id='{id}'>{query}</iq>"));
-    match request(shared, &op.user, built, timeout).await {
+    match request(hub, &op.user, built, timeout).await {
         Ok((_, answer)) => relay_answer(op, &answer),
         Err(error) => (unavailable(op, &error), error_label(&error)),
     }
@@ -144,11 +141,7 @@ async fn get(
 
 /// RFC 6121 allows one item per set, so a multi-item set from the entity (slixmpp's
 /// `set_roster` sends several) is applied item by item and answered once (checklist 46).
-async fn set(
-    shared: &Shared,
-    op: &RosterOp,
-    timeout: std::time::Duration,
-) -> (Bytes, &'static str) {
+async fn set(hub: &Hub, op: &RosterOp, timeout: std::time::Duration) -> (Bytes, &'static str) {
     if op.items.is_empty() {
         return (
             op.error("modify", "bad-request", Some("a roster set needs an item")),
@@ -174,12 +167,12 @@ async fn set(
             iq.extend_from_slice(b"</query></iq>");
             iq.freeze()
         };
-        match request(shared, &op.user, built, timeout).await {
+        match request(hub, &op.user, built, timeout).await {
             Ok((full, answer)) => {
                 if is_error(&answer) {
                     return relay_answer(op, &answer);
                 }
-                super::subscription::complete(shared, &full, &item.jid, item.subscription);
+                super::subscription::complete(hub, &full, &item.jid, item.subscription);
             }
             Err(error) => return (unavailable(op, &error), error_label(&error)),
         }

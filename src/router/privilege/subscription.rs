@@ -7,8 +7,7 @@
 
 use bytes::Bytes;
 
-use crate::c2s::Command;
-use crate::shared::Shared;
+use crate::hub::{Command, Hub};
 use crate::xml::writer::push_attr;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -42,11 +41,11 @@ impl Wanted {
 
 /// Sends the presences that make the server's subscription state match `wanted`, on
 /// the session `full` of the user.
-pub fn complete(shared: &Shared, full: &str, contact: &str, wanted: Wanted) {
+pub fn complete(hub: &Hub, full: &str, contact: &str, wanted: Wanted) {
     if wanted == Wanted::None {
         return;
     }
-    let Some(session) = shared.sessions.get(full) else {
+    let Some(session) = hub.sessions.get(full) else {
         return;
     };
     if wanted.approves() {

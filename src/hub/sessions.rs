@@ -1,32 +1,13 @@
 //! Live client sessions by bound full JID, so that other tasks (delegation answers,
-//! privileged operations) can hand a session stanzas to inject.
+//! privileged operations) can hand a session stanzas to inject, and each session's
+//! current broadcast presence (what contacts and privileged entities are shown).
+//! Lookups by user go through a bare-JID index, so no event scans every session.
 
 use bytes::Bytes;
 use dashmap::DashMap;
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::mpsc;
 
-/// Something another task asks a client session to do.
-#[derive(Debug)]
-pub enum Command {
-    /// Deliver a stanza the proxy made to the client (counted as injected for SM).
-    ToClient(Bytes),
-    /// Send a stanza the proxy made to the server on the user's stream.
-    ToServer(Bytes),
-    /// Send an IQ on the user's stream as the user; the server's answer (the IQ with
-    /// `id`) is consumed, never shown to the client, and handed to `reply`.
-    Request {
-        stanza: Bytes,
-        id: String,
-        reply: oneshot::Sender<Bytes>,
-    },
-    /// Send a message on the user's stream as the user (a XEP-0356 privileged
-    /// message); the client gets `carbon` if it enabled carbons, since the server
-    /// copies a sent message to the user's other resources only.
-    SendAs { stanza: Bytes, carbon: Bytes },
-    /// A `subscribe` the proxy sent for the user: the contact's `subscribed` answer is
-    /// consumed instead of shown to the user's clients.
-    ExpectSubscribed(String),
-}
+use super::command::Command;
 
 /// How to reach one session.
 #[derive(Clone, Debug)]
@@ -56,6 +37,8 @@ pub struct SessionRegistry {
     /// Bare JID → full JIDs online through this proxy (privileged operations act on
     /// any live session of the user).
     by_bare: DashMap<String, Vec<String>>,
+    /// Full JID → its last available broadcast presence, as the proxy re-serialised it.
+    presence: DashMap<String, Bytes>,
 }
 
 impl SessionRegistry {
@@ -68,20 +51,58 @@ impl SessionRegistry {
     }
 
     /// Removes the entry only if it still belongs to the session `id` (a resumed or
-    /// replaced session may have taken the JID over).
-    pub fn remove(&self, jid: &str, id: u64) {
+    /// replaced session may have taken the JID over). Returns whether it did, and the
+    /// session's last available presence.
+    pub fn remove(&self, jid: &str, id: u64) -> Removed {
         if self
             .by_jid
             .remove_if(jid, |_, handle| handle.id == id)
-            .is_some()
+            .is_none()
         {
-            let key = bare(jid);
-            if let Some(mut resources) = self.by_bare.get_mut(key) {
-                resources.retain(|full| full != jid);
-            }
-            self.by_bare
-                .remove_if(key, |_, resources| resources.is_empty());
+            return Removed::NotOwner;
         }
+        let key = bare(jid);
+        if let Some(mut resources) = self.by_bare.get_mut(key) {
+            resources.retain(|full| full != jid);
+        }
+        self.by_bare
+            .remove_if(key, |_, resources| resources.is_empty());
+        Removed::Removed {
+            presence: self.presence.remove(jid).map(|(_, p)| p),
+        }
+    }
+
+    /// Records a session's broadcast presence: `Some` when available, `None` when it
+    /// became unavailable. Ignored for sessions not registered (any more).
+    pub fn set_presence(&self, full: &str, presence: Option<Bytes>) {
+        match presence {
+            Some(p) if self.by_jid.contains_key(full) => {
+                self.presence.insert(full.to_owned(), p);
+            }
+            Some(_) => {}
+            None => {
+                self.presence.remove(full);
+            }
+        }
+    }
+
+    /// The current available presences of a user's sessions: (full JID, presence).
+    pub fn presence_of(&self, bare_jid: &str) -> Vec<(String, Bytes)> {
+        self.resources(bare_jid)
+            .into_iter()
+            .filter_map(|full| {
+                let presence = self.presence.get(&full)?.clone();
+                Some((full, presence))
+            })
+            .collect()
+    }
+
+    /// Every available session's presence (for the dump a privileged entity gets).
+    pub fn all_presences(&self) -> Vec<(String, Bytes)> {
+        self.presence
+            .iter()
+            .map(|e| (e.key().clone(), e.value().clone()))
+            .collect()
     }
 
     /// The full JIDs of a user's live sessions.
@@ -112,6 +133,15 @@ impl SessionRegistry {
     }
 }
 
+/// What [`SessionRegistry::remove`] did.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Removed {
+    /// Another session owns the JID now; nothing was removed.
+    NotOwner,
+    /// The session's entry is gone; `presence` is its last available presence.
+    Removed { presence: Option<Bytes> },
+}
+
 /// The bare part of a JID string.
 pub fn bare(jid: &str) -> &str {
     jid.split('/').next().unwrap_or(jid)
@@ -128,9 +158,22 @@ mod tests {
         registry.insert("a@x/1", SessionHandle::new(1, tx.clone()));
         registry.insert("a@x/2", SessionHandle::new(2, tx.clone()));
         assert_eq!(registry.resources("a@x"), vec!["a@x/1", "a@x/2"]);
-        registry.remove("a@x/1", 99); // not the owner
+        assert_eq!(registry.remove("a@x/1", 99), Removed::NotOwner);
         assert_eq!(registry.resources("a@x").len(), 2);
-        registry.remove("a@x/1", 1);
+        registry.set_presence("a@x/1", Some(Bytes::from_static(b"<presence/>")));
+        registry.set_presence("a@x/9", Some(Bytes::from_static(b"<presence/>")));
+        assert_eq!(
+            registry.presence_of("a@x").len(),
+            1,
+            "only registered sessions"
+        );
+        assert_eq!(
+            registry.remove("a@x/1", 1),
+            Removed::Removed {
+                presence: Some(Bytes::from_static(b"<presence/>"))
+            }
+        );
+        assert!(registry.presence_of("a@x").is_empty());
         assert_eq!(
             registry
                 .any_for_bare("a@x")

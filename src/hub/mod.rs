@@ -1,0 +1,19 @@
+//! The registries every feature may use to reach a live peer: client sessions by bound
+//! JID and connected components by name, plus the commands a session accepts. A leaf
+//! module: it knows nothing of routing, so features depend on it and never on each
+//! other or on the connection handlers.
+
+mod command;
+mod components;
+mod sessions;
+
+pub use command::Command;
+pub use components::{ComponentHandle, ComponentRegistry};
+pub use sessions::{bare, Removed, SessionHandle, SessionRegistry};
+
+/// Everything a feature needs to reach live peers.
+#[derive(Default)]
+pub struct Hub {
+    pub sessions: SessionRegistry,
+    pub components: ComponentRegistry,
+}
