@@ -17,6 +17,7 @@ pub mod admin;
 pub mod c2s;
 pub mod component;
 pub mod config;
+pub mod jid;
 pub mod net;
 pub mod roster;
 pub mod router;
