@@ -3,7 +3,10 @@
 //! HTTP-managed roster onto it.
 //!
 //! Module map (one concern per folder, see DESIGN.md):
-//! - [`xml`]: incremental framer, stanza heads, writer helpers.
+//! - [`xml`]: incremental framer, stanza heads, writer helpers, namespace constants.
+//! - [`jid`]: the one normalised JID type every route and permission check uses.
+//! - [`hub`]: registries of live sessions and components (a leaf every feature uses).
+//! - [`metrics`]: metric names and the Prometheus recorder.
 //! - [`config`]: `proxy.toml` schema, validation and hot reload.
 //! - [`net`]: sockets (plain or TLS) and batched writing.
 //! - [`tls`]: certificates toward clients and verification toward the server.
@@ -18,6 +21,7 @@ pub mod c2s;
 pub mod component;
 pub mod config;
 pub mod hub;
+pub mod jid;
 pub mod metrics;
 pub mod net;
 pub mod roster;

@@ -1,13 +1,13 @@
 //! The typed configuration: what the rest of the proxy reads. Values here are
-//! already validated, normalised (lowercase domains, absolute paths) and have
-//! secrets resolved from their files.
+//! already validated, normalised (domains and JIDs prepared as the server
+//! prepares them, absolute paths) and have secrets resolved from their files.
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use super::jid::normalize_domain;
+use super::jid::Domain;
 use super::secret::Secret;
 
 /// Declares a closed set of string values with its TOML spelling, so the reader
@@ -44,23 +44,24 @@ pub struct Config {
     pub tls: TlsConfig,
     pub upstream: Upstream,
     pub limits: Limits,
-    /// Keyed by lowercase domain.
+    /// Keyed by prepared domain (see `crate::jid`).
     pub hosts: BTreeMap<String, Host>,
-    /// Keyed by lowercase component domain.
+    /// Keyed by prepared component domain.
     pub components: BTreeMap<String, Component>,
     /// Absolute path of the file this was loaded from.
     pub source: PathBuf,
 }
 
 impl Config {
-    /// The served host `domain`, compared case-insensitively.
+    /// The served host `domain`, prepared as the server prepares it (case,
+    /// width, root dot); `None` for a domain that does not parse.
     pub fn host(&self, domain: &str) -> Option<&Host> {
-        self.hosts.get(&normalize_domain(domain))
+        self.hosts.get(Domain::parse(domain).ok()?.as_str())
     }
 
-    /// The component named `name`, compared case-insensitively.
+    /// The component named `name`, prepared like [`Config::host`].
     pub fn component(&self, name: &str) -> Option<&Component> {
-        self.components.get(&normalize_domain(name))
+        self.components.get(Domain::parse(name).ok()?.as_str())
     }
 
     /// The secret the proxy presents upstream when it connects on behalf of
@@ -198,14 +199,14 @@ pub struct Host {
     /// Keyed by namespace; the `disco#items` alias is stored under its
     /// `urn:xmpp:delegation:2:bare:disco#items:*` form.
     pub delegations: BTreeMap<String, Delegation>,
-    /// Keyed by JID (lowercase domain).
+    /// Keyed by prepared JID.
     pub privileged_entities: BTreeMap<String, Privileges>,
     pub roster_admin: Option<RosterAdmin>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Delegation {
-    /// The managing entity (normalised JID); a plain domain is a configured component.
+    /// The managing entity (prepared JID); a plain domain is a configured component.
     pub jid: String,
     /// Attribute names for XEP-0355 attribute filtering; empty means no filtering.
     pub filtering: Vec<String>,

@@ -609,3 +609,67 @@ fn inline_tables_are_checked_for_unknown_keys() {
     let key = r#"hosts."a".privileged_entities."u@a".rooster"#;
     assert_single_issue(&text, key, "rooster", "unknown key");
 }
+
+/// Names in `proxy.toml` are prepared like addresses on the wire, so each
+/// section is keyed by the form the server uses and matches any spelling of it.
+#[test]
+fn names_are_prepared_like_wire_jids() {
+    let text = r#"[listen]
+c2s = "0.0.0.0:5222"
+component = "127.0.0.1:5347"
+[upstream]
+c2s = "legacy:15222"
+component = "legacy:15347"
+[tls]
+required = false
+[hosts."Example.ORG".delegations."urn:xmpp:mam:2"]
+jid = "PUBSUB.example.org."
+[hosts."Example.ORG".privileged_entities."Ｊuliet@Example.ORG"]
+roster = "get"
+[hosts."Example.ORG".privileged_entities."Pubsub.Example.org"]
+message = "outgoing"
+[components."Pubsub.Example.org"]
+secret = "x"
+"#;
+    let cfg = load(text).unwrap();
+    assert_eq!(cfg.hosts.keys().collect::<Vec<_>>(), ["example.org"]);
+    assert_eq!(
+        cfg.components.keys().collect::<Vec<_>>(),
+        ["pubsub.example.org"]
+    );
+    let host = cfg.host("ＥＸＡＭＰＬＥ.org.").unwrap();
+    assert_eq!(host.delegations["urn:xmpp:mam:2"].jid, "pubsub.example.org");
+    assert_eq!(
+        host.privileged_entities.keys().collect::<Vec<_>>(),
+        ["juliet@example.org", "pubsub.example.org"]
+    );
+    assert!(cfg.component("PubSub.example.ORG").is_some());
+    assert!(cfg.host("example.org/resource").is_none());
+    assert!(cfg.host("not a domain").is_none());
+}
+
+#[test]
+fn names_equal_once_prepared_are_duplicates() {
+    let text = format!("{BASE}[hosts.\"example.org\"]\n[hosts.\"ｅｘａｍｐｌｅ.org.\"]\n");
+    assert_single_issue(
+        &text,
+        r#"hosts."example.org""#,
+        "ｅｘａｍｐｌｅ",
+        "duplicate",
+    );
+    let text = format!(
+        "{BASE}[hosts.\"a\".privileged_entities.\"straße@a\"]\n[hosts.\"a\".privileged_entities.\"STRASSE@a\"]\n"
+    );
+    let key = r#"hosts."a".privileged_entities."strasse@a""#;
+    assert_single_issue(&text, key, "STRASSE", "duplicate");
+}
+
+#[test]
+fn names_the_server_could_not_prepare_are_refused() {
+    let text = format!("{BASE}[hosts.\"a\".privileged_entities.\"ali ce@a\"]\n");
+    let key = r#"hosts."a".privileged_entities."ali ce@a""#;
+    assert_single_issue(&text, key, "ali ce", "prohibited character");
+    let text = format!("{BASE}[hosts.\"a\".delegations.\"ns\"]\njid = \"c.a/😀\"\n");
+    let key = r#"hosts."a".delegations."ns".jid"#;
+    assert_single_issue(&text, key, "jid =", "Unicode 3.2");
+}

@@ -4,7 +4,7 @@
 
 use std::net::{Ipv6Addr, SocketAddr};
 
-use super::jid::Jid;
+use super::jid::{Domain, Jid, JidError};
 use super::keypath::KeyPath;
 use super::schema::{Config, PresencePerm};
 use crate::xml::ns::{
@@ -54,18 +54,18 @@ pub(crate) fn hostname(text: &str) -> Result<String, String> {
 }
 
 /// A served host or component name: a JID that is a plain domain. Returns the
-/// lowercase domain.
+/// prepared domain.
 pub(crate) fn domain_name(text: &str) -> Result<String, String> {
-    let jid = Jid::parse(text).map_err(|e| format!("{text:?} is not a valid JID: {e}"))?;
-    if !jid.is_domain() {
-        return Err(format!(
+    match Domain::parse(text) {
+        Ok(domain) => Ok(domain.as_str().to_owned()),
+        Err(JidError::UnexpectedNode | JidError::UnexpectedResource) => Err(format!(
             "{text:?} must be a bare domain, without user or resource"
-        ));
+        )),
+        Err(e) => Err(format!("{text:?} is not a valid JID: {e}")),
     }
-    Ok(jid.domain().to_owned())
 }
 
-/// Any JID (a component or a user account), normalised.
+/// Any JID (a component or a user account), prepared.
 pub(crate) fn entity_jid(text: &str) -> Result<String, String> {
     Jid::parse(text)
         .map(|jid| jid.to_string())
@@ -200,7 +200,7 @@ fn check_delegations(cfg: &Config, problems: &mut Vec<Problem>) {
             let Ok(jid) = Jid::parse(&delegation.jid) else {
                 continue;
             };
-            if jid.is_domain() && cfg.hosts.contains_key(jid.domain()) {
+            if jid.is_domain() && cfg.hosts.contains_key(jid.domain().as_str()) {
                 let message = format!("{jid} is a served host; delegate to a component");
                 problems.push((path, message));
             } else if let Some(message) = missing_component(cfg, &jid) {
@@ -238,7 +238,7 @@ fn check_privileged_entities(cfg: &Config, problems: &mut Vec<Problem>) {
 /// A plain-domain entity is a component and must be declared as one, otherwise
 /// nothing would ever connect as it.
 fn missing_component(cfg: &Config, jid: &Jid) -> Option<String> {
-    if !jid.is_domain() || cfg.components.contains_key(jid.domain()) {
+    if !jid.is_domain() || cfg.components.contains_key(jid.domain().as_str()) {
         return None;
     }
     Some(format!(
@@ -310,6 +310,7 @@ mod tests {
     #[test]
     fn domain_names() {
         assert_eq!(domain_name("Capulet.LIT"), Ok("capulet.lit".to_owned()));
+        assert_eq!(domain_name("Ｃapulet.lit."), Ok("capulet.lit".to_owned()));
         assert!(domain_name("juliet@capulet.lit").is_err());
         assert!(domain_name("capulet.lit/balcony").is_err());
         assert!(domain_name("bad domain").is_err());
