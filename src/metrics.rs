@@ -11,6 +11,8 @@ pub const STANZAS_TOTAL: &str = "stanzagate_stanzas_total";
 pub const BYTES_TOTAL: &str = "stanzagate_bytes_total";
 pub const STREAM_ERRORS_TOTAL: &str = "stanzagate_stream_errors_total";
 pub const CONFIG_RELOADS_TOTAL: &str = "stanzagate_config_reloads_total";
+pub const QUOTA_TOTAL: &str = "stanzagate_quota_exceeded_total";
+pub const VERDICTS_TOTAL: &str = "stanzagate_verdicts_total";
 
 /// Installs the process-wide recorder. Call once, from `main`.
 pub fn install() -> Result<PrometheusHandle, metrics_exporter_prometheus::BuildError> {
@@ -29,6 +31,11 @@ fn describe() {
         "Stream errors seen, by condition and the side that sent them"
     );
     metrics::describe_counter!(CONFIG_RELOADS_TOTAL, "Config reload attempts by result");
+    metrics::describe_counter!(
+        QUOTA_TOTAL,
+        "Times a peer hit a quota, by quota (the offender got an error)"
+    );
+    metrics::describe_counter!(VERDICTS_TOTAL, "Routing verdicts, by direction and verdict");
 }
 
 /// Which way data flows, as a metric label.
@@ -91,4 +98,9 @@ impl Drop for ConnectionGuard {
 pub fn stream_error(condition: &str, sent_by: &'static str) {
     counter!(STREAM_ERRORS_TOTAL, "condition" => condition.to_owned(), "sent_by" => sent_by)
         .increment(1);
+}
+
+/// Records that a peer hit the quota `name` (a `[limits]` key).
+pub fn quota_exceeded(name: &'static str) {
+    counter!(QUOTA_TOTAL, "quota" => name).increment(1);
 }

@@ -9,8 +9,8 @@ use tokio::time::Instant;
 use tracing::Instrument;
 
 use super::client::{check_header, ClientError, ClientSide};
-use super::session::{Ended, Session};
-use super::stream_mgmt::ResumeStore;
+use super::relay::{Ended, Session};
+use super::sm::ResumeStore;
 use super::upstream::UpstreamSide;
 use crate::metrics::ConnectionGuard;
 use crate::net::Conn;

@@ -1,19 +1,21 @@
-//! Client streams: the STARTTLS and direct-TLS listeners, negotiation up to the point
-//! where the legacy server takes over (SASL and bind are relayed), the relay loop, and
-//! the Stream Management accounting that keeps both peers' counters consistent.
+//! Client streams: the STARTTLS and direct-TLS listeners ([`listener`]), negotiation up
+//! to the point where the legacy server takes over ([`client`], [`upstream`]), the
+//! negotiation stage of a relayed stream ([`stage`]), the relay loop ([`relay`]), the
+//! one step that applies routing verdicts ([`apply`]), closing ([`close`]), and the
+//! Stream Management accounting that keeps both peers' counters consistent ([`sm`]).
 
-mod acting;
+mod apply;
 mod client;
+mod close;
 mod features;
 mod listener;
-mod probes;
-mod session;
+mod relay;
 pub mod sm;
-pub mod stream_mgmt;
+mod stage;
 mod upstream;
 
 pub use listener::{serve, ListenerKind};
-pub use stream_mgmt::ResumeStore;
+pub use sm::ResumeStore;
 
 use crate::config::Config;
 

@@ -5,25 +5,21 @@ use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
-use bytes::Bytes;
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::mpsc;
 use tokio::time::Instant;
 use tracing::Instrument;
 
 use super::handshake::{check_handshake, check_header, Refusal};
 use super::link::Link;
-use super::session::ComponentSession;
-use crate::hub::ComponentHandle;
+use super::relay::{Accepted, ComponentSession};
+use crate::hub::{ComponentHandle, ComponentQueue};
+use crate::jid::Domain;
 use crate::metrics::{self, ConnectionGuard};
 use crate::net::{next_frame, Conn, Outbox};
 use crate::shared::Shared;
 use crate::xml::ns::NS_COMPONENT;
 use crate::xml::writer::{stream_error, stream_header, HeaderSpec};
 use crate::xml::{Frame, Framer};
-
-/// Queue of stanzas other tasks may hand one component before it is considered stuck.
-const COMPONENT_QUEUE: usize = 1024;
 
 static NEXT_COMPONENT_ID: AtomicU64 = AtomicU64::new(1);
 
@@ -189,11 +185,25 @@ async fn authenticate(mut a: Accepting, shared: &Shared) -> Option<(Accepting, S
 
 async fn relay(mut a: Accepting, name: String, shared: Arc<Shared>) {
     let id = NEXT_COMPONENT_ID.fetch_add(1, Ordering::Relaxed);
-    let (tx, rx) = mpsc::channel::<Bytes>(COMPONENT_QUEUE);
+    let Ok(domain) = Domain::parse(&name) else {
+        a.refuse(
+            None,
+            Refusal {
+                condition: "host-unknown",
+                text: "not a domain",
+            },
+        )
+        .await;
+        return;
+    };
+    // Registered, linked and routed under its prepared name, as the rules name it.
+    let name = domain.as_str().to_owned();
+    let max = shared.config.current().limits.quotas.max_component_queue;
+    let queue = ComponentQueue::new(max);
     if !shared
         .hub
         .components
-        .claim(&name, ComponentHandle::new(id, tx))
+        .claim(&name, ComponentHandle::new(id, queue.clone()))
     {
         a.refuse(
             Some(&name),
@@ -250,16 +260,12 @@ async fn relay(mut a: Accepting, name: String, shared: Arc<Shared>) {
     };
     a.out.push_static(b"<handshake/>");
     tracing::info!("component authenticated");
-    let session = ComponentSession::new(
-        shared.clone(),
-        name.clone(),
-        a.conn,
-        a.framer,
-        a.out,
-        link,
-        rx,
-        id,
-    );
+    let accepted = Accepted {
+        conn: a.conn,
+        framer: a.framer,
+        out: a.out,
+    };
+    let session = ComponentSession::new(shared.clone(), domain, accepted, link, queue, id);
     session.run().await;
     tracing::info!("component disconnected");
 }

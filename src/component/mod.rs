@@ -2,10 +2,11 @@
 //! proxy opens to the legacy server under the same component name, and the relay
 //! between the two.
 
+mod advertise;
 mod handshake;
 mod link;
 mod listener;
-mod session;
+mod relay;
 
 pub use handshake::handshake_digest;
 pub use listener::serve;

@@ -16,7 +16,7 @@ pub enum Command {
     Request {
         stanza: Bytes,
         id: String,
-        reply: oneshot::Sender<Bytes>,
+        reply: oneshot::Sender<Reply>,
     },
     /// Send a message on the user's stream as the user (a XEP-0356 privileged
     /// message); the client gets `carbon` if it enabled carbons, since the server
@@ -25,4 +25,16 @@ pub enum Command {
     /// A `subscribe` the proxy sent for the user: the contact's `subscribed` answer is
     /// consumed instead of shown to the user's clients.
     ExpectSubscribed(String),
+}
+
+/// What a session hands back for a [`Command::Request`]: the server's answer.
+pub type Reply = Result<Bytes, ActingError>;
+
+/// Why a session could not carry out a request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum ActingError {
+    #[error("the user's session has too many operations in progress")]
+    Busy,
+    #[error("the user's session ended before the server answered")]
+    SessionGone,
 }

@@ -5,10 +5,12 @@
 
 mod command;
 mod components;
+mod inbox;
 mod sessions;
 
-pub use command::Command;
-pub use components::{ComponentHandle, ComponentRegistry};
+pub use command::{ActingError, Command, Reply};
+pub use components::{ComponentHandle, ComponentQueue, ComponentRegistry, QueueError};
+pub use inbox::{inbox, Inbox, Outlet, SendError};
 pub use sessions::{bare, Removed, SessionHandle, SessionRegistry};
 
 /// Everything a feature needs to reach live peers.

@@ -3,31 +3,37 @@
 //! current broadcast presence (what contacts and privileged entities are shown).
 //! Lookups by user go through a bare-JID index, so no event scans every session.
 
+use super::command::Command;
+use super::inbox::{Outlet, SendError};
 use bytes::Bytes;
 use dashmap::DashMap;
-use tokio::sync::mpsc;
-
-use super::command::Command;
 
 /// How to reach one session.
 #[derive(Clone, Debug)]
 pub struct SessionHandle {
     pub id: u64,
-    /// Boxed: a channel allocates its slots up front, and idle sessions dominate
-    /// memory, so each slot is one pointer rather than a whole command.
-    tx: mpsc::Sender<Box<Command>>,
+    outlet: Outlet,
 }
 
 impl SessionHandle {
-    pub fn new(id: u64, tx: mpsc::Sender<Box<Command>>) -> Self {
-        SessionHandle { id, tx }
+    pub fn new(id: u64, outlet: Outlet) -> Self {
+        SessionHandle { id, outlet }
     }
 
     /// Queues a command; fails if the session is gone or hopelessly behind.
-    pub fn send(&self, command: Command) -> Result<(), Command> {
-        self.tx.try_send(Box::new(command)).map_err(|e| match e {
-            mpsc::error::TrySendError::Full(c) | mpsc::error::TrySendError::Closed(c) => *c,
-        })
+    pub fn send(&self, command: Command) -> Result<(), SendError> {
+        self.outlet.send(command)
+    }
+
+    /// Queues an answer the client is owed; if the session is too far behind to take
+    /// it, its stream is ended instead (no answer is lost on an open stream).
+    pub fn owe(&self, command: Command) -> Result<(), SendError> {
+        let sent = self.outlet.send(command);
+        if let Err(SendError::Full(_)) = &sent {
+            tracing::warn!(id = self.id, "session too far behind: ending its stream");
+            self.outlet.end();
+        }
+        sent
     }
 }
 
@@ -154,7 +160,7 @@ mod tests {
     #[test]
     fn bare_index_follows_sessions() {
         let registry = SessionRegistry::default();
-        let (tx, _rx) = mpsc::channel(1);
+        let (tx, _rx) = super::super::inbox::inbox(1);
         registry.insert("a@x/1", SessionHandle::new(1, tx.clone()));
         registry.insert("a@x/2", SessionHandle::new(2, tx.clone()));
         assert_eq!(registry.resources("a@x"), vec!["a@x/1", "a@x/2"]);

@@ -166,7 +166,7 @@ pub async fn serve_client_get(
         }),
     };
     if let Some(session) = service.hub.sessions.get(&full) {
-        let _ = session.send(Command::ToClient(answer));
+        let _ = session.owe(Command::ToClient(answer));
     }
 }
 

@@ -21,7 +21,9 @@ use arc_swap::ArcSwap;
 use bytes::Bytes;
 
 use crate::config::{Config, ConfigHandle};
-use crate::hub::{Command, Hub};
+use crate::hub::{Command, Hub, QueueError};
+use crate::jid::Jid;
+use crate::util::Slots;
 use crate::xml::{Head, Stanza};
 use pending::{Outcome, Pending, Waiting};
 use reply::Original;
@@ -36,6 +38,9 @@ pub struct Delegations {
     table: ArcSwap<Cached>,
     pub pending: Pending,
     pub disco: disco::DiscoCache,
+    /// Delegated IQs waiting, per requesting session and per component.
+    per_session: Slots,
+    per_component: Slots,
 }
 
 /// The table built for one config generation.
@@ -55,6 +60,8 @@ impl Delegations {
             }),
             pending: Pending::default(),
             disco: disco::DiscoCache::default(),
+            per_session: Slots::new("max_delegations_per_session"),
+            per_component: Slots::new("max_delegations_per_component"),
         }
     }
 
@@ -107,6 +114,24 @@ impl Delegations {
                 Some("the service is not connected"),
             ));
         };
+        let cfg = self.config.current();
+        let quotas = &cfg.limits.quotas;
+        let Some(session_slot) = self
+            .per_session
+            .start(sender, quotas.max_delegations_per_session)
+        else {
+            pending::count(&rule.ns, Outcome::Refused);
+            let text = "too many of your requests are waiting for the service";
+            return Some(reply::resource_constraint(&original, text));
+        };
+        let Some(component_slot) = self
+            .per_component
+            .start(&rule.component, quotas.max_delegations_per_component)
+        else {
+            pending::count(&rule.ns, Outcome::Refused);
+            let text = "the service has too many requests waiting";
+            return Some(reply::resource_constraint(&original, text));
+        };
         let id = crate::util::random_id();
         let wrapped = wrap::wrapper(
             stanza,
@@ -122,40 +147,47 @@ impl Delegations {
             ns: rule.ns.clone(),
             wrapper_ns: rule.wrapper_ns(),
             started: Instant::now(),
+            slots: Box::new([session_slot, component_slot]),
         };
-        let timeout = self.config.current().limits.delegation_timeout;
+        let timeout = cfg.limits.delegation_timeout;
         self.pending
             .insert(self, id.clone(), rule.component.clone(), waiting, timeout);
         tracing::trace!(%id, "delegating");
-        if component.send(wrapped).is_err() {
+        if let Err(error) = component.send_for(sender, wrapped) {
             self.pending.remove(&id);
-            pending::count(&rule.ns, Outcome::ComponentOffline);
-            return Some(reply::service_unavailable(
-                &original,
-                Some("the service is not reachable"),
-            ));
+            let (outcome, text) = match error {
+                QueueError::Full => (Outcome::Refused, "the service is not keeping up"),
+                QueueError::Gone => (Outcome::ComponentOffline, "the service is not reachable"),
+            };
+            pending::count(&rule.ns, outcome);
+            return Some(match error {
+                QueueError::Full => reply::resource_constraint(&original, text),
+                QueueError::Gone => reply::service_unavailable(&original, Some(text)),
+            });
         }
         None
     }
 
-    /// A stanza from `component`: consumed (`true`) if it answers something the proxy
-    /// asked. Only the exact component JID may answer, once (checklist 25).
-    pub fn component_reply(&self, component: &str, stanza: &Stanza, head: &Head) -> bool {
-        if head.name() != "iq" || !matches!(head.type_().as_deref(), Some("result" | "error")) {
-            return false;
-        }
-        let Some(id) = head.id() else { return false };
-        tracing::trace!(%id, known = self.pending.is_for(&id, component), "component reply");
-        if !self.pending.is_for(&id, component) {
-            return false;
-        }
-        if head.from().as_deref() != Some(component) {
-            // Right id, wrong sender: swallowed, the entry keeps waiting for the real one.
+    /// Whether the proxy waits for an answer with `id` from `component`.
+    pub fn awaits_reply(&self, id: &str, component: &str) -> bool {
+        self.pending.is_for(id, component)
+    }
+
+    /// An answer from `component` to something the proxy asked (see
+    /// [`Delegations::awaits_reply`]). Only the exact component JID may answer, once
+    /// (checklist 25); from anyone else it is swallowed and the entry keeps waiting.
+    pub fn component_reply(&self, component: &str, stanza: &Stanza, head: &Head) {
+        let Some(id) = head.id() else { return };
+        let from_component = head
+            .from()
+            .and_then(|from| Jid::parse(&from).ok())
+            .is_some_and(|from| from.is_domain() && from.as_str() == component);
+        if !from_component {
             tracing::warn!(component, from = ?head.from(), "delegation reply from the wrong JID dropped");
-            return true;
+            return;
         }
         let Some((_, waiting)) = self.pending.remove(&id) else {
-            return true;
+            return;
         };
         match waiting {
             Waiting::Client {
@@ -163,6 +195,7 @@ impl Delegations {
                 ns,
                 wrapper_ns,
                 started,
+                ..
             } => {
                 let (answer, outcome) = client_answer(stanza, head, wrapper_ns, &original);
                 pending::count(&ns, outcome);
@@ -174,7 +207,6 @@ impl Delegations {
                     .store(component, &domain, &ns, level, stanza, head);
             }
         }
-        true
     }
 
     /// A component went away: everything waiting on it is answered now (checklist 7).
@@ -202,11 +234,9 @@ impl Delegations {
     pub fn deliver(&self, jid: &str, answer: Bytes) {
         match self.hub.sessions.get(jid) {
             Some(session) => {
-                if session.send(Command::ToClient(answer)).is_err() {
-                    tracing::warn!(
-                        jid,
-                        "session gone or too far behind; delegation answer dropped"
-                    );
+                // Owed: a session too far behind to take it has its stream ended.
+                if session.owe(Command::ToClient(answer)).is_err() {
+                    tracing::warn!(jid, "delegation answer not delivered: session ended");
                 }
             }
             None => tracing::debug!(jid, "session gone; delegation answer dropped"),

@@ -13,6 +13,7 @@ use tokio::task::AbortHandle;
 use super::disco::Level;
 use super::reply::Original;
 use super::Delegations;
+use crate::util::Slot;
 
 pub const DELEGATED_TOTAL: &str = "stanzagate_delegated_iqs_total";
 pub const PENDING_GAUGE: &str = "stanzagate_delegation_pending";
@@ -26,6 +27,8 @@ pub enum Outcome {
     Malformed,
     Timeout,
     ComponentOffline,
+    /// A quota refused it (`resource-constraint` to the client).
+    Refused,
 }
 
 impl Outcome {
@@ -36,6 +39,7 @@ impl Outcome {
             Outcome::Malformed => "malformed",
             Outcome::Timeout => "timeout",
             Outcome::ComponentOffline => "component_offline",
+            Outcome::Refused => "refused",
         }
     }
 }
@@ -57,6 +61,8 @@ pub enum Waiting {
         ns: String,
         wrapper_ns: &'static str,
         started: Instant,
+        /// Held while the IQ waits: the per-session and per-component quotas.
+        slots: Box<[Slot; 2]>,
     },
     Nesting {
         domain: String,

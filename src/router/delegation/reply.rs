@@ -142,13 +142,23 @@ fn client_stanza(kind: &str, original: &Original, content: &[u8]) -> Bytes {
 /// `cancel/service-unavailable` for the client, with its own id (checklist 22, 24, 26,
 /// 29): never silence.
 pub fn service_unavailable(original: &Original, text: Option<&str>) -> Bytes {
+    error(original, "cancel", "service-unavailable", text)
+}
+
+/// `wait/resource-constraint`: the client (or everyone together) has too many
+/// delegated IQs waiting; it may retry later.
+pub fn resource_constraint(original: &Original, text: &str) -> Bytes {
+    error(original, "wait", "resource-constraint", Some(text))
+}
+
+fn error(original: &Original, kind: &str, condition: &str, text: Option<&str>) -> Bytes {
     crate::xml::writer::stanza_error(&crate::xml::writer::StanzaError {
         name: "iq",
         id: Some(&original.id),
         from: original.to.as_deref(),
         to: Some(&original.sender),
-        error_type: "cancel",
-        condition: "service-unavailable",
+        error_type: kind,
+        condition,
         text,
         xmlns: None,
     })

@@ -8,7 +8,7 @@ use std::time::Duration;
 use bytes::Bytes;
 use tokio::sync::oneshot;
 
-use crate::hub::{Command, Hub};
+use crate::hub::{ActingError, Command, Hub, SendError};
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum InjectError {
@@ -16,8 +16,33 @@ pub enum InjectError {
     NoSession(String),
     #[error("the user's session ended before the server answered")]
     SessionGone,
+    #[error("the user's session is too busy to act on now")]
+    Busy,
     #[error("the server did not answer in time")]
     Timeout,
+}
+
+impl InjectError {
+    /// The stanza error an entity gets for it: `(type, condition)`.
+    pub fn condition(&self) -> (&'static str, &'static str) {
+        match self {
+            InjectError::Timeout => ("wait", "remote-server-timeout"),
+            InjectError::Busy => ("wait", "resource-constraint"),
+            InjectError::NoSession(_) | InjectError::SessionGone => {
+                ("wait", "recipient-unavailable")
+            }
+        }
+    }
+
+    /// As a metric label.
+    pub fn label(&self) -> &'static str {
+        match self {
+            InjectError::NoSession(_) => "no_session",
+            InjectError::SessionGone => "session_gone",
+            InjectError::Busy => "busy",
+            InjectError::Timeout => "timeout",
+        }
+    }
 }
 
 /// Sends the IQ built by `build(id)` as the user `bare` and returns the server's
@@ -39,12 +64,14 @@ pub async fn request(
         id,
         reply,
     };
-    session
-        .send(command)
-        .map_err(|_| InjectError::SessionGone)?;
+    session.send(command).map_err(|e| match e {
+        SendError::Full(_) => InjectError::Busy,
+        SendError::Closed(_) => InjectError::SessionGone,
+    })?;
     match tokio::time::timeout(timeout, answer).await {
-        Ok(Ok(answer)) => Ok((full, answer)),
-        Ok(Err(_)) => Err(InjectError::SessionGone),
+        Ok(Ok(Ok(answer))) => Ok((full, answer)),
+        Ok(Ok(Err(ActingError::Busy))) => Err(InjectError::Busy),
+        Ok(Ok(Err(ActingError::SessionGone))) | Ok(Err(_)) => Err(InjectError::SessionGone),
         Err(_) => Err(InjectError::Timeout),
     }
 }

@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use bytes::{Bytes, BytesMut};
 
-use super::inject::{request, InjectError};
+use super::inject::request;
 use super::Privilege;
 use super::{answer_component, count, iq_error, Op};
 use crate::config::Privileges;
@@ -157,28 +157,19 @@ pub async fn run(service: Arc<Privilege>, iq: PrivilegedIq) {
     };
     let (answer, outcome) = match request(&service.hub, &iq.user, built, timeout).await {
         Ok((_, response)) => wrap_response(&iq, &response),
-        Err(error @ InjectError::Timeout) => (
-            iq_error(
+        Err(error) => {
+            let (kind, condition) = error.condition();
+            let text = error.to_string();
+            let refusal = iq_error(
                 &iq.user,
                 &iq.component,
                 &iq.top_id,
-                "wait",
-                "remote-server-timeout",
-                Some(&error.to_string()),
-            ),
-            "timeout",
-        ),
-        Err(error) => (
-            iq_error(
-                &iq.user,
-                &iq.component,
-                &iq.top_id,
-                "wait",
-                "recipient-unavailable",
-                Some(&error.to_string()),
-            ),
-            super::roster::error_label(&error),
-        ),
+                kind,
+                condition,
+                Some(&text),
+            );
+            (refusal, error.label())
+        }
     };
     count(Op::Iq, outcome);
     answer_component(&service.hub, &iq.component, answer);

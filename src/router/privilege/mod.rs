@@ -26,6 +26,7 @@ use metrics::counter;
 use crate::config::Config;
 use crate::config::ConfigHandle;
 use crate::hub::{bare, Hub};
+use crate::jid::{BareJid, Domain, Jid};
 use crate::roster::RosterService;
 use crate::xml::writer::{stanza_error, StanzaError};
 use crate::xml::{Head, Stanza};
@@ -100,6 +101,37 @@ pub fn answer_component(hub: &Hub, component: &str, stanza: Bytes) {
     }
 }
 
+/// A privileged operation a component asked for (see [`Privilege::classify`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Operation {
+    /// The entity's answer to a roster push copy (consumed, checklist 50).
+    PushAnswer,
+    /// `<message><privilege><forwarded>` to a served domain.
+    Message { domain: Domain },
+    /// `<iq><privileged_iq>` to a managed bare JID.
+    Iq { to: BareJid },
+    /// A roster get or set on a managed user.
+    Roster {
+        user: BareJid,
+        domain: Domain,
+        /// The web app owns this domain's rosters.
+        web_app: bool,
+    },
+}
+
+/// `wait/resource-constraint` to an entity with too many operations in progress.
+fn busy(component: &str, to: &BareJid, head: &Head) -> Bytes {
+    let id = head.id().map(|i| i.into_owned()).unwrap_or_default();
+    iq_error(
+        to.as_str(),
+        component,
+        &id,
+        "wait",
+        "resource-constraint",
+        Some("too many privileged operations in progress; retry later"),
+    )
+}
+
 /// The privilege service shared by every session.
 pub struct Privilege {
     pub(crate) hub: Arc<Hub>,
@@ -108,6 +140,8 @@ pub struct Privilege {
     table: ArcSwap<(Option<Arc<Config>>, Arc<Table>)>,
     pub presence: presence::Book,
     pub pushes: pushes::Pushes,
+    /// Operations in progress per entity.
+    ops: crate::util::Slots,
 }
 
 impl Privilege {
@@ -119,6 +153,7 @@ impl Privilege {
             table: ArcSwap::from_pointee((None, Arc::new(Table::default()))),
             presence: presence::Book::default(),
             pushes: pushes::Pushes::default(),
+            ops: crate::util::Slots::new("max_privileged_ops_per_entity"),
         }
     }
 
@@ -134,80 +169,115 @@ impl Privilege {
         table
     }
 
+    fn max_ops(&self) -> usize {
+        self.config
+            .current()
+            .limits
+            .quotas
+            .max_privileged_ops_per_entity
+    }
+
     /// The grants of the live config.
     pub fn current(&self) -> Arc<Table> {
         self.table(&self.config.current())
     }
 
-    /// A stanza from `component`: consumed (`true`) when it is a privileged operation
-    /// or an answer to a roster push copy. Ordinary stanzas, including IQs without
-    /// `<privileged_iq/>`, pass (checklist 64).
-    pub fn component_stanza(
+    /// What a stanza from `component` is to privileges (`None`: ordinary traffic,
+    /// including IQs without `<privileged_iq/>`, checklist 64). Reads only.
+    pub fn classify(&self, head: &Head) -> Option<Operation> {
+        if self.pushes.awaits(head) {
+            return Some(Operation::PushAnswer);
+        }
+        let to = Jid::parse(&head.to()?).ok()?;
+        let Jid::Bare(to) = to else { return None };
+        let domain = Domain::from(to.domain());
+        self.config.current().host(domain.as_str())?;
+        let user = (!to.is_domain()).then(|| to.clone());
+        match (head.name(), user) {
+            ("message", None) if message::is_wrapper(head) => Some(Operation::Message { domain }),
+            ("iq", user) if matches!(head.type_().as_deref(), Some("get" | "set")) => {
+                let child = head.child()?;
+                match (child.name(), child.ns(), user) {
+                    ("privileged_iq", Some(NS_PRIVILEGE), _) => Some(Operation::Iq { to }),
+                    ("query", Some(NS_ROSTER), Some(user)) => Some(Operation::Roster {
+                        web_app: self.roster.owns(domain.as_str()),
+                        user,
+                        domain,
+                    }),
+                    _ => None,
+                }
+            }
+            _ => None,
+        }
+    }
+
+    /// Carries out what [`Privilege::classify`] found: checks the grant field by
+    /// field, answers refusals at once, and runs permitted operations in a task of
+    /// their own (at most `max_privileged_ops_per_entity` at once per entity).
+    pub fn carry_out(
         self: &Arc<Self>,
         component: &str,
         stanza: &Stanza,
         head: &Head,
-    ) -> bool {
-        if self.pushes.is_answer(head) {
-            return true;
-        }
-        let Some(to) = head.to().map(|t| t.into_owned()) else {
-            return false;
-        };
-        let (node, domain) = match to.split_once('@') {
-            Some((node, domain)) => (Some(node), domain.to_ascii_lowercase()),
-            None => (None, to.to_ascii_lowercase()),
-        };
-        if to.contains('/') || self.config.current().host(&domain).is_none() {
-            return false;
-        }
+        operation: Operation,
+    ) {
         let table = self.current();
-        let privileges = table.get(&domain, component);
-        match head.name() {
-            "message" if node.is_none() && message::is_wrapper(head) => {
-                message::handle(self, component, &domain, stanza, head, privileges);
-                true
+        match operation {
+            Operation::PushAnswer => self.pushes.answered(head),
+            Operation::Message { domain } => {
+                let privileges = table.get(domain.as_str(), component);
+                message::handle(self, component, domain.as_str(), stanza, head, privileges);
             }
-            "iq" if matches!(head.type_().as_deref(), Some("get" | "set")) => {
-                let Some(child) = head.child() else {
-                    return false;
-                };
-                match (child.name(), child.ns()) {
-                    ("privileged_iq", Some(NS_PRIVILEGE)) => {
-                        match iq::check(component, &to, stanza, head, privileges) {
-                            Ok(checked) => {
-                                tokio::spawn(iq::run(self.clone(), checked));
-                            }
-                            Err(refusal) => {
-                                count(Op::Iq, "refused");
-                                answer_component(&self.hub, component, refusal);
-                            }
+            Operation::Iq { to } => {
+                let domain = Domain::from(to.domain());
+                let privileges = table.get(domain.as_str(), component);
+                match iq::check(component, to.as_str(), stanza, head, privileges) {
+                    Ok(checked) => match self.ops.start(component, self.max_ops()) {
+                        Some(slot) => {
+                            let service = self.clone();
+                            tokio::spawn(async move {
+                                iq::run(service, checked).await;
+                                drop(slot);
+                            });
                         }
-                        true
-                    }
-                    ("query", Some(NS_ROSTER)) if node.is_some() => {
-                        let op = roster::RosterOp::parse(component, &to, stanza, head);
-                        match op.refused(privileges) {
-                            Some(refusal) => {
-                                count(
-                                    if op.set { Op::RosterSet } else { Op::RosterGet },
-                                    "refused",
-                                );
-                                answer_component(&self.hub, component, refusal);
-                            }
-                            None if self.roster.owns(&domain) => {
-                                tokio::spawn(roster::run_web_app(self.clone(), op, domain));
-                            }
-                            None => {
-                                tokio::spawn(roster::run(self.clone(), op));
-                            }
+                        None => {
+                            count(Op::Iq, "busy");
+                            answer_component(&self.hub, component, busy(component, &to, head));
                         }
-                        true
+                    },
+                    Err(refusal) => {
+                        count(Op::Iq, "refused");
+                        answer_component(&self.hub, component, refusal);
                     }
-                    _ => false,
                 }
             }
-            _ => false,
+            Operation::Roster {
+                user,
+                domain,
+                web_app,
+            } => {
+                let privileges = table.get(domain.as_str(), component);
+                let op = roster::RosterOp::parse(component, user.as_str(), stanza, head);
+                let kind = if op.set { Op::RosterSet } else { Op::RosterGet };
+                if let Some(refusal) = op.refused(privileges) {
+                    count(kind, "refused");
+                    answer_component(&self.hub, component, refusal);
+                    return;
+                }
+                let Some(slot) = self.ops.start(component, self.max_ops()) else {
+                    count(kind, "busy");
+                    answer_component(&self.hub, component, busy(component, &user, head));
+                    return;
+                };
+                let service = self.clone();
+                tokio::spawn(async move {
+                    match web_app {
+                        true => roster::run_web_app(service, op, domain.as_str().to_owned()).await,
+                        false => roster::run(service, op).await,
+                    }
+                    drop(slot);
+                });
+            }
         }
     }
 
@@ -237,13 +307,15 @@ impl Privilege {
         if !table.wants(user, |p| p.roster.allows_get() && p.roster_push) {
             return;
         }
-        let copies = self.pushes.push(&table, user, stanza, head);
+        let max = self.config.current().limits.quotas.max_push_copies;
+        let copies = self.pushes.push(&table, user, stanza, head, max);
         self.send_copies("roster_push", copies);
     }
 
     /// A roster change the proxy made itself (web-app rosters): copied to entities.
     pub fn roster_changed(&self, user: &str, query: Bytes) {
-        let copies = self.pushes.copies(&self.current(), user, &query);
+        let max = self.config.current().limits.quotas.max_push_copies;
+        let copies = self.pushes.copies(&self.current(), user, &query, max);
         self.send_copies("roster_push", copies);
     }
 

@@ -2,12 +2,16 @@
 //! sends them). Every roster push the legacy server sends to a user's sessions is
 //! copied, once, to entities holding roster get/both with `push` on; their answers to
 //! these copies are consumed.
+//!
+//! Both what was recently copied (to send a change once, although the server pushes
+//! it to every resource) and the copies awaiting an answer are bounded: the first by
+//! time, the second by `limits.max_push_copies`, oldest forgotten first.
 
-use std::collections::VecDeque;
+use std::collections::{HashMap, VecDeque};
+use std::sync::{Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
 
 use bytes::{Bytes, BytesMut};
-use dashmap::{DashMap, DashSet};
 
 use super::table::Table;
 use crate::xml::writer::push_attr;
@@ -19,10 +23,26 @@ const SAME_CHANGE: Duration = Duration::from_secs(5);
 
 #[derive(Default)]
 pub struct Pushes {
-    /// Per user: recently copied pushes (their query bytes).
-    recent: DashMap<String, VecDeque<(Instant, Bytes)>>,
-    /// Ids of copies sent to entities, whose answers are consumed.
-    sent: DashSet<String>,
+    recent: Mutex<Recent>,
+    sent: Mutex<Sent>,
+}
+
+/// Recently copied pushes per user, and the order they expire in.
+#[derive(Default)]
+struct Recent {
+    by_user: HashMap<String, VecDeque<(Instant, Bytes)>>,
+    order: VecDeque<(Instant, String)>,
+}
+
+/// Ids of copies sent to entities, whose answers are consumed, oldest first.
+#[derive(Default)]
+struct Sent {
+    ids: HashMap<String, Instant>,
+    order: VecDeque<String>,
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
 impl Pushes {
@@ -33,6 +53,7 @@ impl Pushes {
         user: &str,
         stanza: &Stanza,
         head: &Head,
+        max: usize,
     ) -> Vec<(String, Bytes)> {
         let Some(query) = head.child() else {
             return Vec::new();
@@ -41,12 +62,18 @@ impl Pushes {
         if !self.first_time(user, &query) {
             return Vec::new();
         }
-        self.copies(table, user, &query)
+        self.copies(table, user, &query, max)
     }
 
     /// Copies of one roster change (a `<query/>` with one item) for the entities
-    /// entitled to them.
-    pub fn copies(&self, table: &Table, user: &str, query: &Bytes) -> Vec<(String, Bytes)> {
+    /// entitled to them; at most `max` copies await answers.
+    pub fn copies(
+        &self,
+        table: &Table,
+        user: &str,
+        query: &Bytes,
+        max: usize,
+    ) -> Vec<(String, Bytes)> {
         let domain = user.rsplit('@').next().unwrap_or(user).to_ascii_lowercase();
         table
             .holders(&domain)
@@ -61,34 +88,73 @@ impl Pushes {
                 let mut bytes = BytesMut::from(out.as_bytes());
                 bytes.extend_from_slice(query);
                 bytes.extend_from_slice(b"</iq>");
-                self.sent.insert(id);
+                self.sent(id, max);
                 (entity.clone(), bytes.freeze())
             })
             .collect()
     }
 
+    fn sent(&self, id: String, max: usize) {
+        let mut sent = lock(&self.sent);
+        while sent.ids.len() >= max {
+            let Some(oldest) = sent.order.pop_front() else {
+                break;
+            };
+            if sent.ids.remove(&oldest).is_some() {
+                crate::metrics::quota_exceeded("max_push_copies");
+            }
+        }
+        sent.ids.insert(id.clone(), Instant::now());
+        sent.order.push_back(id);
+        // Answered ids leave stale entries in the order queue; keep it near the map.
+        if sent.order.len() > 2 * sent.ids.len() + 64 {
+            let Sent { ids, order } = &mut *sent;
+            order.retain(|id| ids.contains_key(id));
+        }
+    }
+
     /// Whether this is an entity's answer to a copy (consumed, checklist 50).
-    pub fn is_answer(&self, head: &Head) -> bool {
+    pub fn awaits(&self, head: &Head) -> bool {
         if head.name() != "iq" || !matches!(head.type_().as_deref(), Some("result" | "error")) {
             return false;
         }
         head.id()
-            .is_some_and(|id| self.sent.remove(id.as_ref()).is_some())
+            .is_some_and(|id| lock(&self.sent).ids.contains_key(id.as_ref()))
+    }
+
+    /// The entity answered a copy: forgotten.
+    pub fn answered(&self, head: &Head) {
+        if let Some(id) = head.id() {
+            lock(&self.sent).ids.remove(id.as_ref());
+        }
     }
 
     fn first_time(&self, user: &str, query: &Bytes) -> bool {
         let now = Instant::now();
-        let mut recent = self.recent.entry(user.to_owned()).or_default();
-        while recent
-            .front()
-            .is_some_and(|(at, _)| now.duration_since(*at) > SAME_CHANGE)
-        {
-            recent.pop_front();
+        let mut recent = lock(&self.recent);
+        let Recent { by_user, order } = &mut *recent;
+        while let Some((at, old_user)) = order.front() {
+            if now.duration_since(*at) <= SAME_CHANGE {
+                break;
+            }
+            if let Some(seen) = by_user.get_mut(old_user) {
+                seen.retain(|(t, _)| now.duration_since(*t) <= SAME_CHANGE);
+                if seen.is_empty() {
+                    by_user.remove(old_user);
+                }
+            }
+            order.pop_front();
         }
-        if recent.iter().any(|(_, seen)| seen == query) {
+        let seen = by_user.entry(user.to_owned()).or_default();
+        if seen.iter().any(|(_, q)| q == query) {
             return false;
         }
-        recent.push_back((now, query.clone()));
+        seen.push_back((now, query.clone()));
+        order.push_back((now, user.to_owned()));
         true
+    }
+
+    pub fn awaiting(&self) -> usize {
+        lock(&self.sent).ids.len()
     }
 }

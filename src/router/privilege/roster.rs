@@ -135,7 +135,7 @@ async fn get(hub: &Hub, op: &RosterOp, timeout: std::time::Duration) -> (Bytes, 
     let built = |id: &str| Bytes::from(format!("<iq type='get' id='{id}'>{query}</iq>"));
     match request(hub, &op.user, built, timeout).await {
         Ok((_, answer)) => relay_answer(op, &answer),
-        Err(error) => (unavailable(op, &error), error_label(&error)),
+        Err(error) => (unavailable(op, &error), error.label()),
     }
 }
 
@@ -174,7 +174,7 @@ async fn set(hub: &Hub, op: &RosterOp, timeout: std::time::Duration) -> (Bytes, 
                 }
                 super::subscription::complete(hub, &full, &item.jid, item.subscription);
             }
-            Err(error) => return (unavailable(op, &error), error_label(&error)),
+            Err(error) => return (unavailable(op, &error), error.label()),
         }
     }
     let done = Bytes::from(format!(
@@ -295,18 +295,8 @@ fn is_error(answer: &[u8]) -> bool {
 }
 
 fn unavailable(op: &RosterOp, error: &InjectError) -> Bytes {
-    match error {
-        InjectError::Timeout => op.error("wait", "remote-server-timeout", Some(&error.to_string())),
-        _ => op.error("wait", "recipient-unavailable", Some(&error.to_string())),
-    }
-}
-
-pub fn error_label(error: &InjectError) -> &'static str {
-    match error {
-        InjectError::NoSession(_) => "no_session",
-        InjectError::SessionGone => "session_gone",
-        InjectError::Timeout => "timeout",
-    }
+    let (kind, condition) = error.condition();
+    op.error(kind, condition, Some(&error.to_string()))
 }
 
 #[cfg(test)]

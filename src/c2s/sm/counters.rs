@@ -85,6 +85,12 @@ impl Direction {
         self.recv_total += 1;
     }
 
+    /// Stanzas this direction remembers until the receiver acknowledges them (the
+    /// proxy's own injections, with their bytes, and consumed stanzas).
+    pub fn unacknowledged(&self) -> usize {
+        self.exceptions.len()
+    }
+
     pub fn received_total(&self) -> u64 {
         self.recv_total
     }
@@ -147,6 +153,10 @@ impl Direction {
             Exception::Injected { recv_index, .. } => *recv_index >= acked_recv,
             Exception::Consumed { recv_before } => *recv_before > acked_recv,
         });
+        // A burst that has been acknowledged gives its memory back.
+        if self.exceptions.is_empty() && self.exceptions.capacity() > 64 {
+            self.exceptions = VecDeque::new();
+        }
     }
 
     /// For stream resumption: acknowledges `h`, and returns the direction as it continues

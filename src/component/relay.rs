@@ -1,39 +1,45 @@
-//! An authenticated component relayed to its upstream link. Every component stanza is
-//! checked for a `from` in the component's own domain (checklist 5) before it reaches
-//! the legacy server; stanzas without `to` are bounced with `bad-request`.
+//! An authenticated component relayed to its upstream link. Each direction reads top
+//! to bottom — read → frame → head → verdict → apply → write: every component stanza
+//! gets a verdict ([`crate::router::component`]) before anything reaches the legacy
+//! server; what the proxy queued for the component (copies, delegated IQs) is written
+//! in fair order from its queue.
 
-use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use bytes::Bytes;
-use tokio::sync::{mpsc, watch};
+use tokio::sync::watch;
 
+use super::advertise::Advertised;
 use super::link::Link;
-use crate::config::{Config, Privileges};
+use crate::config::Config;
+use crate::hub::ComponentQueue;
+use crate::jid::Domain;
 use crate::metrics::{self, Flow, FlowCounters};
-use crate::net::{read_some, Conn, Outbox};
-use crate::router::delegation::advertise::advertisements;
-use crate::router::delegation::table::Rule;
-use crate::router::privilege::advertise::advertisements as privilege_advertisements;
+use crate::net::{read_some, Conn, Outbox, CLOSE_GRACE};
+use crate::router::component::{self, ComponentVerdict, ComponentView};
 use crate::shared::Shared;
-use crate::xml::ns::{NS_COMPONENT, NS_DELEGATION_2, NS_STREAMS};
-use crate::xml::writer::{stanza_error, StanzaError};
-use crate::xml::{Frame, Framer, Stanza};
+use crate::xml::ns::NS_STREAMS;
+use crate::xml::writer::stream_error;
+use crate::xml::{Frame, Framer, Head, Stanza};
+
+/// The component's connection as relaying takes it over.
+pub struct Accepted {
+    pub conn: Conn,
+    pub framer: Framer,
+    pub out: Outbox,
+}
 
 pub struct ComponentSession {
     shared: Arc<Shared>,
-    name: String,
-    /// Delegations last advertised, by domain (re-advertised when a reload changes them).
-    advertised: BTreeMap<String, Vec<Arc<Rule>>>,
-    /// Privileges last advertised, by domain.
-    privileges: BTreeMap<String, Privileges>,
+    name: Domain,
+    advertised: Advertised,
     config: watch::Receiver<Arc<Config>>,
     config_open: bool,
     conn: Conn,
     framer: Framer,
     out: Outbox,
     link: Link,
-    inbox: mpsc::Receiver<Bytes>,
+    queue: Arc<ComponentQueue>,
     /// This connection's claim on the name in the component registry.
     claim: u64,
     up: FlowCounters,
@@ -51,34 +57,31 @@ enum Stop {
 enum Wake {
     Component(std::io::Result<usize>),
     Link(std::io::Result<usize>),
-    Inbox(Option<Bytes>),
+    Queued(Vec<Bytes>),
     Config(bool),
 }
 
 impl ComponentSession {
     pub fn new(
         shared: Arc<Shared>,
-        name: String,
-        conn: Conn,
-        framer: Framer,
-        out: Outbox,
+        name: Domain,
+        accepted: Accepted,
         link: Link,
-        inbox: mpsc::Receiver<Bytes>,
+        queue: Arc<ComponentQueue>,
         claim: u64,
     ) -> Self {
         let config = shared.config.subscribe();
         ComponentSession {
             shared,
             name,
-            advertised: BTreeMap::new(),
-            privileges: BTreeMap::new(),
+            advertised: Advertised::default(),
             config,
             config_open: true,
-            conn,
-            framer,
-            out,
+            conn: accepted.conn,
+            framer: accepted.framer,
+            out: accepted.out,
             link,
-            inbox,
+            queue,
             claim,
             up: FlowCounters::new(Flow::ComponentToServer),
             down: FlowCounters::new(Flow::ServerToComponent),
@@ -89,13 +92,13 @@ impl ComponentSession {
         // Right after <handshake/>, before anything else (checklist 3, 12, 38), then
         // the presences the entity is entitled to (checklist 68).
         self.advertise();
-        let table = self.shared.privilege.table(&self.shared.config.current());
-        for presence in
-            self.shared
-                .privilege
-                .presence
-                .dump(&self.shared.hub.sessions, &table, &self.name)
-        {
+        let privilege = &self.shared.privilege;
+        let dump = privilege.presence.dump(
+            &self.shared.hub.sessions,
+            &privilege.current(),
+            self.name.as_str(),
+        );
+        for presence in dump {
             self.out.push(presence);
         }
         let stop = self.relay().await;
@@ -103,17 +106,30 @@ impl ComponentSession {
     }
 
     async fn relay(&mut self) -> Stop {
+        let write_timeout = self.shared.config.current().limits.write_timeout;
         loop {
-            if self.link.out.flush(&mut self.link.conn).await.is_err() {
-                return Stop::LinkGone;
-            }
-            if self.out.flush(&mut self.conn).await.is_err() {
-                return Stop::ComponentGone;
+            let flushed = tokio::time::timeout(write_timeout, async {
+                if self.link.out.flush(&mut self.link.conn).await.is_err() {
+                    return Err(Stop::LinkGone);
+                }
+                if self.out.flush(&mut self.conn).await.is_err() {
+                    return Err(Stop::ComponentGone);
+                }
+                Ok(())
+            })
+            .await;
+            match flushed {
+                Ok(Ok(())) => {}
+                Ok(Err(stop)) => return stop,
+                Err(_) => {
+                    tracing::info!("component or link read nothing for {write_timeout:?}");
+                    return Stop::ComponentGone;
+                }
             }
             let wake = tokio::select! {
                 r = read_some(&mut self.conn, &mut self.framer) => Wake::Component(r),
                 r = read_some(&mut self.link.conn, &mut self.link.framer) => Wake::Link(r),
-                b = self.inbox.recv() => Wake::Inbox(b),
+                batch = self.queue.next_batch() => Wake::Queued(batch),
                 c = self.config.changed(), if self.config_open => Wake::Config(c.is_ok()),
             };
             let step = match wake {
@@ -121,12 +137,12 @@ impl ComponentSession {
                 Wake::Component(Ok(_)) => self.drain_component(),
                 Wake::Link(Ok(0)) | Wake::Link(Err(_)) => Err(Stop::LinkGone),
                 Wake::Link(Ok(_)) => self.drain_link(),
-                Wake::Inbox(Some(stanza)) => {
-                    self.out.push(stanza);
+                Wake::Queued(batch) => {
+                    for stanza in batch {
+                        self.out.push(stanza);
+                    }
                     Ok(())
                 }
-                // The registry entry holds the sender until we release it.
-                Wake::Inbox(None) => Ok(()),
                 Wake::Config(true) => {
                     self.advertise();
                     Ok(())
@@ -142,44 +158,13 @@ impl ComponentSession {
         }
     }
 
-    /// Sends the delegation advertisement when it differs from what the component last
-    /// got (checklist 12–13), and asks the delegate about newly active namespaces
-    /// (checklist 32).
     fn advertise(&mut self) {
-        let grants = self
-            .shared
-            .privilege
-            .table(&self.shared.config.current())
-            .for_entity(&self.name);
-        if grants != self.privileges {
-            for message in privilege_advertisements(&self.privileges, &grants, &self.name) {
-                self.out.push(message);
-            }
-            self.privileges = grants;
-        }
-        let table = self.shared.delegation.table(&self.shared.config.current());
-        let rules = table.for_component(&self.name);
-        if rules == self.advertised {
-            return;
-        }
-        let cfg = self.shared.config.current();
-        let version = cfg
-            .component(&self.name)
-            .map_or(NS_DELEGATION_2, |c| c.delegation_namespace.as_str());
-        for message in advertisements(&self.advertised, &rules, &self.name, version) {
+        for message in self.advertised.update(&self.shared, self.name.as_str()) {
             self.out.push(message);
         }
-        let fresh: Vec<Arc<Rule>> = rules
-            .values()
-            .flatten()
-            .filter(|r| !self.advertised.values().flatten().any(|old| old == *r))
-            .cloned()
-            .collect();
-        for query in self.shared.delegation.nesting_queries(&self.name, &fresh) {
-            self.out.push(query);
-        }
-        self.advertised = rules;
     }
+
+    // ---- component → server ------------------------------------------------------
 
     fn drain_component(&mut self) -> Result<(), Stop> {
         let (mut stanzas, mut bytes) = (0u64, 0u64);
@@ -216,51 +201,44 @@ impl ComponentSession {
         let head = stanza
             .head()
             .map_err(|e| Stop::ComponentError("not-well-formed", e.to_string()))?;
-        let is_stanza =
-            matches!(head.name(), "iq" | "message" | "presence") && head.ns() == Some(NS_COMPONENT);
-        if !is_stanza {
-            self.link.out.push(stanza.into_bytes());
-            return Ok(());
-        }
-        let from_ok = head
-            .from()
-            .is_some_and(|from| domain_of(&from).eq_ignore_ascii_case(&self.name));
-        if !from_ok {
-            return Err(Stop::ComponentError(
-                "invalid-from",
-                format!("stanzas from this component must come from {}", self.name),
-            ));
-        }
-        if self
-            .shared
-            .delegation
-            .component_reply(&self.name, &stanza, head)
-            || self
+        let name = self.name.as_str();
+        let (delegation, privilege) = (&self.shared.delegation, &self.shared.privilege);
+        let view = ComponentView {
+            name: &self.name,
+            awaits_reply: &|id| delegation.awaits_reply(id, name),
+            privileged: &|head| privilege.classify(head),
+        };
+        let verdict = component::verdict(&view, head);
+        self.apply(&stanza, head, verdict)
+    }
+
+    /// The one place a component stanza's verdict is carried out.
+    fn apply(
+        &mut self,
+        stanza: &Stanza,
+        head: &Head,
+        verdict: ComponentVerdict,
+    ) -> Result<(), Stop> {
+        let name = self.name.as_str();
+        match verdict {
+            ComponentVerdict::Pass => self.link.out.push(stanza.bytes().clone()),
+            ComponentVerdict::DelegationReply => {
+                self.shared.delegation.component_reply(name, stanza, head)
+            }
+            ComponentVerdict::Privileged(operation) => self
                 .shared
                 .privilege
-                .component_stanza(&self.name, &stanza, head)
-        {
-            return Ok(());
-        }
-        if head.to().is_none() {
-            if head.type_().as_deref() != Some("error") {
-                let bounce = stanza_error(&StanzaError {
-                    name: head.name(),
-                    id: head.id().as_deref(),
-                    from: None,
-                    to: head.from().as_deref(),
-                    error_type: "modify",
-                    condition: "bad-request",
-                    text: Some("a component stanza needs a 'to'"),
-                    xmlns: None,
-                });
-                self.out.push(bounce);
+                .carry_out(name, stanza, head, operation),
+            ComponentVerdict::Bounce(error) => self.out.push(error),
+            ComponentVerdict::Drop => {}
+            ComponentVerdict::End(end) => {
+                return Err(Stop::ComponentError(end.condition, end.text))
             }
-            return Ok(());
         }
-        self.link.out.push(stanza.into_bytes());
         Ok(())
     }
+
+    // ---- server → component --------------------------------------------------------
 
     fn drain_link(&mut self) -> Result<(), Stop> {
         let (mut stanzas, mut bytes) = (0u64, 0u64);
@@ -294,14 +272,14 @@ impl ComponentSession {
         result
     }
 
+    // ---- ending ----------------------------------------------------------------------
+
     async fn stop(mut self, stop: Stop) {
         // The name is free and everything waiting on it answered before the closing
         // handshake, so a component that saw its stream close can reconnect at once.
-        self.shared
-            .hub
-            .components
-            .release(&self.name, self.claim);
-        self.shared.delegation.component_gone(&self.name);
+        let name = self.name.as_str();
+        self.shared.hub.components.release(name, self.claim);
+        self.shared.delegation.component_gone(name);
         let close = Bytes::from_static(b"</stream:stream>");
         match stop {
             // The component's own close tag was already relayed.
@@ -310,7 +288,7 @@ impl ComponentSession {
             Stop::LinkEnded => {}
             Stop::LinkGone => {
                 metrics::stream_error("remote-connection-failed", "proxy");
-                self.out.push(crate::xml::writer::stream_error(
+                self.out.push(stream_error(
                     "remote-connection-failed",
                     Some("lost the component link to the upstream server"),
                     "</stream:stream>",
@@ -319,44 +297,17 @@ impl ComponentSession {
             Stop::ComponentError(condition, text) => {
                 tracing::info!(condition, %text, "closing component stream");
                 metrics::stream_error(condition, "proxy");
-                self.out.push(crate::xml::writer::stream_error(
-                    condition,
-                    Some(&text),
-                    "</stream:stream>",
-                ));
+                self.out
+                    .push(stream_error(condition, Some(&text), "</stream:stream>"));
                 self.link.out.push(close);
             }
         }
-        let _ = tokio::time::timeout(crate::net::CLOSE_GRACE, async {
+        let _ = tokio::time::timeout(CLOSE_GRACE, async {
             let _ = self.link.out.flush(&mut self.link.conn).await;
             let _ = self.out.flush(&mut self.conn).await;
             let _ = tokio::io::AsyncWriteExt::shutdown(&mut self.link.conn).await;
             let _ = tokio::io::AsyncWriteExt::shutdown(&mut self.conn).await;
         })
         .await;
-    }
-}
-
-/// The domain part of a JID string (no validation: only compared).
-fn domain_of(jid: &str) -> &str {
-    let without_resource = jid.split('/').next().unwrap_or(jid);
-    without_resource
-        .rsplit('@')
-        .next()
-        .unwrap_or(without_resource)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::domain_of;
-
-    #[test]
-    fn domain_of_strips_node_and_resource() {
-        assert_eq!(domain_of("pubsub.example.org"), "pubsub.example.org");
-        assert_eq!(
-            domain_of("user@pubsub.example.org/r@s"),
-            "pubsub.example.org"
-        );
-        assert_eq!(domain_of("pubsub.example.org/x"), "pubsub.example.org");
     }
 }

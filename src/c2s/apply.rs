@@ -1,0 +1,317 @@
+//! The one place a client session carries out verdicts and other tasks' commands:
+//! every stanza that is relayed, consumed or injected goes through the helpers here,
+//! which keep the Stream Management counters, the quotas and the metrics in step with
+//! what is written. Features never write to a socket or touch SM counters themselves.
+
+use bytes::Bytes;
+use metrics::Counter;
+
+use super::relay::{Session, Stop};
+use super::stage::Stage;
+use crate::hub::Command;
+use crate::metrics::{FlowCounters, VERDICTS_TOTAL};
+use crate::router::verdict::{
+    Answer, ClientVerdict, Consumed, PassNote, Relayed, ServerNote, ServerVerdict,
+};
+use crate::xml::{Head, Stanza};
+
+/// What one read burst did, reported to metrics in one go (no per-stanza metric
+/// lookups on the hot path).
+#[derive(Default)]
+pub struct Tally {
+    pub up_stanzas: u64,
+    pub up_bytes: u64,
+    pub down_stanzas: u64,
+    pub down_bytes: u64,
+    /// Verdicts other than plain relaying, by label.
+    verdicts: Vec<(&'static str, &'static str)>,
+}
+
+impl Tally {
+    fn verdict(&mut self, direction: &'static str, verdict: &'static str) {
+        self.verdicts.push((direction, verdict));
+    }
+
+    pub fn report(self, up: &FlowCounters, down: &FlowCounters) {
+        let add = |counter: &Counter, n: u64| {
+            if n > 0 {
+                counter.increment(n);
+            }
+        };
+        add(&up.stanzas, self.up_stanzas);
+        add(&up.bytes, self.up_bytes);
+        add(&down.stanzas, self.down_stanzas);
+        add(&down.bytes, self.down_bytes);
+        for (direction, verdict) in self.verdicts {
+            metrics::counter!(VERDICTS_TOTAL, "direction" => direction, "verdict" => verdict)
+                .increment(1);
+        }
+    }
+}
+
+impl ClientVerdict {
+    fn label(&self) -> Option<&'static str> {
+        match self {
+            ClientVerdict::Pass(_) => None,
+            ClientVerdict::Delegate(_) => Some("delegate"),
+            ClientVerdict::Answer(_) => Some("answer"),
+            ClientVerdict::Reject(_) => Some("reject"),
+            ClientVerdict::Drop(dropped) => Some(dropped.label()),
+            ClientVerdict::End(_) => Some("end"),
+        }
+    }
+}
+
+impl Session {
+    // ---- verdicts ----------------------------------------------------------------
+
+    /// Carries out the verdict for a client stanza (`iq`, `message`, `presence`).
+    pub(super) fn apply_client(
+        &mut self,
+        stanza: &Stanza,
+        head: &Head,
+        verdict: ClientVerdict,
+    ) -> Result<(), Stop> {
+        if let Some(label) = verdict.label() {
+            self.tally.verdict("client", label);
+        }
+        match verdict {
+            ClientVerdict::Pass(note) => {
+                self.client_note(stanza, head, note);
+                self.sm.relayed_up();
+                self.tally.up_stanzas += 1;
+                self.forward(stanza.bytes().clone());
+                Ok(())
+            }
+            ClientVerdict::Delegate(rule) => {
+                self.consume_up()?;
+                let Some(jid) = self.stage.jid() else {
+                    return Ok(());
+                };
+                match self.shared.delegation.delegate(&rule, stanza, head, jid) {
+                    Some(refusal) => self.inject_down(refusal),
+                    None => Ok(()),
+                }
+            }
+            ClientVerdict::Answer(Answer::WebRoster { id, ver }) => {
+                self.consume_up()?;
+                if let Some(jid) = self.stage.jid() {
+                    let task = crate::roster::serve_client_get(
+                        self.shared.roster.clone(),
+                        jid.to_owned(),
+                        id,
+                        ver,
+                    );
+                    tokio::spawn(task);
+                }
+                Ok(())
+            }
+            ClientVerdict::Reject(error) => {
+                self.consume_up()?;
+                self.inject_down(error)
+            }
+            ClientVerdict::Drop(_) => self.consume_up(),
+            ClientVerdict::End(end) => Err(Stop::ClientError(end.condition, end.text)),
+        }
+    }
+
+    /// What a relayed client stanza tells the session or others.
+    fn client_note(&mut self, stanza: &Stanza, head: &Head, note: PassNote) {
+        let Stage::Bound(bound) = &mut self.stage else {
+            return;
+        };
+        match note {
+            PassNote::None => {}
+            PassNote::Carbons { id, enable } => bound.route.carbons_requested(id, enable),
+            PassNote::Probe(rule) => bound.route.remember_probe(stanza, rule),
+            PassNote::Broadcast { available } => {
+                let jid = bound.jid.as_str();
+                let shared = &self.shared;
+                shared
+                    .hub
+                    .sessions
+                    .set_presence(jid, available.then(|| stanza.bytes().clone()));
+                shared.privilege.user_presence(jid, stanza, head);
+                if shared.roster.owns(&self.domain) {
+                    let first = bound.route.presence_broadcast();
+                    let task = crate::roster::presence::fan_out(
+                        shared.roster.clone(),
+                        jid.to_owned(),
+                        stanza.bytes().clone(),
+                        first,
+                    );
+                    tokio::spawn(task);
+                }
+            }
+        }
+    }
+
+    /// Carries out the verdict for a server stanza to a bound session.
+    pub(super) fn apply_server(
+        &mut self,
+        stanza: &Stanza,
+        head: &Head,
+        verdict: ServerVerdict,
+    ) -> Result<(), Stop> {
+        match verdict {
+            ServerVerdict::Relay(relayed, note) => {
+                self.server_note(stanza, head, note);
+                self.sm.relayed_down();
+                self.tally.down_stanzas += 1;
+                match relayed {
+                    Relayed::AsReceived => self.relay_down(stanza.bytes().clone()),
+                    Relayed::Rewritten(bytes) => {
+                        self.tally.verdict("server", "rewrite");
+                        self.relay_down(bytes)
+                    }
+                }
+                Ok(())
+            }
+            ServerVerdict::Consume(consumed) => {
+                self.tally.verdict("server", consumed.label());
+                self.consume_down()?;
+                self.consumed(stanza, consumed)
+            }
+        }
+    }
+
+    fn server_note(&mut self, stanza: &Stanza, head: &Head, note: ServerNote) {
+        let Stage::Bound(bound) = &mut self.stage else {
+            return;
+        };
+        let privilege = &self.shared.privilege;
+        match note {
+            ServerNote::None => {}
+            ServerNote::CarbonsAnswered { enabled } => bound.route.carbons_answered(enabled),
+            ServerNote::ContactPresence => privilege.contact_presence(&bound.jid, stanza, head),
+            ServerNote::RosterPush => privilege.roster_push(&bound.jid, stanza, head),
+        }
+    }
+
+    fn consumed(&mut self, stanza: &Stanza, consumed: Consumed) -> Result<(), Stop> {
+        let Stage::Bound(bound) = &mut self.stage else {
+            return Ok(());
+        };
+        match consumed {
+            Consumed::ActingAnswer { id } => bound.route.answered(&id, stanza.bytes().clone()),
+            Consumed::ExpectedSubscribed { contact } => bound.route.subscribed_seen(&contact),
+            Consumed::WebRosterSubscription => {}
+            Consumed::ProbeMiss { id } => {
+                // The server does not know the node: the original query goes to the
+                // delegate, as if it had been delegated in the first place.
+                let Some((original, rule)) = bound.route.take_probe(&id) else {
+                    return Ok(());
+                };
+                let Ok(original_head) = original.head() else {
+                    return Ok(());
+                };
+                let delegation = self.shared.delegation.clone();
+                if let Some(refusal) =
+                    delegation.delegate(&rule, &original, original_head, &bound.jid)
+                {
+                    self.inject_down(refusal)?;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    // ---- commands from other tasks -------------------------------------------------
+
+    pub(super) fn command(&mut self, command: Command) -> Result<(), Stop> {
+        match command {
+            Command::ToClient(stanza) => self.inject_down(stanza),
+            Command::ToServer(stanza) => self.inject_up(stanza),
+            Command::Request { stanza, id, reply } => {
+                let Stage::Bound(bound) = &mut self.stage else {
+                    return Ok(());
+                };
+                let cfg = self.shared.config.current();
+                bound.route.await_answer(
+                    id.clone(),
+                    reply,
+                    cfg.limits.privileged_iq_timeout,
+                    self.quotas.max_operations_per_session,
+                );
+                if bound.route.awaits(&id) {
+                    self.inject_up(stanza)?;
+                }
+                Ok(())
+            }
+            Command::SendAs { stanza, carbon } => {
+                self.inject_up(stanza)?;
+                let carbons = self
+                    .stage
+                    .bound()
+                    .is_some_and(|b| b.route.carbons_enabled());
+                if carbons {
+                    self.inject_down(carbon)?;
+                }
+                Ok(())
+            }
+            Command::ExpectSubscribed(contact) => {
+                if let Stage::Bound(bound) = &mut self.stage {
+                    let max = self.quotas.max_operations_per_session;
+                    bound.route.expect_subscribed(contact, max);
+                }
+                Ok(())
+            }
+        }
+    }
+
+    // ---- writes, with SM accounting ---------------------------------------------------
+
+    /// Client bytes to the server as received (stanzas are counted by the caller).
+    pub(super) fn forward(&mut self, bytes: Bytes) {
+        self.tally.up_bytes += bytes.len() as u64;
+        self.upstream.out.push(bytes);
+    }
+
+    /// Server bytes to the client as received or rewritten.
+    pub(super) fn relay_down(&mut self, bytes: Bytes) {
+        self.tally.down_bytes += bytes.len() as u64;
+        self.client.out.push(bytes);
+    }
+
+    /// A client stanza the proxy handled itself: it never reaches the server, but the
+    /// client counts it as sent, so the server's acknowledgements are raised.
+    fn consume_up(&mut self) -> Result<(), Stop> {
+        self.sm
+            .consumed_up(self.quotas.max_sm_unacked)
+            .map_err(sm_overflow)
+    }
+
+    /// A server stanza the proxy handled itself: the client never sees it.
+    fn consume_down(&mut self) -> Result<(), Stop> {
+        self.sm
+            .consumed_down(self.quotas.max_sm_unacked)
+            .map_err(sm_overflow)
+    }
+
+    /// A stanza the proxy made for the client, counted as such for SM.
+    pub(super) fn inject_down(&mut self, stanza: Bytes) -> Result<(), Stop> {
+        self.sm
+            .injected_down(&stanza, self.quotas.max_sm_unacked)
+            .map_err(sm_overflow)?;
+        self.client.out.push(stanza);
+        Ok(())
+    }
+
+    /// A stanza the proxy made for the server on this user's stream.
+    pub(super) fn inject_up(&mut self, stanza: Bytes) -> Result<(), Stop> {
+        self.sm
+            .injected_up(&stanza, self.quotas.max_sm_unacked)
+            .map_err(sm_overflow)?;
+        self.upstream.out.push(stanza);
+        Ok(())
+    }
+}
+
+/// A client that does not acknowledge what the proxy must hold for it.
+fn sm_overflow(overflow: super::sm::Overflow) -> Stop {
+    crate::metrics::quota_exceeded("max_sm_unacked");
+    Stop::ClientError(
+        "policy-violation",
+        format!("too many unacknowledged stanzas: {overflow}"),
+    )
+}

@@ -1,0 +1,85 @@
+//! Where a relayed client stream stands in its negotiation: authenticating (SASL is
+//! relayed, and the proxy may offer STARTTLS itself), binding (after SASL success,
+//! waiting for the server's bind result), or bound to a full JID. Only a bound stream
+//! has a JID and an inbox for other tasks, so nothing can act for a user that is not
+//! bound yet.
+
+use crate::hub::Inbox;
+use crate::router::session::RouteState;
+
+pub enum Stage {
+    /// Before SASL success. `starttls_offer`: a plaintext stream where TLS is
+    /// optional and a certificate is configured: the proxy offers STARTTLS next to
+    /// the server's features.
+    Authenticating {
+        starttls_offer: bool,
+    },
+    /// After SASL success; `bind_id` is the client's bind request, once seen.
+    Binding {
+        bind_id: Option<String>,
+    },
+    Bound(Box<Bound>),
+}
+
+/// A stream bound to a full JID.
+pub struct Bound {
+    /// As the server bound it.
+    pub jid: String,
+    /// Commands other tasks queue for this session.
+    pub inbox: Inbox,
+    /// What routing remembers for this session.
+    pub route: RouteState,
+}
+
+impl Stage {
+    pub fn bound(&self) -> Option<&Bound> {
+        match self {
+            Stage::Bound(bound) => Some(bound),
+            _ => None,
+        }
+    }
+
+    pub fn jid(&self) -> Option<&str> {
+        self.bound().map(|b| b.jid.as_str())
+    }
+
+    pub fn starttls_offer(&self) -> bool {
+        matches!(
+            self,
+            Stage::Authenticating {
+                starttls_offer: true
+            }
+        )
+    }
+
+    /// SASL succeeded: both streams restart and resource binding follows.
+    pub fn authenticated(&mut self) {
+        if !matches!(self, Stage::Bound(_)) {
+            *self = Stage::Binding { bind_id: None };
+        }
+    }
+
+    /// The client asked to bind with this IQ id.
+    pub fn bind_requested(&mut self, id: Option<String>) {
+        if let Stage::Binding { bind_id } = self {
+            *bind_id = id;
+        }
+    }
+
+    /// Whether a server IQ with `id` answers the client's bind request.
+    pub fn is_bind_answer(&self, id: Option<&str>) -> bool {
+        match self {
+            Stage::Binding {
+                bind_id: Some(bind_id),
+            } => id == Some(bind_id.as_str()),
+            _ => false,
+        }
+    }
+
+    /// The bind request was answered with an error: binding may be tried again.
+    pub fn bind_failed(&mut self) {
+        if let Stage::Binding { bind_id } = self {
+            *bind_id = None;
+        }
+    }
+}

@@ -1,0 +1,81 @@
+//! The verdict for each stanza a bound client sends: a pure function of the stanza's
+//! head, the session's routing state and the rules. Features are asked in order —
+//! web-app rosters, then delegation — and the first that takes the stanza decides.
+
+use super::delegation::intercept::{self, Decision};
+use super::privilege::presence::is_broadcast;
+use super::roster_admin;
+use super::rules::Rules;
+use super::session::RouteState;
+use super::verdict::{ClientVerdict, PassNote};
+use crate::xml::ns::NS_CARBONS;
+use crate::xml::Head;
+
+/// What a verdict may read about the session.
+pub struct ClientView<'a> {
+    /// The bound full JID.
+    pub jid: &'a str,
+    /// The served domain of the stream.
+    pub domain: &'a str,
+    pub rules: &'a Rules,
+    pub state: &'a RouteState,
+}
+
+/// The verdict for a `jabber:client` stanza (`iq`, `message` or `presence`).
+pub fn verdict(view: &ClientView<'_>, head: &Head) -> ClientVerdict {
+    match head.name() {
+        "iq" => iq(view, head),
+        "presence" => presence(view, head),
+        _ => ClientVerdict::Pass(PassNote::None),
+    }
+}
+
+fn iq(view: &ClientView<'_>, head: &Head) -> ClientVerdict {
+    if let Some(taken) = roster_admin::client_iq(view, head) {
+        return taken;
+    }
+    let delegations = &view.rules.delegations;
+    let decision = match delegations.is_empty() {
+        true => Decision::Pass,
+        false => intercept::decide(head, view.domain, delegations),
+    };
+    match decision {
+        Decision::Delegate(rule) => ClientVerdict::Delegate(rule),
+        Decision::Probe(rule) => ClientVerdict::Pass(PassNote::Probe(rule)),
+        Decision::Pass => ClientVerdict::Pass(carbons_request(head)),
+    }
+}
+
+/// A carbons enable/disable the session must follow (XEP-0280).
+fn carbons_request(head: &Head) -> PassNote {
+    if head.type_().as_deref() != Some("set") {
+        return PassNote::None;
+    }
+    let Some(child) = head.child().filter(|c| c.ns() == Some(NS_CARBONS)) else {
+        return PassNote::None;
+    };
+    let enable = match child.name() {
+        "enable" => true,
+        "disable" => false,
+        _ => return PassNote::None,
+    };
+    match head.id() {
+        Some(id) => PassNote::Carbons {
+            id: id.into_owned(),
+            enable,
+        },
+        None => PassNote::None,
+    }
+}
+
+fn presence(view: &ClientView<'_>, head: &Head) -> ClientVerdict {
+    if let Some(taken) = roster_admin::client_presence(view, head) {
+        return taken;
+    }
+    if head.to().is_none() && is_broadcast(head) {
+        return ClientVerdict::Pass(PassNote::Broadcast {
+            available: head.type_().is_none(),
+        });
+    }
+    ClientVerdict::Pass(PassNote::None)
+}

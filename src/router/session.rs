@@ -1,0 +1,188 @@
+//! What routing remembers per client session: answers the server owes for IQs the
+//! proxy sent as the user (XEP-0356), whether the client enabled carbons (the server
+//! does not copy a sent message back to the session it came from), contacts'
+//! subscription acknowledgements to swallow, disco queries probed at the server
+//! first (XEP-0355 §7.2.4–5), and whether the client sent its first presence.
+//!
+//! Verdict functions only read this state; the session's apply step changes it
+//! through the methods here. Every collection is bounded: entries whose requester
+//! gave up expire, and a full collection refuses new entries.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use tokio::sync::oneshot;
+
+use super::delegation::table::Rule;
+use crate::hub::{ActingError, Reply};
+use crate::xml::{Head, Stanza};
+
+/// More outstanding probes than this and the oldest is forgotten (its answer is
+/// relayed normally); a client with that many unanswered disco queries misbehaves.
+const MAX_PROBES: usize = 64;
+/// A contact that has not answered a proxy-sent `subscribe` within this long will
+/// not have its late `subscribed` swallowed.
+const SUBSCRIBED_WINDOW: Duration = Duration::from_secs(300);
+
+/// An answer the server owes the proxy.
+struct Awaiting {
+    reply: oneshot::Sender<Reply>,
+    /// After this the requester has given up; the entry only consumes the answer.
+    deadline: Instant,
+}
+
+#[derive(Default)]
+pub struct RouteState {
+    awaiting: HashMap<String, Awaiting>,
+    carbons: bool,
+    /// The client's pending carbons request: (id, enable).
+    carbons_request: Option<(String, bool)>,
+    /// Contacts (bare, prepared) whose `subscribed` answers a proxy-sent `subscribe`.
+    expected_subscribed: HashMap<String, Instant>,
+    probes: HashMap<String, (Stanza, Arc<Rule>)>,
+    presence_sent: bool,
+}
+
+impl RouteState {
+    // ---- read by verdicts ------------------------------------------------------
+
+    /// Whether `id` answers an IQ the proxy sent as the user.
+    pub fn awaits(&self, id: &str) -> bool {
+        self.awaiting.contains_key(id)
+    }
+
+    pub fn carbons_enabled(&self) -> bool {
+        self.carbons
+    }
+
+    /// The pending carbons request, if this server IQ answers it.
+    pub fn carbons_request(&self, id: &str) -> Option<bool> {
+        match &self.carbons_request {
+            Some((pending, enable)) if pending == id => Some(*enable),
+            _ => None,
+        }
+    }
+
+    /// Whether a `subscribed` from `contact` (bare, prepared) is one the proxy asked
+    /// for.
+    pub fn expects_subscribed(&self, contact: &str) -> bool {
+        self.expected_subscribed
+            .get(contact)
+            .is_some_and(|at| at.elapsed() < SUBSCRIBED_WINDOW)
+    }
+
+    /// The probe a server IQ answers (same id, from the JID it was sent to).
+    pub fn probe(&self, id: &str, head: &Head) -> Option<&(Stanza, Arc<Rule>)> {
+        let probe = self.probes.get(id)?;
+        let asked = probe.0.head().ok().and_then(|h| h.to());
+        let from = head.from();
+        match asked {
+            Some(to) if Some(&to) != from.as_ref() => None,
+            _ => Some(probe),
+        }
+    }
+
+    pub fn has_probes(&self) -> bool {
+        !self.probes.is_empty()
+    }
+
+    pub fn presence_sent(&self) -> bool {
+        self.presence_sent
+    }
+
+    // ---- changed by apply ------------------------------------------------------
+
+    /// Registers an IQ the proxy sends as the user. At most `max` may be waiting;
+    /// entries whose requester gave up are dropped first.
+    pub fn await_answer(
+        &mut self,
+        id: String,
+        reply: oneshot::Sender<Reply>,
+        timeout: Duration,
+        max: usize,
+    ) {
+        if self.awaiting.len() >= max {
+            let now = Instant::now();
+            self.awaiting.retain(|_, a| a.deadline > now);
+        }
+        if self.awaiting.len() >= max {
+            let _ = reply.send(Err(ActingError::Busy));
+            return;
+        }
+        let deadline = Instant::now() + timeout;
+        self.awaiting.insert(id, Awaiting { reply, deadline });
+    }
+
+    /// Hands the server's answer to whoever asked (it may have given up: the answer
+    /// is consumed anyway).
+    pub fn answered(&mut self, id: &str, answer: Bytes) {
+        if let Some(awaiting) = self.awaiting.remove(id) {
+            let _ = awaiting.reply.send(Ok(answer));
+        }
+    }
+
+    pub fn carbons_requested(&mut self, id: String, enable: bool) {
+        self.carbons_request = Some((id, enable));
+    }
+
+    pub fn carbons_answered(&mut self, enabled: Option<bool>) {
+        if let Some(enabled) = enabled {
+            self.carbons = enabled;
+        }
+        self.carbons_request = None;
+    }
+
+    /// A `subscribe` the proxy sent for the user to `contact` (bare, prepared). At
+    /// most `max` are remembered; the oldest go first.
+    pub fn expect_subscribed(&mut self, contact: String, max: usize) {
+        if self.expected_subscribed.len() >= max {
+            self.expected_subscribed
+                .retain(|_, at| at.elapsed() < SUBSCRIBED_WINDOW);
+        }
+        if self.expected_subscribed.len() >= max {
+            let oldest = self
+                .expected_subscribed
+                .iter()
+                .min_by_key(|(_, at)| **at)
+                .map(|(contact, _)| contact.clone());
+            if let Some(oldest) = oldest {
+                self.expected_subscribed.remove(&oldest);
+            }
+        }
+        self.expected_subscribed.insert(contact, Instant::now());
+    }
+
+    pub fn subscribed_seen(&mut self, contact: &str) {
+        self.expected_subscribed.remove(contact);
+    }
+
+    pub fn remember_probe(&mut self, stanza: &Stanza, rule: Arc<Rule>) {
+        let Some(id) = stanza.head().ok().and_then(|h| h.id()) else {
+            return;
+        };
+        if self.probes.len() >= MAX_PROBES {
+            if let Some(any) = self.probes.keys().next().cloned() {
+                self.probes.remove(&any);
+            }
+        }
+        self.probes.insert(id.into_owned(), (stanza.clone(), rule));
+    }
+
+    pub fn take_probe(&mut self, id: &str) -> Option<(Stanza, Arc<Rule>)> {
+        self.probes.remove(id)
+    }
+
+    /// Notes the client's broadcast presence; returns whether it is the first.
+    pub fn presence_broadcast(&mut self) -> bool {
+        !std::mem::replace(&mut self.presence_sent, true)
+    }
+
+    /// Everything waiting on this session is answered now: the session ended.
+    pub fn session_ended(&mut self) {
+        for (_, awaiting) in self.awaiting.drain() {
+            let _ = awaiting.reply.send(Err(ActingError::SessionGone));
+        }
+    }
+}

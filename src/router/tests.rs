@@ -1,0 +1,381 @@
+//! Routing verdicts tested as the pure functions they are: stanzas from a framer, rules
+//! from a config, no sockets.
+
+use std::path::Path;
+use std::sync::Arc;
+
+use bytes::Bytes;
+use tokio::sync::oneshot;
+
+use super::client::{self, ClientView};
+use super::component::{self, ComponentVerdict, ComponentView};
+use super::delegation::disco::DiscoCache;
+use super::delegation::table::Table as Delegations;
+use super::privilege::table::Table as Privileges;
+use super::privilege::Operation;
+use super::rules::Rules;
+use super::server::{self, ServerView};
+use super::session::RouteState;
+use super::verdict::{
+    Answer, ClientVerdict, Consumed, Dropped, PassNote, Relayed, ServerNote, ServerVerdict,
+};
+use crate::config::Config;
+use crate::jid::{BareJid, Domain};
+use crate::xml::{Frame, Framer, Limits, Stanza};
+
+const JID: &str = "alice@example.org/phone";
+
+fn config(web_roster: bool) -> Config {
+    let roster = if web_roster {
+        "[hosts.\"example.org\".roster_admin]\nurl = \"http://app/%s\"\nrefresh_token = \"t\"\n"
+    } else {
+        ""
+    };
+    Config::from_str(
+        &format!(
+            r#"
+[listen]
+c2s = "127.0.0.1:5222"
+component = "127.0.0.1:5347"
+[tls]
+required = false
+[upstream]
+c2s = "127.0.0.1:15222"
+component = "127.0.0.1:15347"
+[hosts."example.org".delegations."urn:example:a"]
+jid = "c.example.org"
+[hosts."example.org".delegations."urn:xmpp:delegation:2:bare:disco#info:*"]
+jid = "c.example.org"
+[hosts."example.org".privileged_entities."c.example.org"]
+roster = "both"
+presence = "roster"
+iq = {{ "urn:example:b" = "set" }}
+{roster}[components."c.example.org"]
+secret = "s"
+"#
+        ),
+        Path::new("/tmp/proxy.toml"),
+    )
+    .expect("valid config")
+}
+
+fn rules(web_roster: bool) -> Rules {
+    let cfg = config(web_roster);
+    Rules {
+        delegations: Arc::new(Delegations::from_config(&cfg)),
+        privileges: Arc::new(Privileges::from_config(&cfg)),
+        web_roster,
+    }
+}
+
+fn stanza(default_ns: &str, xml: &str) -> Stanza {
+    let mut framer = Framer::new(Limits::default());
+    framer.buffer_mut().extend_from_slice(
+        format!("<stream:stream xmlns='{default_ns}' xmlns:stream='http://etherx.jabber.org/streams' to='example.org' version='1.0'>{xml}").as_bytes(),
+    );
+    loop {
+        match framer.next_frame() {
+            Ok(Some(Frame::Stanza(s))) => return s,
+            Ok(Some(_)) => {}
+            other => panic!("no stanza in {xml}: {other:?}"),
+        }
+    }
+}
+
+fn client_verdict(rules: &Rules, state: &RouteState, xml: &str) -> ClientVerdict {
+    let s = stanza("jabber:client", xml);
+    let view = ClientView {
+        jid: JID,
+        domain: "example.org",
+        rules,
+        state,
+    };
+    client::verdict(&view, s.head().unwrap())
+}
+
+fn server_verdict(rules: &Rules, state: &RouteState, xml: &str) -> ServerVerdict {
+    let s = stanza("jabber:client", xml);
+    let disco = DiscoCache::default();
+    let view = ServerView {
+        jid: JID,
+        rules,
+        state,
+        disco: &disco,
+    };
+    server::verdict(&view, &s, s.head().unwrap())
+}
+
+// ---- client → server --------------------------------------------------------------
+
+#[test]
+fn messages_and_plain_iqs_pass() {
+    let (rules, state) = (rules(false), RouteState::default());
+    for xml in [
+        "<message to='bob@example.org'><body>hi</body></message>",
+        "<iq type='get' id='1'><ping xmlns='urn:xmpp:ping'/></iq>",
+        "<presence to='bob@example.org'/>",
+    ] {
+        assert!(
+            matches!(
+                client_verdict(&rules, &state, xml),
+                ClientVerdict::Pass(PassNote::None)
+            ),
+            "{xml}"
+        );
+    }
+}
+
+#[test]
+fn delegated_namespaces_are_delegated_and_probes_noted() {
+    let (rules, state) = (rules(false), RouteState::default());
+    let v = client_verdict(
+        &rules,
+        &state,
+        "<iq type='get' id='1'><q xmlns='urn:example:a'/></iq>",
+    );
+    assert!(matches!(v, ClientVerdict::Delegate(rule) if rule.ns == "urn:example:a"));
+    let v = client_verdict(
+        &rules,
+        &state,
+        "<iq type='get' id='2' to='bob@example.org'><query xmlns='http://jabber.org/protocol/disco#info' node='n'/></iq>",
+    );
+    assert!(matches!(v, ClientVerdict::Pass(PassNote::Probe(_))));
+}
+
+#[test]
+fn broadcast_presence_and_carbons_are_noted() {
+    let (rules, state) = (rules(false), RouteState::default());
+    assert_eq!(
+        note(client_verdict(
+            &rules,
+            &state,
+            "<presence><show>away</show></presence>"
+        )),
+        PassNote::Broadcast { available: true }
+    );
+    assert_eq!(
+        note(client_verdict(
+            &rules,
+            &state,
+            "<presence type='unavailable'/>"
+        )),
+        PassNote::Broadcast { available: false }
+    );
+    assert_eq!(
+        note(client_verdict(
+            &rules,
+            &state,
+            "<iq type='set' id='c1'><enable xmlns='urn:xmpp:carbons:2'/></iq>"
+        )),
+        PassNote::Carbons {
+            id: "c1".into(),
+            enable: true
+        }
+    );
+}
+
+fn note(verdict: ClientVerdict) -> PassNote {
+    match verdict {
+        ClientVerdict::Pass(note) => note,
+        other => panic!("expected a pass, got {other:?}"),
+    }
+}
+
+#[test]
+fn web_app_rosters_are_answered_refused_or_dropped_checklist_70_71() {
+    let (rules, state) = (rules(true), RouteState::default());
+    let get = client_verdict(
+        &rules,
+        &state,
+        "<iq type='get' id='r1'><query xmlns='jabber:iq:roster' ver='v1'/></iq>",
+    );
+    assert_eq!(
+        match get {
+            ClientVerdict::Answer(answer) => answer,
+            other => panic!("{other:?}"),
+        },
+        Answer::WebRoster {
+            id: "r1".into(),
+            ver: Some("v1".into())
+        }
+    );
+    // Addressed to the user's own bare JID in another spelling: still the own roster.
+    let set = client_verdict(
+        &rules,
+        &state,
+        "<iq type='set' id='r2' to='ALICE@Example.ORG'><query xmlns='jabber:iq:roster'><item jid='x@y'/></query></iq>",
+    );
+    assert!(matches!(set, ClientVerdict::Reject(error) if contains(&error, "not-allowed")));
+    let sub = client_verdict(&rules, &state, "<presence to='bob@x' type='subscribe'/>");
+    assert!(matches!(
+        sub,
+        ClientVerdict::Drop(Dropped::WebRosterSubscription)
+    ));
+    // Someone else's roster is not the web app's business.
+    let other = client_verdict(
+        &rules,
+        &state,
+        "<iq type='get' id='r3' to='bob@example.org'><query xmlns='jabber:iq:roster'/></iq>",
+    );
+    assert!(matches!(other, ClientVerdict::Pass(_)));
+}
+
+fn contains(bytes: &Bytes, needle: &str) -> bool {
+    String::from_utf8_lossy(bytes).contains(needle)
+}
+
+// ---- server → client ----------------------------------------------------------------
+
+#[test]
+fn answers_to_the_proxy_are_consumed() {
+    let rules = rules(false);
+    let mut state = RouteState::default();
+    let (reply, _answer) = oneshot::channel();
+    state.await_answer("sg-1".into(), reply, std::time::Duration::from_secs(5), 10);
+    let v = server_verdict(
+        &rules,
+        &state,
+        "<iq type='result' id='sg-1' to='alice@example.org/phone'/>",
+    );
+    assert!(matches!(
+        v,
+        ServerVerdict::Consume(Consumed::ActingAnswer { id }) if id == "sg-1"
+    ));
+    let v = server_verdict(&rules, &state, "<iq type='result' id='other'/>");
+    assert!(matches!(
+        v,
+        ServerVerdict::Relay(Relayed::AsReceived, ServerNote::None)
+    ));
+}
+
+#[test]
+fn roster_pushes_are_copied_only_from_the_server() {
+    let (rules, state) = (rules(false), RouteState::default());
+    let push = |from: &str| {
+        format!("<iq type='set' id='p'{from}><query xmlns='jabber:iq:roster'><item jid='bob@x'/></query></iq>")
+    };
+    for from in ["", " from='alice@example.org'", " from='Alice@EXAMPLE.org'"] {
+        assert!(
+            matches!(
+                server_verdict(&rules, &state, &push(from)),
+                ServerVerdict::Relay(_, ServerNote::RosterPush)
+            ),
+            "from {from:?}"
+        );
+    }
+    // RFC 6121 §2.1.6: anyone else's "push" is ordinary traffic.
+    for from in [
+        " from='mallory@evil.example'",
+        " from='alice@example.org/phone'",
+        " from='example.org'",
+    ] {
+        assert!(
+            matches!(
+                server_verdict(&rules, &state, &push(from)),
+                ServerVerdict::Relay(_, ServerNote::None)
+            ),
+            "from {from:?}"
+        );
+    }
+}
+
+#[test]
+fn contact_presence_is_noted_and_expected_acks_consumed() {
+    let rules = rules(false);
+    let mut state = RouteState::default();
+    let v = server_verdict(&rules, &state, "<presence from='bob@x/r'/>");
+    assert!(matches!(
+        v,
+        ServerVerdict::Relay(_, ServerNote::ContactPresence)
+    ));
+    let ack = "<presence from='Bob@X' type='subscribed'/>";
+    assert!(matches!(
+        server_verdict(&rules, &state, ack),
+        ServerVerdict::Relay(_, ServerNote::None)
+    ));
+    state.expect_subscribed("bob@x".into(), 10);
+    assert!(matches!(
+        server_verdict(&rules, &state, ack),
+        ServerVerdict::Consume(Consumed::ExpectedSubscribed { contact }) if contact == "bob@x"
+    ));
+}
+
+#[test]
+fn web_app_roster_subscriptions_from_the_server_are_consumed() {
+    let (rules, state) = (rules(true), RouteState::default());
+    let v = server_verdict(&rules, &state, "<presence from='bob@x' type='subscribe'/>");
+    assert!(matches!(
+        v,
+        ServerVerdict::Consume(Consumed::WebRosterSubscription)
+    ));
+}
+
+// ---- component → server -------------------------------------------------------------
+
+fn component_verdict(xml: &str, awaited: Option<&str>, op: Option<Operation>) -> ComponentVerdict {
+    let s = stanza("jabber:component:accept", xml);
+    let name = Domain::parse("c.example.org").unwrap();
+    let awaits = |id: &str| Some(id) == awaited;
+    let privileged = |_: &crate::xml::Head| op.clone();
+    let view = ComponentView {
+        name: &name,
+        awaits_reply: &awaits,
+        privileged: &privileged,
+    };
+    component::verdict(&view, s.head().unwrap())
+}
+
+#[test]
+fn component_from_is_checked_in_every_namespace() {
+    for xml in [
+        "<message from='alice@example.org' to='bob@example.org'/>",
+        "<message xmlns='jabber:client' from='alice@example.org' to='bob@example.org'/>",
+        "<iq xmlns='urn:evil' type='get' id='1' from='example.org' to='bob@example.org'/>",
+        "<presence to='bob@example.org'/>",
+    ] {
+        assert!(
+            matches!(component_verdict(xml, None, None), ComponentVerdict::End(end) if end.condition == "invalid-from"),
+            "{xml}"
+        );
+    }
+    let other_ns =
+        "<iq xmlns='urn:evil' type='get' id='1' from='c.example.org' to='bob@example.org'/>";
+    assert!(matches!(
+        component_verdict(other_ns, None, None),
+        ComponentVerdict::End(end) if end.condition == "invalid-namespace"
+    ));
+    let not_a_stanza = "<handshake>x</handshake>";
+    assert!(matches!(
+        component_verdict(not_a_stanza, None, None),
+        ComponentVerdict::End(end) if end.condition == "unsupported-stanza-type"
+    ));
+    let ok = "<message from='user@C.Example.org/r' to='bob@example.org'/>";
+    assert!(matches!(
+        component_verdict(ok, None, None),
+        ComponentVerdict::Pass
+    ));
+}
+
+#[test]
+fn component_replies_and_operations_are_taken() {
+    let reply = "<iq type='result' id='w1' from='c.example.org' to='example.org'/>";
+    assert!(matches!(
+        component_verdict(reply, Some("w1"), None),
+        ComponentVerdict::DelegationReply
+    ));
+    let op = Operation::Roster {
+        user: BareJid::parse("alice@example.org").unwrap(),
+        domain: Domain::parse("example.org").unwrap(),
+        web_app: false,
+    };
+    let set = "<iq type='set' id='r' from='c.example.org' to='alice@example.org'><query xmlns='jabber:iq:roster'/></iq>";
+    assert!(matches!(
+        component_verdict(set, None, Some(op)),
+        ComponentVerdict::Privileged(Operation::Roster { .. })
+    ));
+    let no_to = "<message from='c.example.org'/>";
+    assert!(matches!(
+        component_verdict(no_to, None, None),
+        ComponentVerdict::Bounce(_)
+    ));
+}
