@@ -6,6 +6,7 @@
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
+use std::time::Duration;
 
 use bytes::Bytes;
 use tokio::time::Instant;
@@ -17,11 +18,11 @@ use super::sm::wire::{self, is_sm_namespace};
 use super::sm::{ResumeStore, Sm};
 use super::stage::{Bound, Stage};
 use super::upstream::UpstreamSide;
-use crate::config::Quotas;
+use crate::config::{Config, Quotas};
 use crate::hub::{inbox, Command, SessionHandle};
 use crate::jid::Jid;
 use crate::metrics::{self, Flow, FlowCounters};
-use crate::net::read_some;
+use crate::net::{read_some, within};
 use crate::router::rules::Rules;
 use crate::router::session::RouteState;
 use crate::router::{client, server};
@@ -68,9 +69,14 @@ pub struct Session {
     deadline: Instant,
     pub(super) stage: Stage,
     pub(super) sm: Sm,
-    /// The quotas of the config the session started with (a reload applies to new
-    /// sessions).
+    /// The quotas and write timeout of the config the session started with (a reload
+    /// applies to new sessions).
     pub(super) quotas: Quotas,
+    write_timeout: Duration,
+    /// The routing rules, refreshed when the config generation changes (one atomic
+    /// load per stanza instead of looking the rules up).
+    rules: Rules,
+    rules_generation: u64,
     up_counters: FlowCounters,
     down_counters: FlowCounters,
     pub(super) tally: Tally,
@@ -94,7 +100,9 @@ impl Session {
         deadline: Instant,
     ) -> Self {
         let starttls_offer = !client.conn.is_tls() && shared.server_tls.acceptor().is_some();
-        let quotas = shared.config.current().limits.quotas.clone();
+        let rules_generation = shared.config.generation();
+        let cfg = shared.config.current();
+        let rules = rules_for(&shared, &cfg, &domain);
         Session {
             shared,
             resume,
@@ -105,7 +113,10 @@ impl Session {
             deadline,
             stage: Stage::Authenticating { starttls_offer },
             sm: Sm::default(),
-            quotas,
+            quotas: cfg.limits.quotas.clone(),
+            write_timeout: cfg.limits.write_timeout,
+            rules,
+            rules_generation,
             up_counters: FlowCounters::new(Flow::ClientToServer),
             down_counters: FlowCounters::new(Flow::ServerToClient),
             tally: Tally::default(),
@@ -177,8 +188,13 @@ impl Session {
 
     /// Writes what the last burst produced. A peer that accepts nothing for
     /// `limits.write_timeout` is given up on; a session asked to end stops waiting.
+    /// Nearly every flush completes at once: the timer and the end signal are only
+    /// armed when a write has to wait.
     async fn flush(&mut self) -> Result<(), Stop> {
-        let timeout = self.shared.config.current().limits.write_timeout;
+        if self.upstream.out.is_empty() && self.client.out.is_empty() {
+            return Ok(());
+        }
+        let timeout = self.write_timeout;
         let writes = async {
             if !self.upstream.out.is_empty() {
                 self.upstream
@@ -203,8 +219,11 @@ impl Session {
                 None => std::future::pending().await,
             }
         };
+        // Biased: the writes are polled first, so a flush that completes at once never
+        // touches the end signal.
         tokio::select! {
-            result = tokio::time::timeout(timeout, writes) => match result {
+            biased;
+            result = within(timeout, writes) => match result {
                 Ok(result) => result,
                 Err(_) => {
                     tracing::info!("a peer read nothing for {timeout:?}: closing");
@@ -281,13 +300,13 @@ impl Session {
     }
 
     fn client_stanza(&mut self, stanza: &Stanza, head: &Head) -> Result<(), Stop> {
+        self.refresh_rules();
         let verdict = match &self.stage {
             Stage::Bound(bound) => {
-                let rules = self.rules();
                 let view = client::ClientView {
                     jid: &bound.jid,
                     domain: &self.domain,
-                    rules: &rules,
+                    rules: &self.rules,
                     state: &bound.route,
                 };
                 client::verdict(&view, head)
@@ -308,15 +327,14 @@ impl Session {
         self.apply_client(stanza, head, verdict)
     }
 
-    /// The rules for this burst's verdicts.
-    pub(super) fn rules(&self) -> Rules {
-        let cfg = self.shared.config.current();
-        Rules {
-            delegations: self.shared.delegation.table(&cfg),
-            privileges: self.shared.privilege.table(&cfg),
-            web_roster: cfg
-                .host(&self.domain)
-                .is_some_and(|host| host.roster_admin.is_some()),
+    /// Takes the rules of a newly published config (a reload applies from the next
+    /// stanza on).
+    fn refresh_rules(&mut self) {
+        let generation = self.shared.config.generation();
+        if generation != self.rules_generation {
+            let cfg = self.shared.config.current();
+            self.rules = rules_for(&self.shared, &cfg, &self.domain);
+            self.rules_generation = generation;
         }
     }
 
@@ -416,6 +434,7 @@ impl Session {
     }
 
     fn upstream_stanza(&mut self, stanza: &Stanza, head: &Head) -> Result<(), Stop> {
+        self.refresh_rules();
         let Stage::Bound(bound) = &self.stage else {
             if head.name() == "iq" && self.stage.is_bind_answer(head.id().as_deref()) {
                 let jid = (head.type_().as_deref() == Some("result"))
@@ -431,10 +450,9 @@ impl Session {
             self.relay_down(stanza.bytes().clone());
             return Ok(());
         };
-        let rules = self.rules();
         let view = server::ServerView {
             jid: &bound.jid,
-            rules: &rules,
+            rules: &self.rules,
             state: &bound.route,
             disco: &self.shared.delegation.disco,
         };
@@ -494,6 +512,17 @@ impl Session {
     fn report(&mut self) {
         let tally = std::mem::take(&mut self.tally);
         tally.report(&self.up_counters, &self.down_counters);
+    }
+}
+
+/// The routing rules of `cfg` for a session on `domain`.
+fn rules_for(shared: &Shared, cfg: &Arc<Config>, domain: &str) -> Rules {
+    Rules {
+        delegations: shared.delegation.table(cfg),
+        privileges: shared.privilege.table(cfg),
+        web_roster: cfg
+            .host(domain)
+            .is_some_and(|host| host.roster_admin.is_some()),
     }
 }
 

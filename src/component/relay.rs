@@ -15,7 +15,7 @@ use crate::config::Config;
 use crate::hub::ComponentQueue;
 use crate::jid::Domain;
 use crate::metrics::{self, Flow, FlowCounters};
-use crate::net::{read_some, Conn, Outbox, CLOSE_GRACE};
+use crate::net::{read_some, within, Conn, Outbox, CLOSE_GRACE};
 use crate::router::component::{self, ComponentVerdict, ComponentView};
 use crate::shared::Shared;
 use crate::xml::ns::NS_STREAMS;
@@ -108,7 +108,7 @@ impl ComponentSession {
     async fn relay(&mut self) -> Stop {
         let write_timeout = self.shared.config.current().limits.write_timeout;
         loop {
-            let flushed = tokio::time::timeout(write_timeout, async {
+            let flushed = within(write_timeout, async {
                 if self.link.out.flush(&mut self.link.conn).await.is_err() {
                     return Err(Stop::LinkGone);
                 }

@@ -12,20 +12,12 @@ use tokio::sync::{mpsc, Notify};
 use super::command::Command;
 
 /// Why a command was not queued.
-#[derive(Debug)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum SendError {
     /// The session has `max_session_queue` commands waiting: it is not keeping up.
-    Full(Command),
+    Full,
     /// The session ended.
-    Closed(Command),
-}
-
-impl SendError {
-    pub fn into_command(self) -> Command {
-        match self {
-            SendError::Full(c) | SendError::Closed(c) => c,
-        }
-    }
+    Closed,
 }
 
 /// Shared between a session and everyone holding its handle.
@@ -37,20 +29,30 @@ struct Control {
     end: Notify,
 }
 
+/// What travels through the channel: a command, or the request to end (which never
+/// counts against the quota, so it always gets through).
+#[derive(Debug)]
+enum Item {
+    /// Boxed: a channel allocates its slots up front, and idle sessions dominate
+    /// memory, so each slot is one pointer rather than a whole command.
+    Command(Box<Command>),
+    End,
+}
+
 /// The sending side, held in the session registry.
 #[derive(Clone, Debug)]
 pub struct Outlet {
-    /// Boxed: a channel allocates its slots up front, and idle sessions dominate
-    /// memory, so each slot is one pointer rather than a whole command.
-    tx: mpsc::UnboundedSender<Box<Command>>,
+    tx: mpsc::UnboundedSender<Item>,
     control: Arc<Control>,
 }
 
 /// The session's side.
 #[derive(Debug)]
 pub struct Inbox {
-    rx: mpsc::UnboundedReceiver<Box<Command>>,
+    rx: mpsc::UnboundedReceiver<Item>,
     control: Arc<Control>,
+    /// Every sender is gone (the registry entry was replaced): nothing will come.
+    closed: bool,
 }
 
 /// A new inbox holding at most `max` commands.
@@ -67,7 +69,11 @@ pub fn inbox(max: usize) -> (Outlet, Inbox) {
             tx,
             control: control.clone(),
         },
-        Inbox { rx, control },
+        Inbox {
+            rx,
+            control,
+            closed: false,
+        },
     )
 }
 
@@ -78,11 +84,11 @@ impl Outlet {
         if control.queued.fetch_add(1, Ordering::AcqRel) >= control.max {
             control.queued.fetch_sub(1, Ordering::AcqRel);
             crate::metrics::quota_exceeded("max_session_queue");
-            return Err(SendError::Full(command));
+            return Err(SendError::Full);
         }
-        self.tx.send(Box::new(command)).map_err(|e| {
+        self.tx.send(Item::Command(Box::new(command))).map_err(|_| {
             control.queued.fetch_sub(1, Ordering::AcqRel);
-            SendError::Closed(*e.0)
+            SendError::Closed
         })
     }
 
@@ -91,6 +97,7 @@ impl Outlet {
     pub fn end(&self) {
         self.control.ended.store(true, Ordering::Release);
         self.control.end.notify_waiters();
+        let _ = self.tx.send(Item::End);
     }
 }
 
@@ -98,33 +105,33 @@ impl Inbox {
     /// The next command, or `None` once someone asked this session to end. Pends
     /// while nothing is queued (also once every sender is gone).
     pub async fn recv(&mut self) -> Option<Command> {
-        tokio::select! {
-            biased;
-            () = self.control.ended_signal() => None,
-            command = self.rx.recv() => match command {
-                Some(command) => {
-                    self.control.queued.fetch_sub(1, Ordering::AcqRel);
-                    Some(*command)
-                }
-                None => {
-                    self.control.ended_signal().await;
-                    None
-                }
-            },
+        if self.closed {
+            self.ended().await;
+            return None;
+        }
+        if self.control.ended.load(Ordering::Acquire) {
+            return None;
+        }
+        match self.rx.recv().await {
+            Some(Item::Command(command)) => {
+                self.control.queued.fetch_sub(1, Ordering::AcqRel);
+                Some(*command)
+            }
+            Some(Item::End) => None,
+            None => {
+                self.closed = true;
+                self.ended().await;
+                None
+            }
         }
     }
 
-    /// Resolves once someone asked this session to end.
+    /// Resolves once someone asked this session to end (for waits other than
+    /// [`Inbox::recv`], such as a write the client does not read).
     pub async fn ended(&self) {
-        self.control.ended_signal().await
-    }
-}
-
-impl Control {
-    async fn ended_signal(&self) {
         loop {
-            let notified = self.end.notified();
-            if self.ended.load(Ordering::Acquire) {
+            let notified = self.control.end.notified();
+            if self.control.ended.load(Ordering::Acquire) {
                 return;
             }
             notified.await;
@@ -143,7 +150,7 @@ mod tests {
         let cmd = || Command::ToClient(Bytes::from_static(b"<iq/>"));
         outlet.send(cmd()).unwrap();
         outlet.send(cmd()).unwrap();
-        assert!(matches!(outlet.send(cmd()), Err(SendError::Full(_))));
+        assert!(matches!(outlet.send(cmd()), Err(SendError::Full)));
         assert!(inbox.recv().await.is_some());
         outlet.send(cmd()).unwrap();
         outlet.end();
@@ -154,6 +161,6 @@ mod tests {
         );
         let (outlet, inbox) = super::inbox(2);
         drop(inbox);
-        assert!(matches!(outlet.send(cmd()), Err(SendError::Closed(_))));
+        assert!(matches!(outlet.send(cmd()), Err(SendError::Closed)));
     }
 }

@@ -29,7 +29,7 @@ impl SessionHandle {
     /// it, its stream is ended instead (no answer is lost on an open stream).
     pub fn owe(&self, command: Command) -> Result<(), SendError> {
         let sent = self.outlet.send(command);
-        if let Err(SendError::Full(_)) = &sent {
+        if let Err(SendError::Full) = &sent {
             tracing::warn!(id = self.id, "session too far behind: ending its stream");
             self.outlet.end();
         }

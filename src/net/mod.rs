@@ -13,3 +13,19 @@ pub use read::{next_frame, read_some, ReadFrameError};
 /// After one side closed its stream, how long the other gets to close its own; also
 /// the bound on any closing handshake (flush, TLS close_notify, shutdown).
 pub const CLOSE_GRACE: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// `future` bounded by `timeout`, where the timer (which costs more than a write) is
+/// only armed if the future does not complete on its first poll: flushing a burst
+/// nearly always does.
+pub async fn within<F: std::future::Future>(
+    timeout: std::time::Duration,
+    future: F,
+) -> Result<F::Output, tokio::time::error::Elapsed> {
+    use std::task::Poll;
+    let mut future = std::pin::pin!(future);
+    let first = std::future::poll_fn(|cx| Poll::Ready(future.as_mut().poll(cx))).await;
+    match first {
+        Poll::Ready(output) => Ok(output),
+        Poll::Pending => tokio::time::timeout(timeout, future).await,
+    }
+}

@@ -65,8 +65,8 @@ pub async fn request(
         reply,
     };
     session.send(command).map_err(|e| match e {
-        SendError::Full(_) => InjectError::Busy,
-        SendError::Closed(_) => InjectError::SessionGone,
+        SendError::Full => InjectError::Busy,
+        SendError::Closed => InjectError::SessionGone,
     })?;
     match tokio::time::timeout(timeout, answer).await {
         Ok(Ok(Ok(answer))) => Ok((full, answer)),
