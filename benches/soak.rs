@@ -494,12 +494,40 @@ fn main() {
     drop(control);
     drop(subject);
     report(&k, &soak, &readings, &components, &upstream.stats);
+    for name in ["subject", "control"] {
+        if let Some((bytes, lines, warnings)) = log_summary(&dir.path().join(name)) {
+            println!(
+                "{name} log (RUST_LOG=info): {:.1} MB, {lines} lines, {warnings} WARN/ERROR",
+                bytes as f64 / 1e6
+            );
+        }
+    }
     let failures = soak.good_failures.load(Ordering::SeqCst)
         + upstream.stats.ack_mismatches.load(Ordering::SeqCst);
     assert!(
         failures == 0,
         "soak FAILED: {failures} well-behaved client failures or SM ack mismatches (see above)"
     );
+}
+
+/// Size, lines and WARN/ERROR lines of the stanzagate log in `dir`.
+fn log_summary(dir: &Path) -> Option<(u64, u64, u64)> {
+    use std::io::BufRead;
+    let file = std::fs::File::open(dir.join("stanzagate.log")).ok()?;
+    let bytes = file.metadata().ok()?.len();
+    let (mut lines, mut warnings) = (0, 0);
+    for line in std::io::BufReader::new(file)
+        .split(b'\n')
+        .map_while(Result::ok)
+    {
+        lines += 1;
+        if memchr::memmem::find(&line, b" WARN ").is_some()
+            || memchr::memmem::find(&line, b" ERROR ").is_some()
+        {
+            warnings += 1;
+        }
+    }
+    Some((bytes, lines, warnings))
 }
 
 fn cpu_share(now: Duration, before: Duration, dt: f64) -> f64 {

@@ -7,8 +7,8 @@
 //! - `<message>` is echoed back; any `<iq type='get|set'>` gets an empty result with the
 //!   same id; `<presence>` is swallowed.
 //! - `<enable xmlns='urn:xmpp:sm:3'/>` gets `<enabled/>` (no resumption) and from then
-//!   on stanzas both ways are counted. `<r/>` gets `<a h='received'/>`. Like Prosody's
-//!   mod_smacks, the upstream asks for an acknowledgement (`<r/>`) once
+//!   on stanzas both ways are counted. `<r/>` gets `<a h='received'/>`. As a server does,
+//!   the upstream asks for an acknowledgement (`<r/>`) once
 //!   [`REQUEST_EVERY`] stanzas it sent are unacknowledged and no request is
 //!   outstanding; the client's `<a h/>` must then equal the number of stanzas sent
 //!   before that `<r/>` — a wrong `h` is counted in [`UpstreamStats::ack_mismatches`]
