@@ -153,32 +153,69 @@ pub struct Proxy {
     pub process: Guarded,
     pub c2s: SocketAddr,
     pub direct_tls: Option<SocketAddr>,
+    /// `listen.component`, when [`ProxyOptions::component_upstream`] asked for it.
+    pub component: Option<SocketAddr>,
+    /// `listen.http` (admin: `/metrics`), when [`ProxyOptions::http`] asked for it.
+    pub http: Option<SocketAddr>,
+}
+
+/// More of the generated `proxy.toml` than [`ProxySetup`] covers.
+#[derive(Default)]
+pub struct ProxyOptions {
+    /// With a certificate: `tls.required = false` lets plaintext clients log in on the
+    /// `c2s` listener next to the direct-TLS ones.
+    pub tls_optional: bool,
+    /// The upstream's component port: the proxy then listens for components too
+    /// (`listen.component`, `upstream.component`).
+    pub component_upstream: Option<SocketAddr>,
+    /// Also listen for admin HTTP (`listen.http`).
+    pub http: bool,
+    /// TOML appended verbatim after `[hosts."bench.local"]` (delegation sub-tables,
+    /// `[components.…]`, `[limits]`).
+    pub extra: String,
 }
 
 /// Writes `proxy.toml` into `dir` (and logs to `stanzagate.log` there) and starts
 /// stanzagate on it; returns once it listens.
 pub fn start_stanzagate(dir: &Path, setup: &ProxySetup<'_>) -> Proxy {
+    start_stanzagate_with(dir, setup, &ProxyOptions::default())
+}
+
+/// [`start_stanzagate`] with [`ProxyOptions`].
+pub fn start_stanzagate_with(dir: &Path, setup: &ProxySetup<'_>, options: &ProxyOptions) -> Proxy {
     let c2s: SocketAddr = ([127, 0, 0, 1], free_port()).into();
     let direct_tls: Option<SocketAddr> = setup
         .direct_tls
         .then(|| ([127, 0, 0, 1], free_port()).into());
+    let component: Option<SocketAddr> = options
+        .component_upstream
+        .map(|_| ([127, 0, 0, 1], free_port()).into());
+    let http: Option<SocketAddr> = options.http.then(|| ([127, 0, 0, 1], free_port()).into());
     let mut config = format!("[listen]\nc2s = \"{c2s}\"\n");
     if let Some(addr) = direct_tls {
         config.push_str(&format!("c2s_direct_tls = \"{addr}\"\n"));
     }
+    if let Some(addr) = component {
+        config.push_str(&format!("component = \"{addr}\"\n"));
+    }
+    if let Some(addr) = http {
+        config.push_str(&format!("http = \"{addr}\"\n"));
+    }
     match setup.tls {
         Some((cert, key)) => config.push_str(&format!(
-            "[tls]\nrequired = true\ncert = \"{}\"\nkey = \"{}\"\n",
+            "[tls]\nrequired = {}\ncert = \"{}\"\nkey = \"{}\"\n",
+            !options.tls_optional,
             cert.display(),
             key.display()
         )),
         None => config.push_str("[tls]\nrequired = false\n"),
     }
-    config.push_str(&format!(
-        "[upstream]\nc2s = \"{}\"\n[hosts.\"{}\"]\n",
-        setup.upstream,
-        super::DOMAIN
-    ));
+    config.push_str(&format!("[upstream]\nc2s = \"{}\"\n", setup.upstream));
+    if let Some(addr) = options.component_upstream {
+        config.push_str(&format!("component = \"{addr}\"\n"));
+    }
+    config.push_str(&format!("[hosts.\"{}\"]\n", super::DOMAIN));
+    config.push_str(&options.extra);
     let config_path = dir.join("proxy.toml");
     std::fs::write(&config_path, config).expect("write proxy.toml");
     let log_path = dir.join("stanzagate.log");
@@ -192,14 +229,18 @@ pub fn start_stanzagate(dir: &Path, setup: &ProxySetup<'_>) -> Proxy {
         .stdout(log.try_clone().expect("clone log handle"))
         .stderr(log);
     let mut process = Guarded::spawn(command, "stanzagate", Some(log_path));
-    wait_listening(c2s, &mut process);
-    if let Some(addr) = direct_tls {
+    for addr in [Some(c2s), direct_tls, component, http]
+        .into_iter()
+        .flatten()
+    {
         wait_listening(addr, &mut process);
     }
     Proxy {
         process,
         c2s,
         direct_tls,
+        component,
+        http,
     }
 }
 
@@ -324,4 +365,53 @@ pub fn cpu_time(pid: u32) -> (Duration, Duration) {
 /// Open file descriptors of `pid` (sockets included).
 pub fn fd_count(pid: u32) -> usize {
     std::fs::read_dir(format!("/proc/{pid}/fd")).map_or(0, |dir| dir.count())
+}
+
+/// The soft and hard `RLIMIT_NOFILE` of this process.
+pub fn nofile_limits() -> (u64, u64) {
+    let mut limit = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: a plain syscall on a valid, owned struct.
+    if unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) } != 0 {
+        return (0, 0);
+    }
+    (limit.rlim_cur, limit.rlim_max)
+}
+
+/// The soft "Max open files" limit of `pid` (from `/proc/PID/limits`): what a child
+/// actually got.
+pub fn nofile_of(pid: u32) -> Option<u64> {
+    let limits = std::fs::read_to_string(format!("/proc/{pid}/limits")).ok()?;
+    let line = limits.lines().find(|l| l.starts_with("Max open files"))?;
+    line.split_whitespace().nth(3)?.parse().ok()
+}
+
+/// A Prometheus metric from the admin listener's `/metrics`: the sum over every line
+/// whose name matches exactly (all label sets); `None` if unreachable or absent.
+/// Bounded by 2 s timeouts.
+pub fn metric(http: SocketAddr, name: &str) -> Option<f64> {
+    use std::io::{Read, Write};
+    let mut tcp = std::net::TcpStream::connect_timeout(&http, Duration::from_secs(2)).ok()?;
+    tcp.set_read_timeout(Some(Duration::from_secs(2))).ok()?;
+    tcp.set_write_timeout(Some(Duration::from_secs(2))).ok()?;
+    tcp.write_all(
+        format!("GET /metrics HTTP/1.0\r\nHost: {http}\r\nConnection: close\r\n\r\n").as_bytes(),
+    )
+    .ok()?;
+    let mut body = String::new();
+    tcp.read_to_string(&mut body).ok()?;
+    let values: Vec<f64> = body
+        .lines()
+        .filter(|l| !l.starts_with('#'))
+        .filter_map(|line| {
+            let (key, value) = line.rsplit_once(' ')?;
+            let metric = key.split('{').next()?;
+            (metric == name)
+                .then(|| value.trim().parse().ok())
+                .flatten()
+        })
+        .collect();
+    (!values.is_empty()).then(|| values.iter().sum())
 }
