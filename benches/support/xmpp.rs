@@ -5,7 +5,8 @@
 use std::fmt;
 use std::io;
 
-use stanzagate::xml::{Frame, Framer, Stanza, STREAMS_NS};
+use stanzagate::xml::ns::NS_STREAMS;
+use stanzagate::xml::{Frame, Framer, Stanza};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 
 use super::DOMAIN;
@@ -124,7 +125,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Xmpp<S> {
                     let head = stanza
                         .head()
                         .map_err(|e| Ended::Protocol(format!("unreadable element: {e}")))?;
-                    if head.name() == "error" && head.ns() == Some(STREAMS_NS) {
+                    if head.name() == "error" && head.ns() == Some(NS_STREAMS) {
                         let condition = head
                             .child()
                             .map(|c| c.name().to_owned())
