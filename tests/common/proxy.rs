@@ -101,7 +101,11 @@ impl Proxy {
         };
         let config_path = dir.path().join("proxy.toml");
         std::fs::write(&config_path, ports.render(spec)).expect("write proxy.toml");
-        let mut command = Command::new(env!("CARGO_BIN_EXE_stanzagate"));
+        // STANZAGATE_BIN runs the same tests against another build (e.g. to show that
+        // a test fails on an older commit); by default, the one Cargo built.
+        let binary = std::env::var("STANZAGATE_BIN")
+            .unwrap_or_else(|_| env!("CARGO_BIN_EXE_stanzagate").to_owned());
+        let mut command = Command::new(binary);
         command.arg("--config").arg(&config_path).env(
             "RUST_LOG",
             std::env::var("STANZAGATE_TEST_LOG").unwrap_or_else(|_| "stanzagate=debug,info".into()),
