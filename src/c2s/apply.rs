@@ -95,16 +95,13 @@ impl Session {
             }
             ClientVerdict::Answer(Answer::WebRoster { id, ver }) => {
                 self.consume_up()?;
-                if let Some(jid) = self.stage.jid() {
-                    let task = crate::roster::serve_client_get(
-                        self.shared.roster.clone(),
-                        jid.to_owned(),
-                        id,
-                        ver,
-                    );
-                    tokio::spawn(task);
+                let Some(jid) = self.stage.jid() else {
+                    return Ok(());
+                };
+                match self.shared.roster.start_client_get(jid, id, ver) {
+                    Ok(()) => Ok(()),
+                    Err(refusal) => self.inject_down(refusal),
                 }
-                Ok(())
             }
             ClientVerdict::Reject(error) => {
                 self.consume_up()?;
@@ -134,13 +131,9 @@ impl Session {
                 shared.privilege.user_presence(jid, stanza, head);
                 if shared.roster.owns(&self.domain) {
                     let first = bound.route.presence_broadcast();
-                    let task = crate::roster::presence::fan_out(
-                        shared.roster.clone(),
-                        jid.to_owned(),
-                        stanza.bytes().clone(),
-                        first,
-                    );
-                    tokio::spawn(task);
+                    shared
+                        .roster
+                        .start_fan_out(jid, stanza.bytes().clone(), first);
                 }
             }
         }

@@ -11,8 +11,9 @@ use tokio::time::Instant;
 use tokio_rustls::TlsAcceptor;
 
 use crate::config::Config;
+use crate::jid::Domain;
 use crate::metrics;
-use crate::net::{next_frame, Conn, Outbox, ReadFrameError};
+use crate::net::{next_frame, Conn, Outbox, ReadFrameError, CLOSE_GRACE};
 use crate::xml::ns::{NS_CLIENT, NS_STREAMS, NS_TLS};
 use crate::xml::writer::{stream_error, stream_header, HeaderSpec};
 use crate::xml::{Frame, FrameError, Framer, StreamHeader};
@@ -106,10 +107,14 @@ impl ClientSide {
         metrics::stream_error(condition, "proxy");
     }
 
-    /// Sends what is queued and closes the connection (bounded by the caller).
+    /// Sends what is queued and closes the connection, within [`CLOSE_GRACE`]: a
+    /// client that reads nothing cannot hold the connection open.
     pub async fn finish(&mut self) {
-        let _ = self.out.flush(&mut self.conn).await;
-        let _ = self.conn.shutdown().await;
+        let _ = tokio::time::timeout(CLOSE_GRACE, async {
+            let _ = self.out.flush(&mut self.conn).await;
+            let _ = self.conn.shutdown().await;
+        })
+        .await;
     }
 
     /// The proxy's own STARTTLS offer (when `tls.required`): features with
@@ -189,7 +194,13 @@ pub fn check_header(header: &StreamHeader, cfg: &Config) -> Result<String, Heade
             "the stream header has no 'to'",
         ));
     };
-    let domain = to.to_ascii_lowercase();
+    let Ok(domain) = Domain::parse(to) else {
+        return Err(HeaderRefusal::new(
+            "host-unknown",
+            "the stream header's 'to' is not a domain",
+        ));
+    };
+    let domain = domain.as_str().to_owned();
     if cfg.host(&domain).is_none() {
         return Err(HeaderRefusal::new(
             "host-unknown",

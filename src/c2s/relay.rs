@@ -20,7 +20,7 @@ use super::stage::{Bound, Stage};
 use super::upstream::UpstreamSide;
 use crate::config::{Config, Quotas};
 use crate::hub::{inbox, Command, SessionHandle};
-use crate::jid::Jid;
+use crate::jid::{FullJid, Jid};
 use crate::metrics::{self, Flow, FlowCounters};
 use crate::net::{read_some, within};
 use crate::router::rules::Rules;
@@ -471,6 +471,10 @@ impl Session {
     /// The stream is bound to `jid` (bind result, SASL2 authorization identifier, or
     /// a resumed stream): other tasks can reach it from now on.
     fn bound(&mut self, jid: String) {
+        // The server prepared it; preparing again makes sure every registry key and
+        // comparison uses the one form (an address the crate refuses, e.g. with a
+        // character newer than Unicode 3.2, is kept as the server wrote it).
+        let jid = FullJid::parse(&jid).map_or(jid, |full| full.as_str().to_owned());
         tracing::Span::current().record("jid", jid.as_str());
         tracing::debug!("bound");
         let (outlet, inbox) = inbox(self.quotas.max_session_queue);

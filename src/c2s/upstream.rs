@@ -72,13 +72,15 @@ impl UpstreamSide {
         let mut framer = Framer::new(limits);
         let conn = match cfg.upstream.tls {
             UpstreamTls::None => Conn::Plain(tcp),
-            UpstreamTls::Direct => Conn::Connected(Box::new(tls(shared, domain, tcp).await?)),
+            UpstreamTls::Direct => {
+                Conn::Connected(Box::new(tls(shared, domain, tcp, deadline).await?))
+            }
             UpstreamTls::StartTls => {
                 let tcp = tokio::time::timeout_at(deadline, starttls(tcp, &mut framer, domain))
                     .await
                     .map_err(|_| UpstreamError::Timeout)??;
                 framer.restart_discarding();
-                Conn::Connected(Box::new(tls(shared, domain, tcp).await?))
+                Conn::Connected(Box::new(tls(shared, domain, tcp, deadline).await?))
             }
         };
         let mut side = UpstreamSide {
@@ -91,18 +93,21 @@ impl UpstreamSide {
     }
 }
 
+/// The TLS handshake with the server, bounded by the login deadline: a server that
+/// accepts TCP and then stalls must not hold the client forever.
 async fn tls(
     shared: &Shared,
     domain: &str,
     tcp: TcpStream,
+    deadline: Instant,
 ) -> Result<tokio_rustls::client::TlsStream<TcpStream>, UpstreamError> {
     let connector = shared
         .upstream_tls
         .load_full()
         .ok_or(UpstreamError::NoConnector)?;
-    connector
-        .connect(domain, tcp)
+    tokio::time::timeout_at(deadline, connector.connect(domain, tcp))
         .await
+        .map_err(|_| UpstreamError::Timeout)?
         .map_err(UpstreamError::Tls)
 }
 

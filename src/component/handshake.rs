@@ -1,6 +1,9 @@
 //! The accept side of XEP-0114: header checks (checklist 1) and the SHA-1 handshake
 //! (checklist 2).
 
+use subtle::ConstantTimeEq;
+
+use crate::jid::Domain;
 use sha1::{Digest, Sha1};
 
 use crate::config::Config;
@@ -43,11 +46,16 @@ pub fn check_header(header: &StreamHeader, cfg: &Config) -> Result<String, Refus
             "the stream header has no 'to'",
         ));
     };
-    let name = to.to_ascii_lowercase();
-    if cfg.component(&name).is_none() {
+    let Ok(name) = Domain::parse(to) else {
+        return Err(refusal(
+            "host-unknown",
+            "the stream header's 'to' is not a domain",
+        ));
+    };
+    if cfg.component(name.as_str()).is_none() {
         return Err(refusal("host-unknown", "no such component is configured"));
     }
-    Ok(name)
+    Ok(name.as_str().to_owned())
 }
 
 /// Checks `<handshake>DIGEST</handshake>` against the configured secret.
@@ -69,14 +77,12 @@ pub fn check_handshake(stanza: &Stanza, stream_id: &str, secret: &str) -> Result
     }
 }
 
-/// Compares without an early exit so the time taken does not reveal the prefix length.
+/// Hex digests compared case-insensitively in constant time (`subtle`), so the time
+/// taken reveals nothing about how much of the digest was right.
 fn constant_time_eq_ignore_case(a: &[u8], b: &[u8]) -> bool {
-    if a.len() != b.len() {
-        return false;
-    }
-    a.iter().zip(b).fold(0u8, |acc, (x, y)| {
-        acc | (x.to_ascii_lowercase() ^ y.to_ascii_lowercase())
-    }) == 0
+    let a = a.to_ascii_lowercase();
+    let b = b.to_ascii_lowercase();
+    bool::from(a.ct_eq(&b))
 }
 
 #[cfg(test)]

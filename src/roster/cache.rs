@@ -3,6 +3,7 @@
 //! (`cache_ttl_s`), stale ones are revalidated with the ETag and still served when the
 //! web app fails.
 
+use std::collections::VecDeque;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -37,17 +38,63 @@ struct Slot {
     cached: tokio::sync::Mutex<Option<Cached>>,
 }
 
+/// Per user; at most `limits.max_roster_cache` users, the least recently added
+/// evicted first (never one whose fetch is in progress).
 #[derive(Default)]
 pub struct Cache {
     slots: DashMap<(String, String), Arc<Slot>>,
+    order: std::sync::Mutex<VecDeque<(String, String)>>,
 }
 
 impl Cache {
-    fn slot(&self, domain: &str, user: &str) -> Arc<Slot> {
-        self.slots
-            .entry((domain.to_owned(), user.to_owned()))
-            .or_default()
-            .clone()
+    fn slot(&self, domain: &str, user: &str, max: usize) -> Arc<Slot> {
+        let key = (domain.to_owned(), user.to_owned());
+        if let Some(slot) = self.slots.get(&key) {
+            return slot.clone();
+        }
+        self.make_room(max);
+        let slot = self.slots.entry(key.clone()).or_default().clone();
+        self.order().push_back(key);
+        slot
+    }
+
+    /// Evicts the oldest entries no fetch is using until there is room for one more.
+    fn make_room(&self, max: usize) {
+        let mut order = self.order();
+        let mut busy = Vec::new();
+        while self.slots.len() >= max {
+            let Some(key) = order.pop_front() else { break };
+            let evicted = self
+                .slots
+                .remove_if(&key, |_, slot| Arc::strong_count(slot) == 1)
+                .is_some();
+            if evicted {
+                crate::metrics::quota_exceeded("max_roster_cache");
+            } else if self.slots.contains_key(&key) {
+                busy.push(key);
+            }
+        }
+        // In use now: kept, and first in line next time.
+        for key in busy.into_iter().rev() {
+            order.push_front(key);
+        }
+        if order.len() > 2 * self.slots.len() + 64 {
+            order.retain(|key| self.slots.contains_key(key));
+        }
+    }
+
+    fn order(&self) -> std::sync::MutexGuard<'_, VecDeque<(String, String)>> {
+        self.order
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    pub fn len(&self) -> usize {
+        self.slots.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.slots.is_empty()
     }
 
     /// The user's roster: cached while fresh, otherwise fetched (or revalidated).
@@ -57,8 +104,9 @@ impl Cache {
         admin: &RosterAdmin,
         domain: &str,
         user: &str,
+        max: usize,
     ) -> Result<Arc<Roster>, RosterError> {
-        let slot = self.slot(domain, user);
+        let slot = self.slot(domain, user, max);
         let mut cached = slot.cached.lock().await;
         if let Some(hit) = cached
             .as_ref()
@@ -78,8 +126,9 @@ impl Cache {
         admin: &RosterAdmin,
         domain: &str,
         user: &str,
+        max: usize,
     ) -> Result<(Option<Arc<Roster>>, Arc<Roster>), RosterError> {
-        let slot = self.slot(domain, user);
+        let slot = self.slot(domain, user, max);
         let mut cached = slot.cached.lock().await;
         let before = cached.as_ref().map(|c| c.roster.clone());
         if let Some(c) = cached.as_mut() {

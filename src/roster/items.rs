@@ -144,7 +144,7 @@ fn item(jid: &str, entry: &serde_json::Value, owner: &str) -> Result<(String, It
         return Err("roster contacts are bare JIDs");
     }
     let bare = parsed.to_string();
-    if bare.eq_ignore_ascii_case(owner) {
+    if Jid::parse(owner).is_ok_and(|owner| owner == parsed) {
         return Err("a user cannot be their own contact");
     }
     let serde_json::Value::Object(fields) = entry else {

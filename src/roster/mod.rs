@@ -20,6 +20,7 @@ use dashmap::DashMap;
 
 use crate::config::{ConfigHandle, RosterAdmin};
 use crate::hub::{bare, Command, Hub};
+use crate::util::Slots;
 use crate::xml::writer::{push_attr, stanza_error, StanzaError};
 use cache::{Cache, RosterError};
 use fetch::Fetcher;
@@ -34,6 +35,9 @@ pub struct RosterService {
     /// Per user (bare JID): full JIDs of sessions that fetched their roster (they get
     /// pushes).
     interested: DashMap<String, HashSet<String>>,
+    /// Tasks in progress per session (roster gets, presence fan-outs), bounded by
+    /// `limits.max_operations_per_session`.
+    tasks: Slots,
 }
 
 pub fn split(jid: &str) -> Option<(&str, &str)> {
@@ -49,7 +53,63 @@ impl RosterService {
             cache: Cache::default(),
             fetcher: ArcSwapOption::empty(),
             interested: DashMap::new(),
+            tasks: Slots::new("max_operations_per_session"),
         }
+    }
+
+    /// Starts a client's roster get in a task of its own; the refusal to send the
+    /// client instead when the session has too many operations in progress.
+    pub fn start_client_get(
+        self: &Arc<Self>,
+        full: &str,
+        id: String,
+        ver: Option<String>,
+    ) -> Result<(), Bytes> {
+        let Some(slot) = self.task_slot(full) else {
+            return Err(stanza_error(&StanzaError {
+                name: "iq",
+                id: Some(&id),
+                from: None,
+                to: Some(full),
+                error_type: "wait",
+                condition: "resource-constraint",
+                text: Some("too many roster requests in progress; retry later"),
+                xmlns: None,
+            }));
+        };
+        let task = serve_client_get(self.clone(), full.to_owned(), id, ver);
+        tokio::spawn(async move {
+            task.await;
+            drop(slot);
+        });
+        Ok(())
+    }
+
+    /// Sends a broadcast presence to the user's contacts in a task of its own; with
+    /// too many in progress for the session, this one is skipped (and counted).
+    pub fn start_fan_out(self: &Arc<Self>, full: &str, presence: Bytes, first: bool) {
+        let Some(slot) = self.task_slot(full) else {
+            tracing::warn!(
+                full,
+                "presence not sent to web-app contacts: too many in progress"
+            );
+            return;
+        };
+        let task = presence::fan_out(self.clone(), full.to_owned(), presence, first);
+        tokio::spawn(async move {
+            task.await;
+            drop(slot);
+        });
+    }
+
+    fn task_slot(&self, full: &str) -> Option<crate::util::Slot> {
+        let max = self
+            .config
+            .current()
+            .limits
+            .quotas
+            .max_operations_per_session;
+        self.tasks.start(full, max)
     }
 
     /// The roster-admin settings of `domain`, if the web app owns its rosters.
@@ -86,7 +146,8 @@ impl RosterService {
         user: &str,
     ) -> Result<Arc<Roster>, RosterError> {
         let fetcher = self.fetcher(admin)?;
-        self.cache.get(&fetcher.1, admin, domain, user).await
+        let max = self.config.current().limits.quotas.max_roster_cache;
+        self.cache.get(&fetcher.1, admin, domain, user, max).await
     }
 
     pub async fn refresh_one(
@@ -96,7 +157,10 @@ impl RosterService {
         user: &str,
     ) -> Result<(Option<Arc<Roster>>, Arc<Roster>), RosterError> {
         let fetcher = self.fetcher(admin)?;
-        self.cache.refresh(&fetcher.1, admin, domain, user).await
+        let max = self.config.current().limits.quotas.max_roster_cache;
+        self.cache
+            .refresh(&fetcher.1, admin, domain, user, max)
+            .await
     }
 
     pub fn session_ended(&self, full: &str) {
@@ -132,8 +196,7 @@ pub async fn serve_client_get(
     id: String,
     ver: Option<String>,
 ) {
-    let Some((user, domain)) = split(&full).map(|(u, d)| (u.to_owned(), d.to_ascii_lowercase()))
-    else {
+    let Some((user, domain)) = split(&full).map(|(u, d)| (u.to_owned(), d.to_owned())) else {
         return;
     };
     let Some(admin) = service.owner(&domain) else {

@@ -15,8 +15,7 @@ use crate::xml::readdress;
 
 /// A broadcast presence of the session `full` on a web-app host.
 pub async fn fan_out(service: Arc<RosterService>, full: String, presence: Bytes, first: bool) {
-    let Some((user, domain)) = split(&full).map(|(u, d)| (u.to_owned(), d.to_ascii_lowercase()))
-    else {
+    let Some((user, domain)) = split(&full).map(|(u, d)| (u.to_owned(), d.to_owned())) else {
         return;
     };
     let Some(admin) = service.owner(&domain) else {

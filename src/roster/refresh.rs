@@ -15,6 +15,7 @@ use super::presence::{hide_contact, show_contact, tell_contact};
 use super::RosterService;
 use crate::config::RosterAdmin;
 use crate::hub::Command;
+use crate::jid::BareJid;
 use crate::xml::ns::NS_ROSTER;
 use crate::xml::writer::push_attr;
 
@@ -105,7 +106,12 @@ async fn refresh_user(
     admin: &RosterAdmin,
     user: &str,
 ) -> Option<Vec<(String, Bytes)>> {
-    let bare = format!("{user}@{domain}");
+    // The web app names users as it likes; sessions are keyed by prepared JIDs.
+    let Ok(bare) = BareJid::parse(&format!("{user}@{domain}")) else {
+        tracing::warn!(user, "refresh for a username that is not a valid JID");
+        return None;
+    };
+    let bare = bare.as_str().to_owned();
     let sessions = service.hub.sessions.resources(&bare);
     if sessions.is_empty() {
         service.cache.invalidate(domain, user);

@@ -12,6 +12,7 @@ use dashmap::DashMap;
 
 use super::pending::Waiting;
 use super::table::{is_pseudo, Rule, Table};
+use crate::jid::Jid;
 use crate::xml::children::{children, root_attr};
 use crate::xml::ns::{NS_DELEGATION_2, NS_DISCO_INFO};
 use crate::xml::writer::push_attr;
@@ -134,13 +135,14 @@ pub fn rewrite_result(
     {
         return None;
     }
-    let from = head.from()?;
-    let (domain, level) = match from.split_once('@') {
-        Some((_, domain)) if !domain.contains('/') => (domain.to_ascii_lowercase(), Level::Bare),
-        Some(_) => return None,
-        None if !from.contains('/') => (from.to_ascii_lowercase(), Level::Server),
-        None => return None,
+    let Ok(Jid::Bare(from)) = Jid::parse(&head.from()?) else {
+        return None;
     };
+    let level = match from.is_domain() {
+        true => Level::Server,
+        false => Level::Bare,
+    };
+    let domain = from.domain().as_str().to_owned();
     if !table.delegates(&domain) {
         return None;
     }

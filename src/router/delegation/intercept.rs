@@ -4,6 +4,7 @@
 use std::sync::Arc;
 
 use super::table::{Rule, Table};
+use crate::jid::Jid;
 use crate::xml::ns::{BARE_DISCO_INFO_ANY, BARE_DISCO_ITEMS_ANY, NS_DISCO_INFO, NS_DISCO_ITEMS};
 use crate::xml::Head;
 
@@ -21,14 +22,14 @@ pub enum Decision {
 }
 
 /// Whom an IQ is addressed to, as far as delegation cares.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Addressee<'a> {
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Addressee {
     /// No `to`: the sender's own account.
     OwnAccount,
-    /// The served domain itself.
-    Server(&'a str),
-    /// A bare JID `node@domain`.
-    Account(&'a str),
+    /// The served domain itself (prepared, as the server would see it).
+    Server(String),
+    /// A bare JID `node@domain`, by its prepared domain.
+    Account(String),
 }
 
 pub fn decide(head: &Head, session_domain: &str, table: &Table) -> Decision {
@@ -51,9 +52,9 @@ pub fn decide(head: &Head, session_domain: &str, table: &Table) -> Decision {
             None => return Decision::Pass,
         },
     };
-    let domain = match addressee {
+    let domain = match &addressee {
         Addressee::OwnAccount => session_domain.to_owned(),
-        Addressee::Server(d) | Addressee::Account(d) => d.to_ascii_lowercase(),
+        Addressee::Server(d) | Addressee::Account(d) => d.clone(),
     };
     if let Some(rule) = table.rule(&domain, ns) {
         let filtered_in = rule.filtering.iter().all(|a| child.attr(a).is_some());
@@ -81,14 +82,19 @@ pub fn decide(head: &Head, session_domain: &str, table: &Table) -> Decision {
     }
 }
 
-/// `None` for a full JID (never delegated); otherwise server or bare account.
-fn classify(to: &str) -> Option<Addressee<'_>> {
-    if to.contains('/') {
-        return None;
-    }
-    match to.split_once('@') {
-        Some((_, domain)) => Some(Addressee::Account(domain)),
-        None => Some(Addressee::Server(to)),
+/// `None` for a full JID (never delegated) or an address the server would refuse;
+/// otherwise server or bare account, prepared so every spelling the server folds
+/// (case, width, compatibility characters) is the same address here.
+fn classify(to: &str) -> Option<Addressee> {
+    match Jid::parse(to).ok()? {
+        Jid::Full(_) => None,
+        Jid::Bare(bare) => {
+            let domain = bare.domain().as_str().to_owned();
+            Some(match bare.is_domain() {
+                true => Addressee::Server(domain),
+                false => Addressee::Account(domain),
+            })
+        }
     }
 }
 
@@ -162,6 +168,13 @@ secret = "s"
         ));
         assert!(delegated(
             "<iq type='set' id='1' to='EXAMPLE.org'><q xmlns='urn:example:a'/></iq>"
+        ));
+        // Spellings the server folds (nameprep: width, case) are the same domain.
+        assert!(delegated(
+            "<iq type='set' id='1' to='\u{ff45}xample.org'><q xmlns='urn:example:a'/></iq>"
+        ));
+        assert!(delegated(
+            "<iq type='get' id='1' to='Bob@EXAMPLE.ORG.'><q xmlns='urn:example:a'/></iq>"
         ));
         assert!(delegated(
             "<iq type='get' id='1' to='bob@example.org'><q xmlns='urn:example:a'/></iq>"

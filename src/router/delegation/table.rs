@@ -40,7 +40,8 @@ impl Table {
         let mut by_domain: HashMap<String, HashMap<String, Arc<Rule>>> = HashMap::new();
         for (domain, host) in &cfg.hosts {
             for (ns, delegation) in &host.delegations {
-                let component = delegation.jid.to_ascii_lowercase();
+                // Prepared by the config already.
+                let component = delegation.jid.clone();
                 let version = cfg
                     .component(&component)
                     .map(|c| c.delegation_namespace)

@@ -7,6 +7,7 @@ use bytes::{Bytes, BytesMut};
 use super::{answer_component, count, Op};
 use crate::config::{MessagePerm, Privileges};
 use crate::hub::{Command, Hub};
+use crate::jid::Jid;
 
 use super::Privilege;
 use crate::xml::children::strict_children;
@@ -136,39 +137,35 @@ fn checked(
                 "the forwarded message is not well-formed",
             )
         })?;
-    let from = inner
-        .head()
-        .ok()
-        .and_then(|h| h.from())
-        .map(|f| f.into_owned())
-        .ok_or(("auth", "forbidden", "the forwarded message needs a 'from'"))?;
-    let (node, from_domain) = match from.split_once('@') {
-        Some((node, rest)) if !rest.contains('/') && !node.is_empty() => (node, rest),
-        _ if from.eq_ignore_ascii_case(domain) => {
-            return Err((
-                "cancel",
-                "feature-not-implemented",
-                "a proxy cannot send as the server itself",
-            ))
-        }
-        _ => {
-            return Err((
-                "auth",
-                "forbidden",
-                "'from' must be a bare JID of a managed domain",
-            ))
-        }
+    let from = inner.head().ok().and_then(|h| h.from()).ok_or((
+        "auth",
+        "forbidden",
+        "the forwarded message needs a 'from'",
+    ))?;
+    let not_managed = (
+        "auth",
+        "forbidden",
+        "'from' must be a bare JID of a managed domain",
+    );
+    let Jid::Bare(from) = Jid::parse(&from).map_err(|_| not_managed)? else {
+        return Err(not_managed);
     };
-    let _ = node;
-    if !from_domain.eq_ignore_ascii_case(domain) {
+    if from.domain().as_str() != domain {
         return Err((
             "auth",
             "forbidden",
             "'from' must be on the domain the message is addressed to",
         ));
     }
+    if from.is_domain() {
+        return Err((
+            "cancel",
+            "feature-not-implemented",
+            "a proxy cannot send as the server itself",
+        ));
+    }
     Ok(Inner {
-        from,
+        from: from.as_str().to_owned(),
         stanza: inner,
     })
 }

@@ -18,6 +18,7 @@ use metrics::counter;
 use super::table::Table;
 use crate::config::PresencePerm;
 use crate::hub::{bare, SessionRegistry};
+use crate::jid::Jid;
 use crate::xml::writer::{attr_span, push_attr};
 use crate::xml::{addressed, readdress};
 use crate::xml::{Head, Stanza};
@@ -95,7 +96,12 @@ impl Book {
             return Vec::new();
         };
         let user_bare = bare(user_full).to_owned();
-        if bare(&from).eq_ignore_ascii_case(&user_bare) || self.is_local(sessions, &from) {
+        // Prepared, as the book's keys and the session registry's are.
+        let Ok(from) = Jid::parse(&from) else {
+            return Vec::new();
+        };
+        let from = from.as_str().to_owned();
+        if bare(&from) == user_bare || self.is_local(sessions, &from) {
             return Vec::new();
         }
         let fresh = if head.type_().as_deref() == Some("unavailable") {
@@ -278,9 +284,12 @@ fn push_readdressed(out: &mut Vec<Bytes>, stored: &Bytes, from: Option<&str>, en
     }
 }
 
+/// The domain of a prepared JID.
 fn domain_of(jid: &str) -> String {
     let b = bare(jid);
-    b.rsplit('@').next().unwrap_or(b).to_ascii_lowercase()
+    b.rsplit_once('@')
+        .map_or(b, |(_, domain)| domain)
+        .to_owned()
 }
 
 /// The presence with `to` removed, for comparing repeats.

@@ -74,9 +74,10 @@ impl Pushes {
         query: &Bytes,
         max: usize,
     ) -> Vec<(String, Bytes)> {
-        let domain = user.rsplit('@').next().unwrap_or(user).to_ascii_lowercase();
+        // `user` is prepared (a session's bare JID, or one the web app's refresh named).
+        let domain = user.rsplit_once('@').map_or(user, |(_, domain)| domain);
         table
-            .holders(&domain)
+            .holders(domain)
             .filter(|(_, p)| p.roster.allows_get() && p.roster_push)
             .map(|(entity, _)| {
                 let id = format!("sgp-{}", crate::util::random_id());

@@ -10,6 +10,7 @@ use super::Privilege;
 use super::{answer_component, count, iq_error, Op};
 use crate::config::Privileges;
 use crate::hub::Hub;
+use crate::jid::Jid;
 use crate::xml::children::{children, Child};
 use crate::xml::escape::escape_attr;
 use crate::xml::ns::NS_ROSTER;
@@ -235,7 +236,14 @@ fn prepare_item(
     if jid.contains('/') {
         return Err(("modify", "bad-request", "roster items are bare JIDs"));
     }
-    if jid.eq_ignore_ascii_case(user) {
+    let (Ok(contact), Ok(owner)) = (Jid::parse(&jid), Jid::parse(user)) else {
+        return Err((
+            "modify",
+            "jid-malformed",
+            "the item's jid is not a valid JID",
+        ));
+    };
+    if contact == owner {
         return Err((
             "cancel",
             "not-allowed",
@@ -257,7 +265,8 @@ fn prepare_item(
     }
     Ok(Prepared {
         bytes: bytes.freeze(),
-        jid,
+        // Prepared, as the contact's acknowledgement will be compared with it.
+        jid: contact.as_str().to_owned(),
         subscription,
     })
 }

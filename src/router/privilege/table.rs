@@ -18,7 +18,8 @@ impl Table {
                 let entities = host
                     .privileged_entities
                     .iter()
-                    .map(|(entity, privileges)| (entity.to_ascii_lowercase(), privileges.clone()))
+                    // Names are prepared by the config, as wire JIDs are by `crate::jid`.
+                    .map(|(entity, privileges)| (entity.clone(), privileges.clone()))
                     .collect();
                 (domain.clone(), entities)
             })
@@ -35,15 +36,15 @@ impl Table {
         self.by_domain.get(domain)?.get(entity)
     }
 
-    /// Whether any entity privileged on the domain of `jid` has a grant matching
-    /// `grant` (so the per-stanza work for a copy is skipped when nobody wants it).
+    /// Whether any entity privileged on the domain of `jid` (a prepared JID, such as
+    /// a session's bound JID) has a grant matching `grant`, so the per-stanza work for
+    /// a copy is skipped when nobody wants it. One lookup, no scan.
     pub fn wants(&self, jid: &str, grant: impl Fn(&Privileges) -> bool) -> bool {
-        let bare = jid.split('/').next().unwrap_or(jid);
-        let domain = bare.rsplit('@').next().unwrap_or(bare);
+        let bare = crate::hub::bare(jid);
+        let domain = bare.rsplit_once('@').map_or(bare, |(_, domain)| domain);
         self.by_domain
-            .iter()
-            .filter(|(d, _)| d.eq_ignore_ascii_case(domain))
-            .any(|(_, entities)| entities.values().any(&grant))
+            .get(domain)
+            .is_some_and(|entities| entities.values().any(&grant))
     }
 
     /// The entities privileged on `domain`.
