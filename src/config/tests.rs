@@ -673,3 +673,28 @@ fn names_the_server_could_not_prepare_are_refused() {
     let key = r#"hosts."a".delegations."ns".jid"#;
     assert_single_issue(&text, key, "jid =", "Unicode 3.2");
 }
+
+#[test]
+fn quotas_are_read_and_checked() {
+    let text = format!(
+        "{BASE}[hosts.\"a\"]\n[limits]\nmax_sm_unacked = 20\nmax_session_queue = 7\nadmin_header_timeout_ms = 500\nwrite_timeout_ms = 1500\n"
+    );
+    let cfg = Config::from_str(&text, Path::new("/etc/stanzagate/proxy.toml")).unwrap();
+    let q = &cfg.limits.quotas;
+    assert_eq!((q.max_sm_unacked, q.max_session_queue), (20, 7));
+    assert_eq!(q.admin_header_timeout, Duration::from_millis(500));
+    assert_eq!(cfg.limits.write_timeout, Duration::from_millis(1500));
+    assert_eq!(
+        q.max_delegations_per_session,
+        Quotas::default().max_delegations_per_session
+    );
+    let bad = format!("{BASE}[hosts.\"a\"]\n[limits]\nmax_component_queue = 0\n");
+    let found = issues(&bad);
+    assert_eq!(found.len(), 1, "{found:#?}");
+    assert_issue(
+        &found[0],
+        "limits.max_component_queue",
+        Some(12),
+        "greater than 0",
+    );
+}
