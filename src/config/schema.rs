@@ -162,7 +162,7 @@ pub struct Quotas {
 impl Default for Quotas {
     fn default() -> Quotas {
         Quotas {
-            max_sm_unacked: 5_000,
+            max_sm_unacked: 500,
             max_session_queue: 1_000,
             max_delegations_per_session: 100,
             max_delegations_per_component: 10_000,
