@@ -514,6 +514,7 @@ const NS_INVALID: &[&str] = &[
     "<a><p:b:c xmlns:p='urn:p'/></a>",
     "<a><b c:='1'/></a>",
     "<a><b xml:1='1'/></a>",
+    "<a><b xml:xmlns='urn:x'/></a>",
     "<a xmlns:xml='urn:x'/>",
     "<a><b xmlns:xmlns='urn:x'/></a>",
     "<a xmlns='http://www.w3.org/XML/1998/namespace'/>",

@@ -32,6 +32,11 @@ pub enum NsError {
         "prefix '{0}' is declared with an empty namespace (XML Namespaces 1.0 forbids undeclaring)"
     )]
     EmptyPrefixDecl(String),
+    /// A prefixed attribute called `xmlns` (`xml:xmlns`): Namespaces in XML allows it,
+    /// but parsers that misread it as a default namespace declaration exist (roxmltree
+    /// does), and a stanza must not mean different things to the proxy and its peers.
+    #[error("attribute '{0}' could be mistaken for a namespace declaration")]
+    XmlnsLocalName(String),
     #[error("attribute '{0}' repeats the expanded name of another")]
     DuplicateAttr(String),
     #[error("malformed element")]
@@ -81,6 +86,9 @@ fn check_names(bytes: &[u8], tag: &StartTag, bindings: &Bindings<'_>) -> Result<
         let (Some(prefix), local) = split_qname(name)? else {
             continue;
         };
+        if local == b"xmlns" {
+            return Err(NsError::XmlnsLocalName(lossy(name)));
+        }
         let uri = bindings.require(prefix)?;
         if seen.contains(&(uri, local)) {
             return Err(NsError::DuplicateAttr(lossy(name)));

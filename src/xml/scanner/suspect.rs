@@ -52,10 +52,11 @@ fn suspect_attr(name: &[u8], colon: bool) -> bool {
     }
 }
 
-/// `xml:` and an ASCII local name without colons (`xml:lang`, `xml:space`): always
-/// namespace-well-formed.
+/// `xml:` and an ASCII local name without colons (`xml:lang`, `xml:space`), other than
+/// `xmlns` (see `NsError::XmlnsLocalName`): always namespace-well-formed.
 fn plain_xml_attr(name: &[u8]) -> bool {
     match name.strip_prefix(b"xml:") {
+        Some(b"xmlns") => false,
         Some(local @ [first, ..]) => {
             is(*first, NAME_START_ASCII) && local.iter().all(|&b| is(b, NAME_ASCII) && b != b':')
         }
@@ -85,6 +86,8 @@ mod tests {
         assert!(suspect("xmlns", "urn:&#x61;", true));
         assert!(suspect("xml:a:b", "", false));
         assert!(suspect("xml:1", "", false));
+        assert!(suspect("xml:xmlns", "", false));
+        assert!(!suspect("xml:xmlnsx", "", false));
         assert!(suspect("xml:", "", false));
         assert!(suspect("xml:\u{e9}", "", false));
         assert!(suspect("p:lang", "", false));
