@@ -265,3 +265,72 @@ fn splice(
     out.extend_from_slice(bytes.get(name_end..range.end).unwrap_or(&[]));
     out.freeze()
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use super::*;
+    use crate::xml::{Limits, Namespaces};
+
+    fn free_of(xml: &str) -> (usize, Vec<String>) {
+        let bytes = xml.as_bytes();
+        let mut tags = Tags::new(bytes, 0);
+        let Some(Tag::Start(root)) = tags.next() else {
+            panic!("no root")
+        };
+        let (end, free) = free_prefixes(bytes, root, &mut tags).unwrap();
+        (end, free.into_iter().map(lossy).collect())
+    }
+
+    #[test]
+    fn free_prefixes_in_order_of_first_use() {
+        let xml = "<a:r b:x='1' xml:lang='en'><c:d xmlns:c='urn:c'/><e:f><a:g b:y='2'/></e:f>\
+                   <h xmlns:e='urn:e'><e:i/></h></a:r><after/>";
+        let (end, free) = free_of(xml);
+        assert_eq!(&xml[end..], "<after/>");
+        assert_eq!(free, ["a", "b", "e"]);
+        assert_eq!(free_of("<r/><x/>"), (4, vec![]));
+        assert_eq!(
+            free_of("<p:r xmlns:p='u'><p:s/></p:r>").1,
+            Vec::<String>::new()
+        );
+    }
+
+    #[test]
+    fn splices_after_the_name_or_returns_the_slice() {
+        let bytes = Bytes::from_static(b"<x><p:e a='1'/></x>");
+        let added = [
+            (None, "d".to_owned()),
+            (Some(&b"p"[..]), "u&amp;".to_owned()),
+        ];
+        let out = splice(&bytes, 3..15, 7, &added);
+        assert_eq!(&out[..], b"<p:e xmlns='d' xmlns:p='u&amp;' a='1'/>");
+        let same = splice(&bytes, 3..15, 7, &[]);
+        assert_eq!(same.as_ptr(), bytes[3..].as_ptr());
+    }
+
+    #[test]
+    fn extraction_against_the_given_stream_context() {
+        let mut ns = Namespaces::new();
+        ns.declare(None, "jabber:client");
+        ns.declare(Some("h"), "urn:h\t1");
+        let xml = "<iq><q xmlns='urn:q'><h:i/></q></iq>";
+        let stanza = Stanza::parse(xml.into(), Arc::new(ns), &Limits::default()).unwrap();
+        let out = extract_element(&stanza, 4..31).unwrap();
+        // Added right after the name, before the element's own attributes.
+        assert_eq!(
+            &out[..],
+            b"<q xmlns:h='urn:h&#9;1' xmlns='urn:q'><h:i/></q>"
+        );
+        let out = extract_stanza(&stanza).unwrap();
+        assert_eq!(
+            &out[..],
+            b"<iq xmlns='jabber:client' xmlns:h='urn:h&#9;1'><q xmlns='urn:q'><h:i/></q></iq>"
+        );
+        assert_eq!(
+            extract_element(&stanza, 5..31),
+            Err(ScopeError::NotAnElement(5..31))
+        );
+    }
+}
