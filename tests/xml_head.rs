@@ -5,7 +5,7 @@ use std::borrow::Cow;
 use std::sync::Arc;
 
 use stanzagate::xml::ns::NS_STREAMS;
-use stanzagate::xml::{Frame, Framer, HeadError, Limits, Namespaces, Stanza};
+use stanzagate::xml::{Frame, Framer, Limits, Namespaces, Stanza};
 
 const HEADER: &str = "<stream:stream xmlns='jabber:client' \
 xmlns:stream='http://etherx.jabber.org/streams' xmlns:db='jabber:server:dialback'>";
@@ -168,15 +168,34 @@ fn gt_and_other_quote_inside_attribute_values() {
     assert_eq!(h.child().unwrap().name(), "body");
 }
 
+/// Frames `stanza` on a client stream and returns the framing error.
+fn framing_error(stanza: &str) -> stanzagate::xml::FrameError {
+    let mut framer = Framer::default();
+    framer.buffer_mut().extend_from_slice(HEADER.as_bytes());
+    framer.buffer_mut().extend_from_slice(stanza.as_bytes());
+    assert!(matches!(framer.next_frame(), Ok(Some(Frame::Header(_)))));
+    match framer.next_frame() {
+        Err(e) => e,
+        other => panic!("expected an error, got {other:?}"),
+    }
+}
+
 #[test]
-fn undeclared_prefix_is_a_head_error() {
-    let s = stanza("<foo:bar/>");
-    assert_eq!(
-        s.head().unwrap_err(),
-        HeadError::UndeclaredPrefix("foo".into())
-    );
-    let s = stanza("<message><foo:bar/></message>");
-    assert!(matches!(s.head(), Err(HeadError::UndeclaredPrefix(_))));
+fn undeclared_prefix_is_a_framing_error() {
+    // The framer checks namespaces at every depth, so heads never see unbound prefixes.
+    for bad in [
+        "<foo:bar/>",
+        "<message><foo:bar/></message>",
+        "<a><b><c foo:x='1'/></b></a>",
+    ] {
+        let e = framing_error(bad);
+        assert_eq!(e.condition(), "not-well-formed", "{bad}");
+        assert!(e.to_string().contains("'foo'"), "{e}");
+        let parsed = Stanza::parse(bad.into(), Arc::new(Namespaces::new()), &Limits::default());
+        assert_eq!(parsed.unwrap_err().condition(), "not-well-formed", "{bad}");
+    }
+    // Bound by the stream header: fine.
+    assert_eq!(stanza("<db:result/>").head().unwrap().prefix(), Some("db"));
 }
 
 #[test]

@@ -106,6 +106,11 @@ impl<'a> Attrs<'a> {
         Attrs { bytes, pos }
     }
 
+    /// Where reading stopped: once exhausted on a validated tag, at its `>` or `/>`.
+    pub(crate) fn offset(&self) -> usize {
+        self.pos
+    }
+
     fn skip(&mut self, class: u8) -> usize {
         let n = chars::run(self.bytes.get(self.pos..).unwrap_or(&[]), class);
         self.pos += n;

@@ -1,10 +1,11 @@
 //! Byte classification for the scanner: one 256-entry table so every hot loop costs a
-//! single load and test per byte, plus the XML `Char` production for character refs.
+//! single load and test per byte, plus the XML `Char` production for character refs and
+//! the `NameStartChar` / `NameChar` productions for names with non-ASCII characters.
 
 /// XML whitespace: space, tab, CR, LF.
 pub(crate) const WS: u8 = 1;
-/// May start an element or attribute name. Non-ASCII bytes are accepted wholesale;
-/// UTF-8 validity is checked once per frame instead of per name.
+/// May start an element or attribute name. Non-ASCII bytes are accepted here; a name
+/// holding any is checked character by character once it is complete (`valid_name`).
 pub(crate) const NAME_START: u8 = 2;
 /// May continue a name.
 pub(crate) const NAME: u8 = 4;
@@ -78,6 +79,36 @@ pub(crate) fn is_xml_char(c: u32) -> bool {
     matches!(c, 0x9 | 0xA | 0xD | 0x20..=0xD7FF | 0xE000..=0xFFFD | 0x10000..=0x10FFFF)
 }
 
+/// XML 1.0 (5th edition) `NameStartChar`, without the colon: the scanner lets no name
+/// start with one (Namespaces in XML forbids it, and `split_qname` relies on it).
+pub(crate) fn is_name_start_char(c: char) -> bool {
+    match u8::try_from(c) {
+        Ok(b) if b < 0x80 => is(b, NAME_START_ASCII),
+        _ => matches!(u32::from(c),
+            0xC0..=0xD6 | 0xD8..=0xF6 | 0xF8..=0x2FF | 0x370..=0x37D | 0x37F..=0x1FFF
+            | 0x200C..=0x200D | 0x2070..=0x218F | 0x2C00..=0x2FEF | 0x3001..=0xD7FF
+            | 0xF900..=0xFDCF | 0xFDF0..=0xFFFD | 0x10000..=0xEFFFF),
+    }
+}
+
+/// XML 1.0 (5th edition) `NameChar`.
+pub(crate) fn is_name_char(c: char) -> bool {
+    match u8::try_from(c) {
+        Ok(b) if b < 0x80 => is(b, NAME_ASCII),
+        _ => {
+            is_name_start_char(c) || matches!(u32::from(c), 0xB7 | 0x300..=0x36F | 0x203F..=0x2040)
+        }
+    }
+}
+
+/// Whether `name` is an XML `Name` (colon not allowed first, see
+/// `is_name_start_char`). The scanner only asks for names holding non-ASCII bytes: the
+/// byte table decides ASCII names exactly.
+pub(crate) fn valid_name(name: &str) -> bool {
+    let mut chars = name.chars();
+    chars.next().is_some_and(is_name_start_char) && chars.all(is_name_char)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -98,5 +129,49 @@ mod tests {
         assert!(is_xml_char(0x41) && is_xml_char(0x10FFFF) && is_xml_char(0x9));
         assert!(!is_xml_char(0) && !is_xml_char(0xD800) && !is_xml_char(0xFFFE));
         assert!(!is_xml_char(0x110000));
+    }
+
+    #[test]
+    fn name_chars() {
+        for ok in [
+            "a",
+            "_x",
+            "caf\u{e9}",
+            "\u{e9}t\u{e9}",
+            "a\u{b7}b",
+            "a\u{300}",
+            "\u{10000}",
+            "a-1.b",
+        ] {
+            assert!(valid_name(ok), "{ok:?}");
+        }
+        for bad in [
+            "",
+            "1a",
+            "-a",
+            ".a",
+            ":a",
+            "\u{b7}a",
+            "\u{300}a",
+            "a\u{d7}",
+            "a\u{f7}",
+            "a\u{fffe}",
+            "a\u{ffff}",
+            "a\u{37e}",
+            "a\u{2000}",
+            "a\u{f0000}",
+            "a b",
+        ] {
+            assert!(!valid_name(bad), "{bad:?}");
+        }
+        // Every ASCII byte agrees with the table the scanner uses.
+        for b in 0u8..0x80 {
+            assert_eq!(
+                is_name_start_char(char::from(b)),
+                is(b, NAME_START_ASCII),
+                "{b}"
+            );
+            assert_eq!(is_name_char(char::from(b)), is(b, NAME_ASCII), "{b}");
+        }
     }
 }

@@ -3,10 +3,12 @@
 
 use thiserror::Error;
 
+use super::ns_check::NsError;
+
 /// A stream-fatal framing error. The framer is poisoned after the first one.
 #[derive(Debug, Clone, PartialEq, Eq, Error)]
 pub enum FrameError {
-    /// The bytes are not well-formed XML (or not UTF-8).
+    /// The bytes are not well-formed XML (or not UTF-8), or not namespace-well-formed.
     #[error("not-well-formed: {0}")]
     NotWellFormed(String),
     /// XML features RFC 6120 §11 forbids: DTDs, comments, PIs, undeclared entities.
@@ -25,6 +27,15 @@ impl FrameError {
             FrameError::RestrictedXml(_) => "restricted-xml",
             FrameError::PolicyViolation(_) => "policy-violation",
         }
+    }
+}
+
+/// RFC 6120 §4.9.3.13 defines `not-well-formed` as violating [XML] or [XML-NAMES], so
+/// namespace errors are reported as such (`bad-namespace-prefix` is about namespace
+/// prefixes the protocol does not support, not about unbound ones).
+impl From<NsError> for FrameError {
+    fn from(error: NsError) -> FrameError {
+        FrameError::NotWellFormed(format!("namespace: {error}"))
     }
 }
 
@@ -73,7 +84,13 @@ pub(crate) enum Fault {
     BadEndTagName,
     BadEndTagChar,
     ProcessingInstruction,
-    InvalidUtf8,
+    /// Invalid UTF-8, or U+FFFE / U+FFFF, which UTF-8 encodes but XML's `Char`
+    /// production excludes.
+    InvalidText,
+    /// A non-ASCII name character outside XML's `NameStartChar` / `NameChar`.
+    BadNameChar,
+    /// `]]>` in character data, which XML forbids outside CDATA sections.
+    CdataEndInText,
 }
 
 impl Fault {
@@ -121,7 +138,15 @@ impl Fault {
             ),
             Fault::BadStartTagChar => (Condition::NotWellFormed, "invalid character in start tag"),
             Fault::TooManyAttributes => (Condition::Policy, "too many attributes"),
-            Fault::InvalidUtf8 => (Condition::NotWellFormed, "invalid UTF-8"),
+            // Characters outside XML's Char production make a document not well-formed
+            // (XML 1.0 §2.2), hence not-well-formed rather than invalid-xml, which
+            // RFC 6120 §4.9.3.12 reserves for validation against a schema.
+            Fault::InvalidText => (
+                Condition::NotWellFormed,
+                "invalid UTF-8 or a noncharacter (U+FFFE, U+FFFF)",
+            ),
+            Fault::BadNameChar => (Condition::NotWellFormed, "invalid character in a name"),
+            Fault::CdataEndInText => (Condition::NotWellFormed, "']]>' in character data"),
             Fault::BadAttrName => (
                 Condition::NotWellFormed,
                 "invalid character in attribute name",

@@ -21,9 +21,13 @@ pub enum EscapeError {
     Unterminated,
 }
 
-/// Escapes a value for use inside either `'` or `"` quoted attributes.
+/// Escapes a value for use inside either `'` or `"` quoted attributes. Tab, newline
+/// and carriage return become character references: written literally, a parser would
+/// read them back as spaces (attribute-value normalisation).
 pub fn escape_attr(value: &str) -> Cow<'_, str> {
-    escape(value, |c| matches!(c, '&' | '<' | '>' | '"' | '\''))
+    escape(value, |c| {
+        matches!(c, '&' | '<' | '>' | '"' | '\'' | '\t' | '\n' | '\r')
+    })
 }
 
 /// Escapes character data (element text).
@@ -44,6 +48,9 @@ fn escape(value: &str, special: impl Fn(char) -> bool) -> Cow<'_, str> {
             '>' if special('>') => out.push_str("&gt;"),
             '"' if special('"') => out.push_str("&quot;"),
             '\'' if special('\'') => out.push_str("&apos;"),
+            '\t' if special('\t') => out.push_str("&#9;"),
+            '\n' if special('\n') => out.push_str("&#10;"),
+            '\r' if special('\r') => out.push_str("&#13;"),
             c => out.push(c),
         }
     }
@@ -67,6 +74,18 @@ pub fn unescape(raw: &[u8]) -> Result<Cow<'_, str>, EscapeError> {
     }
     out.push_str(rest);
     Ok(Cow::Owned(out))
+}
+
+/// The value of an attribute as an XML parser reports it: literal whitespace (tab,
+/// newline, carriage return, a CR LF pair counting as one) normalised to spaces, then
+/// references decoded (so a `&#9;` stays a tab). Namespace URIs are compared this way.
+pub(crate) fn attr_value(raw: &[u8]) -> Result<Cow<'_, str>, EscapeError> {
+    if !raw.iter().any(|b| matches!(b, b'\t' | b'\n' | b'\r')) {
+        return unescape(raw);
+    }
+    let text = std::str::from_utf8(raw).map_err(|_| EscapeError::InvalidUtf8)?;
+    let spaced = text.replace("\r\n", " ").replace(['\t', '\n', '\r'], " ");
+    Ok(Cow::Owned(unescape(spaced.as_bytes())?.into_owned()))
 }
 
 fn resolve(name: &str) -> Result<char, EscapeError> {
@@ -139,8 +158,24 @@ mod tests {
     }
 
     #[test]
+    fn attribute_values_are_normalised() {
+        assert!(matches!(attr_value(b"urn:x"), Ok(Cow::Borrowed("urn:x"))));
+        assert_eq!(attr_value(b"a\tb\nc\rd\r\ne").unwrap(), "a b c d e");
+        assert_eq!(attr_value(b"a&#9;b&#13;&#10;c\t").unwrap(), "a\tb\r\nc ");
+        assert_eq!(
+            attr_value(b"\t&foo;"),
+            Err(EscapeError::UnknownEntity("foo".into()))
+        );
+        assert_eq!(escape_attr("a\tb\nc\rd"), "a&#9;b&#10;c&#13;d");
+        assert_eq!(
+            attr_value(escape_attr("a\tb\r\n").as_bytes()).unwrap(),
+            "a\tb\r\n"
+        );
+    }
+
+    #[test]
     fn round_trip() {
-        for s in ["", "x", "<a href='x'>&\"</a>", "ü & ö"] {
+        for s in ["", "x", "<a href='x'>&\"</a>", "ü & ö", "tab\tnl\ncr\r"] {
             assert_eq!(unescape(escape_attr(s).as_bytes()).unwrap(), s);
             assert_eq!(unescape(escape_text(s).as_bytes()).unwrap(), s);
         }

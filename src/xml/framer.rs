@@ -9,6 +9,7 @@ use super::error::FrameError;
 use super::frame::Frame;
 use super::limits::Limits;
 use super::namespaces::{Namespaces, NsHandle};
+use super::ns_check;
 use super::scanner::{Scan, Scanner};
 use super::stanza::Stanza;
 use super::stream_header::StreamHeader;
@@ -86,7 +87,9 @@ impl Framer {
         // Stanzas, by far the most frequent frames, are built right in the return
         // value: a frame is large enough for extra moves to show.
         match self.scanner.scan(&self.buf, &self.limits) {
-            Ok(Scan::Element(len)) => Ok(Some(Frame::Stanza(self.stanza(len)))),
+            Ok(Scan::Element(len)) if !self.scanner.ns_suspect() => {
+                Ok(Some(Frame::Stanza(self.stanza(len))))
+            }
             Ok(Scan::NeedMore) => Ok(None),
             Ok(scan) => self.other_frame(scan),
             Err(fault) => Err(self.fail(fault.into())),
@@ -110,12 +113,20 @@ impl Framer {
         error
     }
 
-    /// Every frame but a stanza.
+    /// Every frame but a stanza that needs no namespace check.
     #[inline(never)]
     fn other_frame(&mut self, scan: Scan) -> Result<Option<Frame>, FrameError> {
         Ok(Some(match scan {
             Scan::NeedMore => return Ok(None),
-            Scan::Element(len) => Frame::Stanza(self.stanza(len)),
+            // An element whose names could break namespace well-formedness: only the
+            // whole element decides, so the outcome does not depend on read boundaries.
+            Scan::Element(len) => {
+                let bytes = self.buf.get(..len).unwrap_or_default();
+                if let Err(error) = ns_check::check(bytes, &self.namespaces) {
+                    return Err(self.fail(error.into()));
+                }
+                Frame::Stanza(self.stanza(len))
+            }
             Scan::Whitespace(len) => Frame::Whitespace(self.take(len)),
             Scan::Header(len) => match self.header(len) {
                 Ok(header) => header,

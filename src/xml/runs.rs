@@ -112,6 +112,8 @@ fn portable_utf8_masks(block: &[u8; WIDTH]) -> (u32, u32, u32) {
 pub(crate) struct AttrMasks {
     /// ASCII name characters, as in `name_mask`.
     pub(crate) name: u32,
+    /// Colons (a name holding one has a prefix).
+    pub(crate) colon: u32,
     pub(crate) eq: u32,
     pub(crate) apos: u32,
     pub(crate) quot: u32,
@@ -148,6 +150,7 @@ fn portable_attr_masks(block: &[u8; WIDTH]) -> AttrMasks {
     };
     AttrMasks {
         name: portable_name_mask(block),
+        colon: bits(b':'),
         eq: bits(b'='),
         apos: bits(b'\''),
         quot: bits(b'"'),
@@ -197,6 +200,7 @@ mod sse2 {
             let mask = |v: __m128i| _mm_movemask_epi8(v) as u32;
             AttrMasks {
                 name: mask(names(x)),
+                colon: mask(eq(b':')),
                 eq: mask(eq(b'=')),
                 apos: mask(eq(b'\'')),
                 quot: mask(eq(b'"')),
@@ -347,19 +351,21 @@ pub(crate) fn name_at(bytes: &[u8], start: usize) -> (usize, bool) {
     (bytes.len().saturating_sub(start), colon)
 }
 
-/// Whether `bytes` is valid UTF-8, like `std::str::from_utf8(bytes).is_ok()`. Text
-/// in stanzas is mostly ASCII with some two-byte characters (Latin, Greek, Cyrillic,
-/// ...): those are checked a block at a time without branching per byte; anything
-/// else (three- and four-byte sequences, errors) is left to the standard validator.
-#[inline]
-pub(crate) fn valid_utf8(bytes: &[u8]) -> bool {
-    valid_utf8_in(bytes, 0, bytes.len())
+/// Whether `bytes` is valid UTF-8 without U+FFFE and U+FFFF (which XML's `Char`
+/// production excludes; UTF-8 itself allows them). Text in stanzas is mostly ASCII
+/// with some two-byte characters (Latin, Greek, Cyrillic, ...): those are checked a
+/// block at a time without branching per byte; anything else (three- and four-byte
+/// sequences, errors) is left to the standard validator, and only then, since both
+/// noncharacters are three bytes long, are they looked for.
+#[cfg(test)]
+pub(crate) fn valid_text(bytes: &[u8]) -> bool {
+    valid_text_in(bytes, 0, bytes.len())
 }
 
-/// `valid_utf8(&bytes[start..end])` (false if out of range), reading the blocks in
+/// `valid_text(&bytes[start..end])` (false if out of range), reading the blocks in
 /// place: bytes past `end` are masked off rather than copied out.
 #[inline]
-pub(crate) fn valid_utf8_in(bytes: &[u8], start: usize, end: usize) -> bool {
+pub(crate) fn valid_text_in(bytes: &[u8], start: usize, end: usize) -> bool {
     let Some(range) = bytes.get(start..end) else {
         return false;
     };
@@ -389,13 +395,20 @@ pub(crate) fn valid_utf8_in(bytes: &[u8], start: usize, end: usize) -> bool {
         if high | carry != 0 {
             // Every non-ASCII byte is a two-byte lead or the continuation right after one.
             if high & !(lead2 | cont) != 0 || cont != ((lead2 << 1) | carry) & 0xffff {
-                return std::str::from_utf8(range).is_ok();
+                return std::str::from_utf8(range).is_ok() && !has_noncharacter(range);
             }
             carry = lead2 >> (WIDTH - 1);
         }
         at += WIDTH;
     }
     carry == 0
+}
+
+/// Whether UTF-8 `bytes` hold U+FFFE or U+FFFF (`EF BF BE`, `EF BF BF`).
+#[cold]
+fn has_noncharacter(bytes: &[u8]) -> bool {
+    memchr::memchr_iter(0xef, bytes)
+        .any(|i| matches!(bytes.get(i + 1..i + 3), Some([0xbf, 0xbe | 0xbf])))
 }
 
 /// A run of plain bytes: its length and where its non-ASCII bytes lie.
@@ -455,8 +468,9 @@ fn finish(len: usize, high: (usize, usize)) -> Run {
     Run { len, high }
 }
 
-/// Run of character data up to `<`, `&` or a C0 control (tab, LF and CR included:
-/// callers step over those themselves).
+/// Run of character data up to `<`, `&`, `>` or a C0 control (tab, LF and CR
+/// included: callers step over those themselves). `>` stops a run because `]]>` must
+/// not occur in character data; it is rare in text, so callers check for it there.
 #[cfg(test)]
 pub(crate) fn text_run(bytes: &[u8]) -> Run {
     text_run_at(bytes, 0)
@@ -465,7 +479,7 @@ pub(crate) fn text_run(bytes: &[u8]) -> Run {
 /// `text_run(&bytes[start..])`, reading `bytes` as a whole.
 #[inline]
 pub(crate) fn text_run_at(bytes: &[u8], start: usize) -> Run {
-    scan(bytes, start, b'<', b'&', b'<')
+    scan(bytes, start, b'<', b'&', b'>')
 }
 
 /// Run of an attribute value up to its closing `quote`, `<`, `&` or a C0 control.
@@ -487,7 +501,7 @@ mod tests {
     fn slow_text(bytes: &[u8]) -> (usize, bool) {
         let n = bytes
             .iter()
-            .position(|&b| b == b'<' || b == b'&' || b < 0x20)
+            .position(|&b| b == b'<' || b == b'&' || b == b'>' || b < 0x20)
             .unwrap_or(bytes.len());
         (n, bytes[..n].iter().any(|&b| b >= 0x80))
     }
@@ -532,7 +546,7 @@ mod tests {
     #[test]
     fn every_position_and_stop_byte() {
         for len in 0..20 {
-            for stop in [b'<', b'&', 0u8, b'\n', 0x1f] {
+            for stop in [b'<', b'&', b'>', 0u8, b'\n', 0x1f] {
                 for at in 0..len {
                     let mut s = vec![b'x'; len];
                     s[at] = stop;
@@ -568,16 +582,20 @@ mod tests {
                     _ => (rng >> 16) as u8,
                 };
             }
-            for (a, b, c) in [(b'<', b'&', b'<'), (b'\'', b'<', b'&'), (b'"', b'<', b'&')] {
+            for (a, b, c) in [(b'<', b'&', b'>'), (b'\'', b'<', b'&'), (b'"', b'<', b'&')] {
                 assert_eq!(masks(&block, a, b, c), portable_masks(&block, a, b, c));
             }
         }
     }
 
     #[test]
-    fn utf8_check_agrees_with_std() {
+    fn text_check_agrees_with_std() {
         let mut rng = 0x2545_f491_4f6c_dd1du64;
         let pieces: &[&[u8]] = &[
+            "\u{fffe}".as_bytes(),
+            "\u{ffff}".as_bytes(),
+            "\u{fffd}".as_bytes(),
+            b"\xef\xbf",
             b"a",
             b"plain ascii ",
             "\u{e9}".as_bytes(),
@@ -602,11 +620,9 @@ mod tests {
                 r = r.rotate_left(5) ^ 0x9e37_79b9;
                 bytes.extend_from_slice(pieces[(r % pieces.len() as u64) as usize]);
             }
-            assert_eq!(
-                valid_utf8(&bytes),
-                std::str::from_utf8(&bytes).is_ok(),
-                "{bytes:?}"
-            );
+            let want = std::str::from_utf8(&bytes)
+                .is_ok_and(|text| !text.contains(['\u{fffe}', '\u{ffff}']));
+            assert_eq!(valid_text(&bytes), want, "{bytes:?}");
         }
         for first in (0..256).step_by(WIDTH) {
             let block: [u8; WIDTH] = std::array::from_fn(|i| (first + i) as u8);
@@ -617,16 +633,16 @@ mod tests {
         for start in 0..=text.len() {
             for end in start..=text.len() {
                 let want = std::str::from_utf8(&text[start..end]).is_ok();
-                assert_eq!(valid_utf8_in(text, start, end), want, "{start}..{end}");
+                assert_eq!(valid_text_in(text, start, end), want, "{start}..{end}");
             }
         }
-        assert!(!valid_utf8_in(text, 3, 2) && !valid_utf8_in(text, 0, 99));
+        assert!(!valid_text_in(text, 3, 2) && !valid_text_in(text, 0, 99));
         // A lead as the very last byte of a full block, with nothing after it.
         let mut bytes = vec![b'a'; 15];
         bytes.push(0xc3);
-        assert!(!valid_utf8(&bytes));
+        assert!(!valid_text(&bytes));
         bytes.push(0xa9);
-        assert!(valid_utf8(&bytes));
+        assert!(valid_text(&bytes));
     }
 
     #[test]

@@ -5,10 +5,11 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 
-use super::error::{not_well_formed, FrameError, HeadError};
+use super::error::{not_well_formed, Fault, FrameError, HeadError};
 use super::head::Head;
 use super::limits::Limits;
 use super::namespaces::{Namespaces, NsHandle};
+use super::ns_check;
 use super::scanner::{ElementMeta, Scan, Scanner};
 
 /// One top-level element of a stream (a stanza, or `<stream:features/>`, `<r/>`, ...).
@@ -32,8 +33,9 @@ impl Stanza {
         Stanza::parse(bytes, Arc::new(Namespaces::new()), &Limits::default())
     }
 
-    /// Validates `bytes` as exactly one element under the framer's rules, e.g. for
-    /// stanzas the proxy builds itself or receives out of band.
+    /// Validates `bytes` as exactly one element under the framer's rules (namespace
+    /// well-formedness in the context of `namespaces` included), e.g. for stanzas the
+    /// proxy builds itself or receives out of band.
     pub fn parse(
         bytes: Bytes,
         namespaces: Arc<Namespaces>,
@@ -42,7 +44,10 @@ impl Stanza {
         let mut scanner = Scanner::for_elements();
         match scanner.scan(&bytes, &limits.clamped())? {
             Scan::Element(len) if len == bytes.len() => {
-                std::str::from_utf8(&bytes).map_err(|_| invalid_utf8())?;
+                std::str::from_utf8(&bytes).map_err(|_| invalid_text())?;
+                if scanner.ns_suspect() {
+                    ns_check::check(&bytes, &namespaces)?;
+                }
                 let meta = *scanner.element_meta();
                 Ok(Stanza::new(bytes, NsHandle::new(namespaces), meta))
             }
@@ -89,6 +94,6 @@ impl PartialEq for Stanza {
 
 impl Eq for Stanza {}
 
-pub(crate) fn invalid_utf8() -> FrameError {
-    not_well_formed("invalid UTF-8")
+pub(crate) fn invalid_text() -> FrameError {
+    FrameError::from(Fault::InvalidText)
 }

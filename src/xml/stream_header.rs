@@ -9,7 +9,7 @@ use super::attrs::{tag_name, Attrs};
 use super::error::{not_well_formed, FrameError};
 use super::escape::unescape;
 use super::namespaces::Namespaces;
-use super::stanza::invalid_utf8;
+use super::stanza::invalid_text;
 
 /// A parsed `<stream:stream ...>` open tag.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -37,7 +37,11 @@ pub struct StreamHeader {
 impl StreamHeader {
     /// Decodes a header frame whose open tag starts at `open_start`.
     pub(crate) fn parse(raw: Bytes, open_start: usize) -> Result<Self, FrameError> {
-        let text = std::str::from_utf8(&raw).map_err(|_| invalid_utf8())?;
+        let text = std::str::from_utf8(&raw).map_err(|_| invalid_text())?;
+        // The scanner checked every part of the header but the XML declaration's bytes.
+        if text.contains(['\u{fffe}', '\u{ffff}']) {
+            return Err(invalid_text());
+        }
         let (qname, attrs_start) = tag_name(&raw, open_start).ok_or_else(malformed)?;
         let mut header = StreamHeader {
             name: qname.full().str_of(&raw).to_owned(),

@@ -38,6 +38,7 @@ impl Scanner {
                         return self.begin_ref(Phase::Text);
                     }
                 },
+                b'>' if ends_cdata_end(data, self.pos) => return Err(Fault::CdataEndInText),
                 _ if is(b, TEXT) => self.pos += 1,
                 _ => return Err(Fault::ControlChar),
             }
@@ -118,4 +119,12 @@ impl Scanner {
             }
         }
     }
+}
+
+/// Whether the `>` at `gt`, in character data, ends a `]]>`. The two bytes before it
+/// are then character data too: a tag or CDATA section cannot end in `]]`, since
+/// CDATA ends at the first `]]>` and `]` is no name character.
+#[inline]
+pub(super) fn ends_cdata_end(data: &[u8], gt: usize) -> bool {
+    gt.checked_sub(2).and_then(|at| data.get(at..gt)) == Some(b"]]")
 }

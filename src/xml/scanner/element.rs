@@ -11,8 +11,9 @@
 use super::super::chars::{is, NAME_START_ASCII};
 use super::super::limits::Limits;
 use super::super::reference::predefined_len;
-use super::super::runs::{text_run_at, valid_utf8_in};
+use super::super::runs::{text_run_at, valid_text_in};
 use super::super::span::Span;
+use super::content::ends_cdata_end;
 use super::fast::{ascii_qname, repeats, span, Recorded};
 use super::{ElementMeta, Phase, Scanner};
 
@@ -65,6 +66,9 @@ impl Scanner {
                 }
                 let (name_len, prefixed) = ascii_qname(data, tag + 1)?;
                 let name_end = tag + 1 + name_len;
+                // Idempotent, like everything noted before a bail-out: the byte-level
+                // phases note the same names again.
+                self.note_element_name(prefixed);
                 let recorded = match depth {
                     0 => Recorded::Top,
                     1 if self.meta.child_count == 0 => Recorded::Child,
@@ -124,7 +128,8 @@ impl Scanner {
 }
 
 /// Skips character data from `pos` to the next `<`; `None` if it is not buffered or
-/// the text holds anything but plain characters and predefined entities.
+/// the text holds anything but plain characters, predefined entities and `>` (outside
+/// a `]]>`).
 #[inline(always)]
 fn text_to_tag(data: &[u8], mut pos: usize) -> Option<usize> {
     loop {
@@ -134,13 +139,14 @@ fn text_to_tag(data: &[u8], mut pos: usize) -> Option<usize> {
         }
         let run = text_run_at(data, pos);
         if run.non_ascii() {
-            valid_utf8_in(data, pos + run.high.0, pos + run.high.1).then_some(())?;
+            valid_text_in(data, pos + run.high.0, pos + run.high.1).then_some(())?;
         }
         pos += run.len;
         match *data.get(pos)? {
             b'<' => return Some(pos),
             b'&' => pos += 1 + predefined_len(data.get(pos + 1..)?)?,
             b'\t' | b'\n' | b'\r' => pos += 1,
+            b'>' if !ends_cdata_end(data, pos) => pos += 1,
             _ => return None,
         }
     }

@@ -14,7 +14,7 @@ use super::super::attrs::Attrs;
 use super::super::chars::{self, is, NAME_START_ASCII, WS};
 use super::super::limits::Limits;
 use super::super::reference::predefined_len;
-use super::super::runs::{attr_masks, block_masks, name_at, name_len_at, valid_utf8_in, WIDTH};
+use super::super::runs::{attr_masks, block_masks, name_at, name_len_at, valid_text_in, WIDTH};
 use super::super::span::Span;
 use super::record::word_of;
 use super::{name_hash, same, Scanner, Step};
@@ -77,13 +77,15 @@ impl Scanner {
             return None;
         }
         // The first name byte was checked by the caller.
-        let name_end = start + 1 + ascii_name(data, start + 1)?;
+        let (name_len, prefixed) = ascii_qname(data, start + 1)?;
+        let name_end = start + 1 + name_len;
         let recorded = match self.depth {
             0 => Recorded::Top,
             1 if self.meta.child_count == 0 => Recorded::Child,
             _ => Recorded::No,
         };
         let (end, empty) = self.fast_attrs(data, name_end, recorded, limits)?;
+        self.note_element_name(prefixed);
         self.tag_start = start;
         self.name = span(start + 1, name_end);
         self.pos = end;
@@ -117,11 +119,12 @@ impl Scanner {
             if !is(b, NAME_START_ASCII) {
                 break;
             }
-            let (attr_end, value_end, escaped) = fast_attr(data, pos)?;
+            let (attr_end, value_end, escaped, colon) = fast_attr(data, pos)?;
             let name = data.get(pos..attr_end)?;
             seen.insert(data, name, pos)?;
             // Idempotent: should the tag bail later, the byte-level phases note it again.
             let value = span(attr_end + 2, value_end);
+            self.note_attr_name(name, colon, value_end - (attr_end + 2), escaped);
             if recorded != Recorded::No {
                 let word = name_word(data, pos, name);
                 match recorded {
@@ -231,10 +234,10 @@ pub(super) fn repeats(data: &[u8], open: Span, at: usize) -> bool {
 }
 
 /// One `name='value'` attribute at `pos` (its first byte checked by the caller):
-/// returns where the name ends, the offset of the closing quote and whether the value
-/// holds entities; `None` for anything unusual.
+/// returns where the name ends, the offset of the closing quote, whether the value
+/// holds entities and whether the name holds a colon; `None` for anything unusual.
 #[inline(always)]
-fn fast_attr(data: &[u8], pos: usize) -> Option<(usize, usize, bool)> {
+fn fast_attr(data: &[u8], pos: usize) -> Option<(usize, usize, bool, bool)> {
     let Some(block) = data
         .get(pos..pos + WIDTH)
         .and_then(|w| <&[u8; WIDTH]>::try_from(w).ok())
@@ -252,6 +255,7 @@ fn fast_attr(data: &[u8], pos: usize) -> Option<(usize, usize, bool)> {
     if (m.eq >> name_len) & 1 == 0 {
         return None;
     }
+    let colon = m.colon & ((1 << name_len) - 1) != 0;
     let (quote, quotes) = match ((m.apos >> open) & 1, (m.quot >> open) & 1) {
         (1, _) => (b'\'', m.apos),
         (_, 1) => (b'"', m.quot),
@@ -270,7 +274,7 @@ fn fast_attr(data: &[u8], pos: usize) -> Option<(usize, usize, bool)> {
             match (quotes >> k) & 1 {
                 1 => {
                     if high != 0 {
-                        valid_utf8_in(data, value_start, pos + k).then_some(())?;
+                        valid_text_in(data, value_start, pos + k).then_some(())?;
                     }
                     (pos + k, false)
                 }
@@ -279,20 +283,21 @@ fn fast_attr(data: &[u8], pos: usize) -> Option<(usize, usize, bool)> {
             }
         }
     };
-    Some((pos + name_len, value_end, escaped))
+    Some((pos + name_len, value_end, escaped, colon))
 }
 
 /// `fast_attr` near the end of the buffered bytes, or for long names.
 #[cold]
 #[inline(never)]
-fn attr_by_steps(data: &[u8], pos: usize) -> Option<(usize, usize, bool)> {
-    let name_end = pos + ascii_name(data, pos)?;
+fn attr_by_steps(data: &[u8], pos: usize) -> Option<(usize, usize, bool, bool)> {
+    let (name_len, colon) = ascii_qname(data, pos)?;
+    let name_end = pos + name_len;
     let quote = *data.get(name_end + 1)?;
     if *data.get(name_end)? != b'=' || (quote != b'\'' && quote != b'"') {
         return None;
     }
     let (value_end, escaped) = fast_value(data, name_end + 2, name_end + 2, quote, 0)?;
-    Some((name_end, value_end, escaped))
+    Some((name_end, value_end, escaped, colon))
 }
 
 /// Scans the value starting at `start` from `from` (everything before it is plain
@@ -334,7 +339,7 @@ fn fast_value(
     }
     // Non-ASCII values are rare: validate the whole value then.
     if high != 0 {
-        valid_utf8_in(data, start, pos).then_some(())?;
+        valid_text_in(data, start, pos).then_some(())?;
     }
     Some((pos, escaped))
 }

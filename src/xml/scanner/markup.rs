@@ -2,10 +2,12 @@
 //! declaration, and `<!`/`<?` constructs (CDATA is the only one allowed). These are
 //! the authoritative rules; the fast path only ever accepts a subset of them.
 
-use super::super::chars::{is, NAME, NAME_START, TEXT, WS};
+use memchr::memchr;
+
+use super::super::chars::{is, valid_name, NAME, NAME_START, TEXT, WS};
 use super::super::error::Fault;
 use super::super::limits::Limits;
-use super::super::runs::{valid_utf8, value_run_at};
+use super::super::runs::value_run_at;
 use super::super::span::Span;
 use super::{need_more, Phase, Scanner, Step};
 
@@ -98,12 +100,13 @@ impl Scanner {
         Ok(None)
     }
 
-    /// Ends a name begun at `name_start`, validating it if it is not ASCII.
+    /// Ends a name begun at `name_start`, validating it if it is not ASCII (the byte
+    /// classes decide ASCII names exactly).
     fn finish_name(&mut self, data: &[u8]) -> Result<Span, Fault> {
         let name = Span::new(self.name_start, self.pos);
         let bytes = name.of(data);
-        if !bytes.is_ascii() && !valid_utf8(bytes) {
-            return Err(Fault::InvalidUtf8);
+        if !bytes.is_ascii() {
+            check_name(bytes)?;
         }
         Ok(name)
     }
@@ -113,6 +116,7 @@ impl Scanner {
             return need_more();
         };
         self.name = self.finish_name(data)?;
+        self.note_element_name(memchr(b':', self.name.of(data)).is_some());
         self.pos += 1;
         match b {
             b'>' => self.start_tag_end(data),
@@ -235,6 +239,9 @@ impl Scanner {
         let name = self.attr_names.last().copied().unwrap_or_default();
         let value = Span::new(self.value_start, self.pos - 1);
         self.note_attr(data, name, value, self.value_escaped);
+        let name = name.of(data);
+        let colon = memchr(b':', name).is_some();
+        self.note_attr_name(name, colon, value.range().len(), self.value_escaped);
         self.phase = Phase::AttrSpace(false);
     }
 
@@ -287,6 +294,16 @@ impl Scanner {
             }
             Some(_) => Err(Fault::BadEndTagChar),
         }
+    }
+}
+
+/// A complete name with non-ASCII bytes: UTF-8 holding only XML name characters.
+#[cold]
+fn check_name(name: &[u8]) -> Result<(), Fault> {
+    let text = std::str::from_utf8(name).map_err(|_| Fault::InvalidText)?;
+    match valid_name(text) {
+        true => Ok(()),
+        false => Err(Fault::BadNameChar),
     }
 }
 

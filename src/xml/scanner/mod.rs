@@ -10,13 +10,16 @@
 //! Submodules: `content` (text, CDATA, references), `markup` (the byte-level tag
 //! phases), `fast` (one-pass handling of complete, ordinary tags), `element` (one-pass
 //! handling of a complete, ordinary top-level element, tried first at every frame
-//! start; the per-tag paths take over whenever it declines).
+//! start; the per-tag paths take over whenever it declines), `record` (what is kept of
+//! the top element and first child), `suspect` (whether an element needs the
+//! namespace check).
 
 mod content;
 mod element;
 mod fast;
 mod markup;
 mod record;
+mod suspect;
 
 pub(crate) use record::{ChildMeta, Known, TagMeta, TopMeta};
 
@@ -24,7 +27,7 @@ use super::chars::{self, is, WS};
 use super::error::Fault;
 use super::limits::Limits;
 use super::reference::Reference;
-use super::runs::{valid_utf8_in, Run};
+use super::runs::{valid_text_in, Run};
 use super::span::Span;
 
 /// Where the state machine stands.
@@ -159,6 +162,8 @@ pub(crate) struct Scanner {
     /// duplicate check only runs when a name hashes onto an occupied bit.
     attr_filter: u64,
     expect_header: bool,
+    /// Whether the current element needs the namespace check (see `suspect`).
+    ns_suspect: bool,
     /// Qualified name of the stream element, which `End` must match.
     stream_name: Vec<u8>,
 }
@@ -182,6 +187,7 @@ impl Scanner {
             utf8_pending: usize::MAX,
             attr_filter: 0,
             expect_header: true,
+            ns_suspect: false,
             stream_name: Vec::new(),
         }
     }
@@ -210,6 +216,7 @@ impl Scanner {
         self.meta = ElementMeta::default();
         self.utf8_pending = usize::MAX;
         self.attr_filter = 0;
+        self.ns_suspect = false;
     }
 
     /// True until the stream header has been scanned.
@@ -285,9 +292,9 @@ impl Scanner {
         if run.non_ascii() {
             if ended && self.utf8_pending == usize::MAX {
                 let (start, end) = (self.pos + run.high.0, self.pos + run.high.1);
-                return match valid_utf8_in(data, start, end) {
+                return match valid_text_in(data, start, end) {
                     true => Ok(()),
-                    false => Err(Fault::InvalidUtf8),
+                    false => Err(Fault::InvalidText),
                 };
             }
             self.note_non_ascii(self.pos + run.high.0);
@@ -306,9 +313,9 @@ impl Scanner {
         }
         let start = self.utf8_pending;
         self.utf8_pending = usize::MAX;
-        match valid_utf8_in(data, start, end) {
+        match valid_text_in(data, start, end) {
             true => Ok(()),
-            false => Err(Fault::InvalidUtf8),
+            false => Err(Fault::InvalidText),
         }
     }
 
