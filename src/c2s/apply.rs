@@ -8,12 +8,13 @@ use metrics::Counter;
 
 use super::relay::{Session, Stop};
 use super::stage::Stage;
-use crate::hub::Command;
+use crate::hub::{ActingError, Command};
 use crate::metrics::{FlowCounters, VERDICTS_TOTAL};
+use crate::router::privilege::presence;
 use crate::router::verdict::{
     Answer, ClientVerdict, Consumed, PassNote, Relayed, ServerNote, ServerVerdict,
 };
-use crate::xml::{Head, Stanza};
+use crate::xml::{extract_stanza, extract_stanza_for_stream, Head, Stanza};
 
 /// What one read burst did, reported to metrics in one go (no per-stanza metric
 /// lookups on the hot path).
@@ -77,7 +78,7 @@ impl Session {
         }
         match verdict {
             ClientVerdict::Pass(note) => {
-                self.client_note(stanza, head, note);
+                self.client_note(stanza, note);
                 self.sm.relayed_up();
                 self.tally.up_stanzas += 1;
                 self.forward(stanza.bytes().clone());
@@ -113,7 +114,7 @@ impl Session {
     }
 
     /// What a relayed client stanza tells the session or others.
-    fn client_note(&mut self, stanza: &Stanza, head: &Head, note: PassNote) {
+    fn client_note(&mut self, stanza: &Stanza, note: PassNote) {
         let Stage::Bound(bound) = &mut self.stage else {
             return;
         };
@@ -124,16 +125,20 @@ impl Session {
             PassNote::Broadcast { available } => {
                 let jid = bound.jid.as_str();
                 let shared = &self.shared;
+                // What others get of it is re-serialised in this stream's namespace
+                // context; the client's own bytes never reach anyone but the server.
+                let scoped = match extract_stanza_for_stream(stanza, 0..stanza.len()) {
+                    Ok(scoped) => scoped,
+                    Err(error) => return presence::dropped(&error),
+                };
                 shared
                     .hub
                     .sessions
-                    .set_presence(jid, available.then(|| stanza.bytes().clone()));
-                shared.privilege.user_presence(jid, stanza, head);
+                    .set_presence(jid, available.then(|| scoped.clone()));
+                shared.privilege.user_presence(jid, &scoped);
                 if shared.roster.owns(&self.domain) {
                     let first = bound.route.presence_broadcast();
-                    shared
-                        .roster
-                        .start_fan_out(jid, stanza.bytes().clone(), first);
+                    shared.roster.start_fan_out(jid, scoped, first);
                 }
             }
         }
@@ -176,7 +181,7 @@ impl Session {
         match note {
             ServerNote::None => {}
             ServerNote::CarbonsAnswered { enabled } => bound.route.carbons_answered(enabled),
-            ServerNote::ContactPresence => privilege.contact_presence(&bound.jid, stanza, head),
+            ServerNote::ContactPresence => privilege.contact_presence(&bound.jid, stanza),
             ServerNote::RosterPush => privilege.roster_push(&bound.jid, stanza, head),
         }
     }
@@ -186,7 +191,12 @@ impl Session {
             return Ok(());
         };
         match consumed {
-            Consumed::ActingAnswer { id } => bound.route.answered(&id, stanza.bytes().clone()),
+            Consumed::ActingAnswer { id } => {
+                // With the server stream's declarations, so the requester can take it
+                // apart and re-wrap its payload for a component.
+                let answer = extract_stanza(stanza).map_err(|_| ActingError::Unreadable);
+                bound.route.answered(&id, answer)
+            }
             Consumed::ExpectedSubscribed { contact } => bound.route.subscribed_seen(&contact),
             Consumed::WebRosterSubscription => {}
             Consumed::ProbeMiss { id } => {
@@ -278,7 +288,9 @@ impl Session {
     fn consume_down(&mut self) -> Result<(), Stop> {
         self.sm
             .consumed_down(self.quotas.max_sm_unacked)
-            .map_err(sm_overflow)
+            .map_err(sm_overflow)?;
+        self.request_ack_if_due();
+        Ok(())
     }
 
     /// A stanza the proxy made for the client, counted as such for SM.
@@ -287,7 +299,17 @@ impl Session {
             .injected_down(&stanza, self.quotas.max_sm_unacked)
             .map_err(sm_overflow)?;
         self.client.out.push(stanza);
+        self.request_ack_if_due();
         Ok(())
+    }
+
+    /// Asks the client to acknowledge once the proxy holds a quarter of its quota for
+    /// it: an honest client then never reaches the quota.
+    fn request_ack_if_due(&mut self) {
+        let threshold = (self.quotas.max_sm_unacked / 4).max(1);
+        if let Some(request) = self.sm.should_request_ack(threshold) {
+            self.client.out.push(request);
+        }
     }
 
     /// A stanza the proxy made for the server on this user's stream.

@@ -15,7 +15,7 @@ use super::apply::Tally;
 use super::client::ClientSide;
 use super::features::rewrite_features;
 use super::sm::wire::{self, is_sm_namespace};
-use super::sm::{ResumeStore, Sm};
+use super::sm::{ResumeStore, Sm, Version};
 use super::stage::{Bound, Stage};
 use super::upstream::UpstreamSide;
 use crate::config::{Config, Quotas};
@@ -230,7 +230,11 @@ impl Session {
                     Err(Stop::ClientGone)
                 }
             },
-            () = ended => Err(Stop::ClientGone),
+            // What is not written yet stays queued: the stream error follows it.
+            () = ended => Err(Stop::ClientError(
+                "policy-violation",
+                "the client is too far behind reading what it is owed".into(),
+            )),
         }
     }
 
@@ -414,7 +418,7 @@ impl Session {
                     }
                 }
                 if let Some((id, resume, max)) = wire::inline_enabled(stanza.bytes()) {
-                    self.sm.enable_forwarded();
+                    self.sm.enable_forwarded(Version::V3);
                     self.sm.enabled_relayed(id, resume, max);
                 }
                 self.relay_down(stanza.bytes().clone());

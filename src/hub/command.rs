@@ -37,4 +37,6 @@ pub enum ActingError {
     Busy,
     #[error("the user's session ended before the server answered")]
     SessionGone,
+    #[error("the server's answer could not be re-parsed on its own")]
+    Unreadable,
 }

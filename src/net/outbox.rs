@@ -69,19 +69,26 @@ impl Outbox {
         Ok(())
     }
 
+    /// Joins the queued chunks into one (so TLS sends one record for many stanzas) and
+    /// writes it. Cancel-safe like the vectored path: what is not written yet stays
+    /// queued, so a flush interrupted (a session ending) can be resumed or followed by
+    /// a stream error without ever cutting a stanza in two.
     async fn write_coalesced<W: AsyncWrite + Unpin>(&mut self, writer: &mut W) -> io::Result<()> {
-        if self.chunks.len() == 1 {
-            if let Some(chunk) = self.chunks.pop_front() {
-                self.len = 0;
-                return writer.write_all(&chunk).await;
+        if self.chunks.len() > 1 {
+            let mut joined = BytesMut::with_capacity(self.len);
+            for chunk in self.chunks.drain(..) {
+                joined.extend_from_slice(&chunk);
             }
+            self.chunks.push_back(joined.freeze());
         }
-        let mut joined = BytesMut::with_capacity(self.len);
-        for chunk in self.chunks.drain(..) {
-            joined.extend_from_slice(&chunk);
+        while let Some(front) = self.chunks.front() {
+            let written = writer.write(front).await?;
+            if written == 0 {
+                return Err(io::ErrorKind::WriteZero.into());
+            }
+            self.advance(written);
         }
-        self.len = 0;
-        writer.write_all(&joined).await
+        Ok(())
     }
 
     fn advance(&mut self, mut written: usize) {
@@ -117,6 +124,33 @@ mod tests {
         assert_eq!(String::from_utf8(sink).unwrap(), expected);
         assert!(outbox.is_empty());
         assert_eq!(outbox.len(), 0);
+    }
+
+    #[tokio::test]
+    async fn an_interrupted_flush_keeps_what_was_not_written() {
+        let (mut a, mut b) = tokio::io::duplex(5);
+        let mut outbox = Outbox::default();
+        outbox.push_static(b"<a/>");
+        outbox.push_static(b"<bb/>");
+        // The pipe takes 5 bytes, then the flush waits and is dropped.
+        let interrupted =
+            tokio::time::timeout(std::time::Duration::from_millis(50), outbox.flush(&mut a)).await;
+        assert!(interrupted.is_err());
+        assert_eq!(
+            outbox.len(),
+            4,
+            "the rest of the second stanza is still queued"
+        );
+        let reader = tokio::spawn(async move {
+            let mut got = Vec::new();
+            tokio::io::AsyncReadExt::read_to_end(&mut b, &mut got)
+                .await
+                .unwrap();
+            got
+        });
+        outbox.flush(&mut a).await.unwrap();
+        drop(a);
+        assert_eq!(reader.await.unwrap(), b"<a/><bb/>");
     }
 
     #[tokio::test]

@@ -115,11 +115,11 @@ impl RouteState {
         self.awaiting.insert(id, Awaiting { reply, deadline });
     }
 
-    /// Hands the server's answer to whoever asked (it may have given up: the answer
-    /// is consumed anyway).
-    pub fn answered(&mut self, id: &str, answer: Bytes) {
+    /// Hands the server's answer (re-serialised on its own, or why it could not be)
+    /// to whoever asked; it may have given up: the answer is consumed anyway.
+    pub fn answered(&mut self, id: &str, answer: Result<Bytes, ActingError>) {
         if let Some(awaiting) = self.awaiting.remove(id) {
-            let _ = awaiting.reply.send(Ok(answer));
+            let _ = awaiting.reply.send(answer);
         }
     }
 

@@ -43,6 +43,8 @@ pub use limits::Limits;
 pub use namespaces::Namespaces;
 pub use ns_check::NsError;
 pub use readdress::{addressed, readdress, ReaddressError};
-pub use scope::{extract_element, extract_stanza, ScopeError};
+pub use scope::{
+    extract_children, extract_element, extract_stanza, extract_stanza_for_stream, ScopeError,
+};
 pub use stanza::Stanza;
 pub use stream_header::StreamHeader;

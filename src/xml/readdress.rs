@@ -51,6 +51,8 @@ pub enum ReaddressError {
     Frame(#[from] FrameError),
     #[error("stored stanza has an unreadable head: {0}")]
     Head(#[from] HeadError),
+    #[error("stanza cannot be re-declared on its own: {0}")]
+    Scope(#[from] super::scope::ScopeError),
 }
 
 fn insert_addresses(bytes: &[u8], from: Option<&str>, entity: &str) -> Bytes {

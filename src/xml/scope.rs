@@ -19,6 +19,7 @@ use thiserror::Error;
 
 use super::bindings::{declared, lossy, split_qname, Bindings, Lookup};
 use super::escape::{attr_value, escape_attr};
+use super::ns::{NS_CLIENT, NS_COMPONENT, NS_SERVER};
 use super::ns_check::NsError;
 use super::stanza::Stanza;
 use super::tags::{StartTag, Tag, Tags};
@@ -141,6 +142,46 @@ pub fn extract_stanza(stanza: &Stanza) -> Result<Bytes, ScopeError> {
 /// are added to its open tag, and its default namespace is made explicit (`xmlns=''`
 /// when none is in scope) so it keeps its meaning inside another envelope.
 pub fn extract_element(stanza: &Stanza, range: Range<usize>) -> Result<Bytes, ScopeError> {
+    extract(stanza, range, Default::Explicit)
+}
+
+/// A stanza (or a stanza inside an envelope) to be sent as a stanza on another stream:
+/// like [`extract_element`], except that a default namespace inherited from a stream
+/// content namespace (`jabber:client`, `jabber:server`, `jabber:component:accept`)
+/// is left implicit, so the stanza and the children that inherit it take the content
+/// namespace of the stream it is written to (RFC 6120 §4.8.3), as a server does when
+/// it routes between client, server and component streams.
+pub fn extract_stanza_for_stream(
+    stanza: &Stanza,
+    range: Range<usize>,
+) -> Result<Bytes, ScopeError> {
+    extract(stanza, range, Default::ContentImplicit)
+}
+
+/// Each direct child element of the stanza's top element, to put under another
+/// stanza (e.g. an IQ's payload and `<error/>`): extracted as by
+/// [`extract_stanza_for_stream`], so a child in the stream's content namespace (an
+/// `<error/>`, a `<body/>`) takes the content namespace of its new parent.
+pub fn extract_children(stanza: &Stanza) -> Result<Vec<Bytes>, ScopeError> {
+    elements(stanza)?
+        .into_iter()
+        .filter(|e| e.depth == 1)
+        .map(|e| extract(stanza, e.range, Default::ContentImplicit))
+        .collect()
+}
+
+/// How the extracted root's default namespace is written.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Default {
+    /// Always declared (`xmlns=''` when none is in scope).
+    Explicit,
+    /// Left out when it is a stream content namespace.
+    ContentImplicit,
+}
+
+const CONTENT_NAMESPACES: [&str; 3] = [NS_CLIENT, NS_SERVER, NS_COMPONENT];
+
+fn extract(stanza: &Stanza, range: Range<usize>, default: Default) -> Result<Bytes, ScopeError> {
     let bytes = stanza.bytes();
     let not_element = || ScopeError::NotAnElement(range.clone());
     // The ancestors' declarations, above the stream header's.
@@ -174,7 +215,10 @@ pub fn extract_element(stanza: &Stanza, range: Range<usize>) -> Result<Bytes, Sc
         .any(|a| declared(a.name.of(bytes)) == Some(None));
     if !declares_default {
         let uri = outer.lookup(None).uri().unwrap_or("");
-        added.push((None, escape(uri)));
+        let implicit = default == Default::ContentImplicit && CONTENT_NAMESPACES.contains(&uri);
+        if !implicit {
+            added.push((None, escape(uri)));
+        }
     }
     for prefix in free {
         added.push((Some(prefix), escape(outer.require(prefix)?)));
@@ -331,6 +375,54 @@ mod tests {
         assert_eq!(
             extract_element(&stanza, 5..31),
             Err(ScopeError::NotAnElement(5..31))
+        );
+    }
+}
+
+#[cfg(test)]
+mod content_tests {
+    use std::sync::Arc;
+
+    use super::*;
+    use crate::xml::{Limits, Namespaces};
+
+    fn on_client_stream(xml: &str) -> Stanza {
+        let mut ns = Namespaces::new();
+        ns.declare(None, NS_CLIENT);
+        ns.declare(Some("x"), "urn:example:x");
+        Stanza::parse(
+            Bytes::from(xml.to_owned()),
+            Arc::new(ns),
+            &Limits::default(),
+        )
+        .unwrap()
+    }
+
+    #[test]
+    fn a_stanza_for_another_stream_keeps_prefixes_and_drops_the_content_namespace() {
+        let s = on_client_stream("<presence><x:status/></presence>");
+        let out = extract_stanza_for_stream(&s, 0..s.len()).unwrap();
+        assert_eq!(
+            &out[..],
+            b"<presence xmlns:x='urn:example:x'><x:status/></presence>"
+        );
+        let explicit = extract_stanza(&s).unwrap();
+        assert_eq!(
+            &explicit[..],
+            b"<presence xmlns='jabber:client' xmlns:x='urn:example:x'><x:status/></presence>"
+        );
+    }
+
+    #[test]
+    fn children_are_extracted_each_on_their_own() {
+        let s = on_client_stream("<iq xmlns:p='urn:p'><p:q/><r xmlns='urn:r'><x:y/></r></iq>");
+        let kids = extract_children(&s).unwrap();
+        assert_eq!(
+            kids,
+            vec![
+                Bytes::from_static(b"<p:q xmlns:p='urn:p'/>"),
+                Bytes::from_static(b"<r xmlns:x='urn:example:x' xmlns='urn:r'><x:y/></r>"),
+            ]
         );
     }
 }

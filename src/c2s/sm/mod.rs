@@ -16,6 +16,8 @@ use dashmap::DashMap;
 
 use counters::Direction;
 
+use crate::xml::ns::NS_SM2;
+
 /// How long counters of a resumable stream are kept when the server states no `max`.
 /// Prosody's default hibernation time.
 const DEFAULT_RESUME_WINDOW: Duration = Duration::from_secs(600);
@@ -32,15 +34,43 @@ pub enum Sm {
     Off,
     /// The client's `<enable/>` went to the server, which counts the client's stanzas
     /// from here; its `<enabled/>` is awaited.
-    Enabling { up: Direction },
+    Enabling { up: Direction, version: Version },
     /// Both sides count.
     On {
         up: Direction,
         down: Direction,
         resumable: Option<Resumable>,
+        /// The proxy sent the client its own `<r/>` and awaits the `<a/>`.
+        asked: bool,
+        version: Version,
     },
     /// A `<resume/>` was relayed; the old stream's state waits for `<resumed/>`.
     Resuming(Box<PendingResume>),
+}
+
+/// The XEP-0198 namespace the client speaks.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum Version {
+    #[default]
+    V3,
+    V2,
+}
+
+impl Version {
+    pub fn of(ns: Option<&str>) -> Version {
+        match ns {
+            Some(NS_SM2) => Version::V2,
+            _ => Version::V3,
+        }
+    }
+
+    /// The proxy's own `<r/>` in this version.
+    pub fn request(self) -> Bytes {
+        match self {
+            Version::V3 => Bytes::from_static(b"<r xmlns='urn:xmpp:sm:3'/>"),
+            Version::V2 => Bytes::from_static(b"<r xmlns='urn:xmpp:sm:2'/>"),
+        }
+    }
 }
 
 /// From `<enabled id=… resume='true' max=…/>`.
@@ -52,6 +82,7 @@ pub struct Resumable {
 
 #[derive(Debug)]
 pub struct PendingResume {
+    version: Version,
     previd: String,
     saved: Saved,
     down: Direction,
@@ -95,7 +126,7 @@ impl Sm {
 
     fn up(&mut self) -> Option<&mut Direction> {
         match self {
-            Sm::Enabling { up } | Sm::On { up, .. } => Some(up),
+            Sm::Enabling { up, .. } | Sm::On { up, .. } => Some(up),
             Sm::Off | Sm::Resuming(_) => None,
         }
     }
@@ -167,8 +198,30 @@ impl Sm {
         }
     }
 
+    /// Whether to ask the client for an acknowledgement now: the proxy holds
+    /// `threshold` or more of its own stanzas for it and has not asked yet. The server
+    /// only asks about what it sent, so a client whose traffic the proxy answers
+    /// itself (delegated IQs) would otherwise never be asked, and never acknowledge.
+    pub fn should_request_ack(&mut self, threshold: usize) -> Option<Bytes> {
+        match self {
+            Sm::On {
+                down,
+                asked,
+                version,
+                ..
+            } if !*asked && down.unacknowledged() >= threshold => {
+                *asked = true;
+                Some(version.request())
+            }
+            _ => None,
+        }
+    }
+
     /// The client's `<a h/>`, as the server must see it.
     pub fn client_ack(&mut self, h: u32) -> u32 {
+        if let Sm::On { asked, .. } = self {
+            *asked = false;
+        }
         match self.down() {
             Some(down) => down.ack(h).unwrap_or_else(|too_high| {
                 tracing::info!(%too_high, "client acknowledged too many stanzas");
@@ -181,17 +234,18 @@ impl Sm {
     // ---- negotiation -------------------------------------------------------------
 
     /// The client's `<enable/>` went to the server: the server counts what follows.
-    pub fn enable_forwarded(&mut self) {
+    pub fn enable_forwarded(&mut self, version: Version) {
         *self = Sm::Enabling {
             up: Direction::default(),
+            version,
         };
     }
 
     /// The server's `<enabled/>` went to the client: both count from here.
     pub fn enabled_relayed(&mut self, id: Option<String>, resume: bool, max_secs: Option<u64>) {
-        let up = match std::mem::take(self) {
-            Sm::Enabling { up } | Sm::On { up, .. } => up,
-            _ => Direction::default(),
+        let (up, version) = match std::mem::take(self) {
+            Sm::Enabling { up, version } | Sm::On { up, version, .. } => (up, version),
+            _ => (Direction::default(), Version::default()),
         };
         let window = max_secs
             .map(|secs| Duration::from_secs(secs).min(MAX_RESUME_WINDOW))
@@ -200,6 +254,8 @@ impl Sm {
             up,
             down: Direction::default(),
             resumable: id.filter(|_| resume).map(|id| Resumable { id, window }),
+            asked: false,
+            version,
         };
     }
 
@@ -211,10 +267,17 @@ impl Sm {
 
     /// Client's `<resume previd h/>`: returns the `h` for the server, if the proxy knows
     /// the old stream. Unknown ids are relayed unchanged (the server will refuse them).
-    pub fn resume_requested(&mut self, store: &ResumeStore, previd: &str, h: u32) -> Option<u32> {
+    pub fn resume_requested(
+        &mut self,
+        store: &ResumeStore,
+        previd: &str,
+        h: u32,
+        version: Version,
+    ) -> Option<u32> {
         let saved = store.take(previd)?;
         let (down, server_h, down_unacked) = saved.down.clone().resume(h);
         *self = Sm::Resuming(Box::new(PendingResume {
+            version,
             previd: previd.to_owned(),
             saved,
             down,
@@ -233,6 +296,7 @@ impl Sm {
             saved,
             down,
             down_unacked,
+            version,
         } = *pending;
         let (up, client_h, up_unacked) = saved.up.resume(h);
         *self = Sm::On {
@@ -242,6 +306,8 @@ impl Sm {
                 id: previd,
                 window: saved.resume_window,
             }),
+            asked: false,
+            version,
         };
         Some((
             client_h,
@@ -260,6 +326,7 @@ impl Sm {
                 up,
                 down,
                 resumable: Some(resumable),
+                ..
             },
             Some(jid),
         ) = (self, jid)
@@ -358,7 +425,7 @@ mod tests {
     fn resumption_carries_counters_and_unacked_injections() {
         let store = ResumeStore::default();
         let mut sm = Sm::default();
-        sm.enable_forwarded();
+        sm.enable_forwarded(Version::V3);
         sm.enabled_relayed(Some("sm1".into()), true, Some(300));
         sm.relayed_up();
         sm.consumed_up(MAX).unwrap(); // delegated IQ
@@ -371,7 +438,10 @@ mod tests {
 
         let mut next = Sm::default();
         // The client saw both server→client stanzas before the connection broke.
-        assert_eq!(next.resume_requested(&store, "sm1", 2), Some(1));
+        assert_eq!(
+            next.resume_requested(&store, "sm1", 2, Version::V3),
+            Some(1)
+        );
         assert!(store.is_empty());
         // The server received both forwarded stanzas: the client sent three.
         let (client_h, resumed) = next.resumed(2).unwrap();
@@ -389,7 +459,7 @@ mod tests {
     fn unknown_previd_is_left_to_the_server() {
         let store = ResumeStore::default();
         let mut sm = Sm::default();
-        assert_eq!(sm.resume_requested(&store, "nope", 4), None);
+        assert_eq!(sm.resume_requested(&store, "nope", 4, Version::V3), None);
         assert!(sm.resumed(4).is_none());
     }
 
@@ -397,7 +467,7 @@ mod tests {
     fn not_resumable_is_not_saved() {
         let store = ResumeStore::default();
         let mut sm = Sm::default();
-        sm.enable_forwarded();
+        sm.enable_forwarded(Version::V3);
         sm.enabled_relayed(Some("x".into()), false, None);
         sm.save(&store, Some("a@b/c"), MAX);
         assert!(store.is_empty());
@@ -406,7 +476,7 @@ mod tests {
     #[test]
     fn failed_enable_stops_counting() {
         let mut sm = Sm::default();
-        sm.enable_forwarded();
+        sm.enable_forwarded(Version::V3);
         sm.failed();
         assert!(!sm.is_counting_up());
     }
@@ -415,7 +485,7 @@ mod tests {
     fn a_huge_server_max_cannot_overflow_the_deadline() {
         let store = ResumeStore::default();
         let mut sm = Sm::default();
-        sm.enable_forwarded();
+        sm.enable_forwarded(Version::V3);
         sm.enabled_relayed(Some("big".into()), true, Some(u64::MAX));
         sm.save(&store, Some("a@b/c"), MAX);
         assert_eq!(store.len(), 1);
@@ -424,7 +494,7 @@ mod tests {
     #[test]
     fn a_client_that_never_acks_hits_the_quota() {
         let mut sm = Sm::default();
-        sm.enable_forwarded();
+        sm.enable_forwarded(Version::V3);
         sm.enabled_relayed(None, false, None);
         let answer = Bytes::from_static(b"<iq type='result' id='x'/>");
         for _ in 0..3 {
@@ -440,11 +510,33 @@ mod tests {
     }
 
     #[test]
+    fn the_client_is_asked_once_until_it_answers() {
+        let mut sm = Sm::default();
+        assert!(sm.should_request_ack(1).is_none(), "not before SM is on");
+        sm.enable_forwarded(Version::V3);
+        sm.enabled_relayed(None, false, None);
+        let answer = Bytes::from_static(b"<iq type='result' id='x'/>");
+        sm.injected_down(&answer, MAX).unwrap();
+        assert!(sm.should_request_ack(2).is_none());
+        sm.injected_down(&answer, MAX).unwrap();
+        assert!(sm.should_request_ack(2).is_some());
+        sm.injected_down(&answer, MAX).unwrap();
+        assert!(sm.should_request_ack(2).is_none(), "asked already");
+        sm.client_ack(3);
+        sm.injected_down(&answer, MAX).unwrap();
+        sm.injected_down(&answer, MAX).unwrap();
+        assert!(
+            sm.should_request_ack(2).is_some(),
+            "asked again after the answer"
+        );
+    }
+
+    #[test]
     fn the_resumption_store_is_bounded() {
         let store = ResumeStore::default();
         for i in 0..5 {
             let mut sm = Sm::default();
-            sm.enable_forwarded();
+            sm.enable_forwarded(Version::V3);
             sm.enabled_relayed(Some(format!("s{i}")), true, None);
             sm.save(&store, Some("a@b/c"), 3);
         }

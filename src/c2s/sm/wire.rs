@@ -4,7 +4,7 @@
 
 use bytes::Bytes;
 
-use super::{ResumeStore, Resumed, Sm};
+use super::{ResumeStore, Resumed, Sm, Version};
 use crate::xml::ns::{NS_SM2, NS_SM3};
 use crate::xml::writer::splice;
 use crate::xml::{Head, Stanza};
@@ -17,7 +17,7 @@ pub fn is_sm_namespace(ns: Option<&str>) -> bool {
 pub fn from_client(sm: &mut Sm, store: &ResumeStore, stanza: &Stanza, head: &Head) -> Bytes {
     match head.name() {
         "enable" => {
-            sm.enable_forwarded();
+            sm.enable_forwarded(Version::of(head.ns()));
             stanza.bytes().clone()
         }
         "a" => rewrite_h(stanza, head, |h| sm.client_ack(h)),
@@ -27,7 +27,8 @@ pub fn from_client(sm: &mut Sm, store: &ResumeStore, stanza: &Stanza, head: &Hea
                 .map(|p| p.into_owned())
                 .unwrap_or_default();
             rewrite_h(stanza, head, |h| {
-                sm.resume_requested(store, &previd, h).unwrap_or(h)
+                sm.resume_requested(store, &previd, h, Version::of(head.ns()))
+                    .unwrap_or(h)
             })
         }
         _ => stanza.bytes().clone(),

@@ -16,7 +16,7 @@ use crate::jid::Jid;
 use crate::xml::children::{children, root_attr};
 use crate::xml::ns::{NS_DELEGATION_2, NS_DISCO_INFO};
 use crate::xml::writer::push_attr;
-use crate::xml::{Head, Stanza};
+use crate::xml::{extract_element, Head, Stanza};
 
 /// Whose disco#info a nesting answer augments.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -65,11 +65,16 @@ impl DiscoCache {
         };
         let range = query.range();
         let bytes = stanza.bytes();
+        // Each with the declarations it relies on from the answer and the component's
+        // stream: they are inserted into the server's disco#info on a client stream.
         let elements = children(&bytes[range.clone()], Some(NS_DISCO_INFO))
             .map(|kids| {
                 kids.into_iter()
                     .filter(|k| matches!(k.name.as_str(), "identity" | "feature" | "x"))
-                    .map(|k| bytes.slice(range.start + k.range.start..range.start + k.range.end))
+                    .filter_map(|k| {
+                        let at = range.start + k.range.start..range.start + k.range.end;
+                        extract_element(stanza, at).ok()
+                    })
                     .collect()
             })
             .unwrap_or_default();

@@ -268,7 +268,7 @@ fn client_answer(
             Outcome::ComponentError,
         );
     }
-    match reply::unwrap_result(stanza.bytes(), wrapper_ns, original) {
+    match reply::unwrap_result(stanza, wrapper_ns, original) {
         Ok(answer) => (answer, Outcome::Answered),
         Err(rejected) => {
             tracing::warn!(%rejected, "malformed delegation reply");

@@ -8,7 +8,7 @@ use crate::xml::children::{strict_children, Child};
 use crate::xml::escape::escape_attr;
 use crate::xml::ns::{NS_CLIENT, NS_COMPONENT, NS_DELAY, NS_FORWARD};
 use crate::xml::writer::close_element;
-use crate::xml::Stanza;
+use crate::xml::{extract_children, extract_element, Stanza};
 
 /// What the proxy remembers of a delegated client IQ.
 #[derive(Debug, Clone)]
@@ -37,10 +37,11 @@ pub enum Rejected {
 
 /// Validates an outer `type='result'` reply and builds the client's IQ.
 pub fn unwrap_result(
-    reply: &Bytes,
+    stanza: &Stanza,
     delegation_ns: &str,
     original: &Original,
 ) -> Result<Bytes, Rejected> {
+    let reply = stanza.bytes();
     let delegation = only_child(reply, "delegation", delegation_ns, "no <delegation/>")?;
     let delegation_bytes = &reply[delegation.range.clone()];
     let forwarded = only_child(delegation_bytes, "forwarded", NS_FORWARD, "no <forwarded/>")?;
@@ -60,7 +61,9 @@ pub fn unwrap_result(
         ));
     }
     let start = base + inner.range.start;
-    let inner_bytes = reply.slice(start..start + inner.range.len());
+    // With the declarations it relies on from the envelope and the component's stream.
+    let inner_bytes = extract_element(stanza, start..start + inner.range.len())
+        .map_err(|_| Rejected::Malformed("the forwarded IQ is not namespace-well-formed"))?;
     client_iq(inner_bytes, original)
 }
 
@@ -113,11 +116,11 @@ fn client_iq(inner: Bytes, original: &Original) -> Result<Bytes, Rejected> {
     if !payload_ok {
         return Err(Rejected::Malformed("too many payload elements"));
     }
-    Ok(client_stanza(
-        kind,
-        original,
-        &stanza.bytes()[head.content_range()],
-    ))
+    // Each child on its own, so what the client gets is namespace-well-formed in its
+    // stream whatever the component declared where.
+    let children = extract_children(&stanza)
+        .map_err(|_| Rejected::Malformed("the forwarded IQ is not namespace-well-formed"))?;
+    Ok(client_stanza(kind, original, &children.concat()))
 }
 
 /// `<iq type=… id=ORIGINAL to=REQUESTER [from=ADDRESSED]>content</iq>`.
@@ -167,6 +170,13 @@ fn error(original: &Original, kind: &str, condition: &str, text: Option<&str>) -
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The reply as the component's stream yields it.
+    fn unwrap_result(reply: &Bytes, ns: &str, original: &Original) -> Result<Bytes, Rejected> {
+        let stanza =
+            Stanza::standalone(reply.clone()).map_err(|_| Rejected::Malformed("not an element"))?;
+        super::unwrap_result(&stanza, ns, original)
+    }
 
     const NS: &str = "urn:xmpp:delegation:2";
 

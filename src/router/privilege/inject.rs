@@ -18,6 +18,8 @@ pub enum InjectError {
     SessionGone,
     #[error("the user's session is too busy to act on now")]
     Busy,
+    #[error("the server's answer could not be re-parsed")]
+    Unreadable,
     #[error("the server did not answer in time")]
     Timeout,
 }
@@ -28,6 +30,7 @@ impl InjectError {
         match self {
             InjectError::Timeout => ("wait", "remote-server-timeout"),
             InjectError::Busy => ("wait", "resource-constraint"),
+            InjectError::Unreadable => ("cancel", "internal-server-error"),
             InjectError::NoSession(_) | InjectError::SessionGone => {
                 ("wait", "recipient-unavailable")
             }
@@ -40,6 +43,7 @@ impl InjectError {
             InjectError::NoSession(_) => "no_session",
             InjectError::SessionGone => "session_gone",
             InjectError::Busy => "busy",
+            InjectError::Unreadable => "unreadable",
             InjectError::Timeout => "timeout",
         }
     }
@@ -71,6 +75,7 @@ pub async fn request(
     match tokio::time::timeout(timeout, answer).await {
         Ok(Ok(Ok(answer))) => Ok((full, answer)),
         Ok(Ok(Err(ActingError::Busy))) => Err(InjectError::Busy),
+        Ok(Ok(Err(ActingError::Unreadable))) => Err(InjectError::Unreadable),
         Ok(Ok(Err(ActingError::SessionGone))) | Ok(Err(_)) => Err(InjectError::SessionGone),
         Err(_) => Err(InjectError::Timeout),
     }

@@ -9,10 +9,11 @@ use super::inject::request;
 use super::Privilege;
 use super::{answer_component, count, iq_error, Op};
 use crate::config::Privileges;
+use crate::jid::Jid;
 use crate::xml::children::strict_children;
 use crate::xml::ns::{NS_CLIENT, NS_FORWARD, NS_PRIVILEGE};
 use crate::xml::writer::{close_element, push_attr};
-use crate::xml::{Head, Stanza};
+use crate::xml::{extract_children, extract_element, Head, Stanza};
 
 /// A checked privileged IQ, ready to be sent as the user.
 #[derive(Debug)]
@@ -84,14 +85,17 @@ pub fn check(
         return Err(forbidden("the inner IQ must be in jabber:client"));
     }
     let start = wrapper.start + inner.range.start;
-    let inner_bytes = stanza.bytes().slice(start..start + inner.range.len());
-    let inner = Stanza::standalone(inner_bytes)
-        .map_err(|_| refuse("modify", "bad-request", "the inner IQ is not well-formed"))?;
+    // With the declarations it relies on from its envelope and the component's stream.
+    let not_well_formed = || refuse("modify", "bad-request", "the inner IQ is not well-formed");
+    let inner_bytes =
+        extract_element(stanza, start..start + inner.range.len()).map_err(|_| not_well_formed())?;
+    let inner = Stanza::standalone(inner_bytes).map_err(|_| not_well_formed())?;
     let inner_head = inner
         .head()
         .map_err(|_| refuse("modify", "bad-request", "unreadable inner IQ"))?;
     if let Some(from) = inner_head.from() {
-        if from != user {
+        let same = matches!((Jid::parse(&from), Jid::parse(user)), (Ok(a), Ok(b)) if a == b);
+        if !same {
             return Err(forbidden("the inner IQ's 'from' must be the managed JID"));
         }
     }
@@ -128,6 +132,7 @@ pub fn check(
     if !granted {
         return Err(forbidden("this namespace and type are not granted"));
     }
+    let payload = extract_element(&inner, payload.range.clone()).map_err(|_| not_well_formed())?;
     Ok(PrivilegedIq {
         component: component.to_owned(),
         user: user.to_owned(),
@@ -135,7 +140,7 @@ pub fn check(
         kind,
         inner_id,
         inner_to: inner_head.to().map(|t| t.into_owned()),
-        payload: inner.bytes().slice(payload.range.clone()),
+        payload,
     })
 }
 
@@ -191,7 +196,19 @@ fn wrap_response(iq: &PrivilegedIq, response: &Bytes) -> (Bytes, &'static str) {
     } else {
         "result"
     };
-    let content = &response[head.content_range()];
+    // The answer's children, each with the declarations it relies on.
+    let Ok(children) = parsed
+        .as_ref()
+        .map_err(|_| ())
+        .and_then(|s| extract_children(s).map_err(|_| ()))
+    else {
+        let error = "internal-server-error";
+        return (
+            iq_error(&iq.user, &iq.component, &iq.top_id, "cancel", error, None),
+            "error",
+        );
+    };
+    let content = children.concat();
     let mut out = String::from("<iq");
     push_attr(&mut out, "type", kind);
     push_attr(&mut out, "from", &iq.user);
@@ -209,22 +226,22 @@ fn wrap_response(iq: &PrivilegedIq, response: &Bytes) -> (Bytes, &'static str) {
         push_attr(&mut out, "from", &from);
     }
     let mut bytes = BytesMut::from(out.as_bytes());
-    close_element(&mut bytes, "iq", content);
+    close_element(&mut bytes, "iq", &content);
     bytes.extend_from_slice(b"</forwarded></privilege>");
     if kind == "error" {
-        if let Some(error) = error_element(response) {
-            bytes.extend_from_slice(&error);
+        let is_error = |c: &&Bytes| {
+            [&b"<error "[..], b"<error>", b"<error/"]
+                .iter()
+                .any(|p| c.starts_with(p))
+        };
+        let error = children.iter().find(is_error);
+        if let Some(error) = error {
+            bytes.extend_from_slice(error);
         }
     }
     bytes.extend_from_slice(b"</iq>");
     let outcome = if kind == "error" { "error" } else { "ok" };
     (bytes.freeze(), outcome)
-}
-
-fn error_element(response: &Bytes) -> Option<Bytes> {
-    let kids = crate::xml::children::children(response, Some(NS_CLIENT)).ok()?;
-    let error = kids.into_iter().find(|c| c.name == "error")?;
-    Some(response.slice(error.range))
 }
 
 #[cfg(test)]
@@ -245,7 +262,7 @@ mod tests {
 
     #[test]
     fn error_response_is_wrapped_and_copied_out_checklist_61() {
-        let response = Bytes::from_static(b"<iq id='sg-1' to='alice@example.org/r' type='error' from='alice@example.org'><error type='cancel'><item-not-found xmlns='urn:ietf:params:xml:ns:xmpp-stanzas'/></error></iq>");
+        let response = Bytes::from_static(b"<iq xmlns='jabber:client' id='sg-1' to='alice@example.org/r' type='error' from='alice@example.org'><error type='cancel'><item-not-found xmlns='urn:ietf:params:xml:ns:xmpp-stanzas'/></error></iq>");
         let (out, outcome) = wrap_response(&sample(), &response);
         let text = std::str::from_utf8(&out).unwrap();
         assert_eq!(outcome, "error");

@@ -13,7 +13,7 @@ use super::Privilege;
 use crate::xml::children::strict_children;
 use crate::xml::ns::{NS_CARBONS, NS_CLIENT, NS_COMPONENT, NS_DELAY, NS_FORWARD, NS_PRIVILEGE};
 use crate::xml::writer::{element_with, push_attr, stanza_error, StanzaError};
-use crate::xml::{Head, Stanza};
+use crate::xml::{extract_stanza_for_stream, Head, Stanza};
 
 /// Whether a component message is a privilege wrapper: addressed to a served domain
 /// (no localpart, no resource), not an error, with a `<privilege/>` child
@@ -129,14 +129,16 @@ fn checked(
         ));
     }
     let start = base + message.range.start;
-    let inner =
-        Stanza::standalone(bytes.slice(start..start + message.range.len())).map_err(|_| {
-            (
-                "modify",
-                "bad-request",
-                "the forwarded message is not well-formed",
-            )
-        })?;
+    // With the declarations it relies on from its envelope and the component's
+    // stream: what goes on the user's stream is namespace-well-formed on its own.
+    let malformed = (
+        "modify",
+        "bad-request",
+        "the forwarded message is not well-formed",
+    );
+    let scoped = extract_stanza_for_stream(stanza, start..start + message.range.len())
+        .map_err(|_| malformed)?;
+    let inner = Stanza::standalone(scoped).map_err(|_| malformed)?;
     let from = inner.head().ok().and_then(|h| h.from()).ok_or((
         "auth",
         "forbidden",
@@ -182,9 +184,11 @@ fn send_as(hub: &Hub, message: &Inner) -> Result<(), String> {
         return Err("unreadable message".into());
     };
     let content = &message.stanza.bytes()[head.content_range()];
+    // The default namespace is the stream's (a content namespace, checked above);
+    // prefix declarations stay, as the content may use them.
     let attributes: Vec<(String, String)> = head
         .attrs()
-        .filter(|(name, _)| !matches!(*name, "from" | "xmlns") && !name.starts_with("xmlns:"))
+        .filter(|(name, _)| !matches!(*name, "from" | "xmlns"))
         .map(|(name, value)| (name.to_owned(), value.into_owned()))
         .collect();
     let stanza = element("message", &attributes, &[], content);

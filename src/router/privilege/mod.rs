@@ -29,7 +29,7 @@ use crate::hub::{bare, Hub};
 use crate::jid::{BareJid, Domain, Jid};
 use crate::roster::RosterService;
 use crate::xml::writer::{stanza_error, StanzaError};
-use crate::xml::{Head, Stanza};
+use crate::xml::{extract_stanza_for_stream, Head, ReaddressError, Stanza};
 use table::Table;
 
 pub const OPERATIONS_TOTAL: &str = "stanzagate_privileged_operations_total";
@@ -282,21 +282,36 @@ impl Privilege {
     }
 
     /// A user's broadcast presence, from the session `full`.
-    pub fn user_presence(&self, full: &str, stanza: &Stanza, head: &Head) {
-        let copies = self.presence.user(&self.current(), full, stanza, head);
+    /// `scoped` is the presence as the proxy re-serialised it for another stream
+    /// ([`crate::xml::extract_stanza_for_stream`]).
+    pub fn user_presence(&self, full: &str, scoped: &Bytes) {
+        let copies = self.presence.user(&self.current(), full, scoped);
         self.send_copies("presence", copies);
     }
 
     /// A presence the session `full` received.
-    pub fn contact_presence(&self, full: &str, stanza: &Stanza, head: &Head) {
+    pub fn contact_presence(&self, full: &str, stanza: &Stanza) {
         let table = self.current();
         if !table.wants(full, |p| p.presence == crate::config::PresencePerm::Roster) {
             return;
         }
+        // Re-parsed in the server stream's namespace context: what reaches the entity
+        // is namespace-well-formed on its own, or nothing does.
+        let scoped = extract_stanza_for_stream(stanza, 0..stanza.len())
+            .map_err(ReaddressError::from)
+            .and_then(|scoped| Ok(Stanza::standalone(scoped)?));
+        let scoped = match scoped {
+            Ok(scoped) => scoped,
+            Err(error) => {
+                presence::dropped(&error);
+                return;
+            }
+        };
+        let Ok(head) = scoped.head() else { return };
         let max = self.config.current().limits.quotas.max_presence_book;
         let copies = self
             .presence
-            .contact(&self.hub.sessions, max, &table, full, stanza, head);
+            .contact(&self.hub.sessions, max, &table, full, &scoped, head);
         self.send_copies("presence", copies);
     }
 

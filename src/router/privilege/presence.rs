@@ -65,19 +65,20 @@ impl Default for Book {
 }
 
 impl Book {
-    /// A user's broadcast presence; returns the copies to send `(entity, stanza)`.
-    pub fn user(
-        &self,
-        table: &Table,
-        full: &str,
-        stanza: &Stanza,
-        head: &Head,
-    ) -> Vec<(String, Bytes)> {
-        table
+    /// A user's broadcast presence (re-serialised for another stream); returns the
+    /// copies to send `(entity, stanza)`, each with `from` the user's full JID.
+    pub fn user(&self, table: &Table, full: &str, scoped: &Bytes) -> Vec<(String, Bytes)> {
+        let mut out = Vec::new();
+        for (entity, _) in table
             .holders(&domain_of(full))
             .filter(|(_, p)| p.presence != PresencePerm::None)
-            .map(|(entity, _)| (entity.clone(), addressed(stanza, head, Some(full), entity)))
-            .collect()
+        {
+            match readdress(scoped, Some(full), entity) {
+                Ok(copy) => out.push((entity.clone(), copy)),
+                Err(error) => dropped(&error),
+            }
+        }
+        out
     }
 
     /// A presence a user received from a contact; copies for `roster` holders. A
@@ -277,11 +278,14 @@ impl Book {
 fn push_readdressed(out: &mut Vec<Bytes>, stored: &Bytes, from: Option<&str>, entity: &str) {
     match readdress(stored, from, entity) {
         Ok(bytes) => out.push(bytes),
-        Err(error) => {
-            counter!(DROPPED_TOTAL, "reason" => "unparsable").increment(1);
-            tracing::warn!(%error, entity, "stored presence dropped");
-        }
+        Err(error) => dropped(&error),
     }
+}
+
+/// A presence the proxy could not re-parse on its own: never passed on as it was.
+pub fn dropped(error: &dyn std::fmt::Display) {
+    counter!(DROPPED_TOTAL, "reason" => "unparsable").increment(1);
+    tracing::warn!(%error, "presence dropped: it cannot be re-parsed on its own");
 }
 
 /// The domain of a prepared JID.

@@ -15,7 +15,7 @@ use bytes::{Bytes, BytesMut};
 
 use super::table::Table;
 use crate::xml::writer::push_attr;
-use crate::xml::{Head, Stanza};
+use crate::xml::{extract_element, Head, Stanza};
 
 /// The server sends one push per resource at once; within this window an identical
 /// push for the same user is the same change.
@@ -58,7 +58,10 @@ impl Pushes {
         let Some(query) = head.child() else {
             return Vec::new();
         };
-        let query = stanza.bytes().slice(query.range());
+        // With the server stream's declarations: it goes to a component's stream.
+        let Ok(query) = extract_element(stanza, query.range()) else {
+            return Vec::new();
+        };
         if !self.first_time(user, &query) {
             return Vec::new();
         }

@@ -15,7 +15,7 @@ use crate::xml::children::{children, Child};
 use crate::xml::escape::escape_attr;
 use crate::xml::ns::NS_ROSTER;
 use crate::xml::writer::{element_with, push_attr};
-use crate::xml::{Head, Stanza};
+use crate::xml::{extract_children, extract_element, Head, Stanza};
 
 /// A component IQ to a managed bare JID in `jabber:iq:roster`.
 pub struct RosterOp {
@@ -23,7 +23,7 @@ pub struct RosterOp {
     pub user: String,
     pub id: String,
     pub set: bool,
-    /// The `<item/>`s of a set, as received.
+    /// The `<item/>`s of a set, each namespace-well-formed on its own.
     pub items: Vec<Bytes>,
 }
 
@@ -37,12 +37,17 @@ impl RosterOp {
                     .unwrap_or_default()
                     .into_iter()
                     .filter(|c| c.name == "item")
+                    // With the declarations they rely on from the envelope and the
+                    // component's stream (an item that cannot be is no item: the set is
+                    // then refused as empty).
                     .map(|c: Child| {
-                        stanza
-                            .bytes()
-                            .slice(range.start + c.range.start..range.start + c.range.end)
+                        extract_element(
+                            stanza,
+                            range.start + c.range.start..range.start + c.range.end,
+                        )
                     })
-                    .collect()
+                    .collect::<Result<Vec<_>, _>>()
+                    .unwrap_or_default()
             }
             _ => Vec::new(),
         };
@@ -294,7 +299,15 @@ fn relay_answer(op: &RosterOp, answer: &Bytes) -> (Bytes, &'static str) {
     push_attr(&mut out, "from", &op.user);
     push_attr(&mut out, "to", &op.component);
     push_attr(&mut out, "id", &op.id);
-    let bytes = element_with(&out, "iq", &answer[head.content_range()]);
+    // Each child with the declarations it relies on (the answer came from the user's
+    // stream, with that stream's declarations).
+    let Ok(children) = extract_children(&stanza) else {
+        return (
+            op.error("cancel", "internal-server-error", Some("unreadable answer")),
+            "error",
+        );
+    };
+    let bytes = element_with(&out, "iq", &children.concat());
     let outcome = if kind == "error" { "error" } else { "ok" };
     (bytes, outcome)
 }
