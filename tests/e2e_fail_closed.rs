@@ -573,3 +573,35 @@ async fn the_servers_domain_in_any_prepared_spelling_is_delegated() {
         "{out}"
     );
 }
+
+// ---- the checker itself -----------------------------------------------------------------
+
+/// The strict reader these tests judge the proxy's output with refuses each hostile
+/// form and accepts ordinary stanzas (so a pass above means something).
+#[test]
+fn the_namespace_checker_refuses_what_a_namespace_aware_parser_refuses() {
+    use common::xmlcheck::elements;
+    let good = "<message to='bob@localhost' xml:lang='en'><body>a &amp; b</body>\
+<x:status xmlns:x='urn:example:x' x:a='1' a='2'/><stream:error/></message>";
+    let names = elements(good.as_bytes(), NS_CLIENT).unwrap();
+    assert!(has_element(&names, "urn:example:x", "status"), "{names:?}");
+    assert!(has_element(&names, NS_CLIENT, "body"), "{names:?}");
+    for bad in [
+        "<message><x:status/></message>",
+        "<message><a><y:b/></a></message>",
+        "<message><a y:attr='1'/></message>",
+        "<message><a xmlns:p=''/></message>",
+        "<message><a xmlns:p='u' xmlns:q='u' p:x='1' q:x='2'/></message>",
+        "<message><a x='1' x='2'/></message>",
+        "<message><a>\u{FFFF}</a></message>",
+        "<message><a\u{D7}b/></message>",
+        "<message><a b\u{D7}c='1'/></message>",
+        "<message><a></b></message>",
+        "<message><a>&undefined;</a></message>",
+    ] {
+        assert!(
+            elements(bad.as_bytes(), NS_CLIENT).is_err(),
+            "accepted {bad}"
+        );
+    }
+}
