@@ -267,7 +267,8 @@ async fn a_roster_push_from_another_user_is_not_copied_to_the_entity() {
 /// component's) refuses. Each ends the sender's stream with `<not-well-formed/>`; the
 /// delegate never receives it, stays connected, and serves a bystander's IQ next. The
 /// old build wrapped them for the component, whose parser then fails the whole
-/// component stream (every user's delegated IQs).
+/// component stream (every user's delegated IQs). Checklist 16, 20: only a stanza
+/// the proxy can vouch for is wrapped for the delegate.
 #[tokio::test]
 async fn hostile_xml_in_a_delegated_iq_ends_only_the_senders_stream() {
     let Some(_peers) = peers() else { return };

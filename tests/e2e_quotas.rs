@@ -442,6 +442,8 @@ async fn client_that_stops_reading_loses_no_answer_with_default_limits() {
         outcome.count("result")
     );
     assert_each_answered_or_policy_violation(&outcome, count);
+    let mut bob = Raw::login(proxy.c2s(), "bob").await;
+    bob.ping("bob-alive").await;
 }
 
 // ---- 8. fairness toward a component ------------------------------------------------------
@@ -451,7 +453,8 @@ async fn client_that_stops_reading_loses_no_answer_with_default_limits() {
 /// The delegate answers only once bob's IQ has reached it. bob must get the result,
 /// not an error caused by alice's burst; alice gets `wait/resource-constraint` for
 /// every IQ beyond `max_delegations_per_session` (default 100) and the result for the
-/// others. Default limits: on the old build the component's shared 1024-slot queue
+/// others (checklist 23: waiting for the delegate blocks nobody else). Default
+/// limits: on the old build the component's shared 1024-slot queue
 /// filled with alice's burst and bob got `service-unavailable`.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn one_users_burst_does_not_starve_another_user_of_the_delegate() {
