@@ -16,6 +16,7 @@ pub mod prosody;
 pub mod proxy;
 pub mod python;
 pub mod raw;
+pub mod xmlcheck;
 
 use std::path::PathBuf;
 

@@ -317,3 +317,103 @@ xmlns:stream='http://etherx.jabber.org/streams' to='{to}' version='1.0'>"
         stanza.bytes().clone()
     }
 }
+
+/// The reading half of a [`Raw`] stream, for a peer that writes and reads at once
+/// (e.g. a flood written while its answers are read). No Stream Management replies.
+pub struct RawReader {
+    half: tokio::io::ReadHalf<Conn>,
+    framer: Framer,
+}
+
+impl RawReader {
+    /// The next frame; `None` once the connection is closed or its input cannot be
+    /// framed. Panics when nothing arrives within `limit` (an upper bound only).
+    pub async fn next(&mut self, limit: Duration) -> Option<Frame> {
+        use tokio::io::AsyncReadExt;
+        loop {
+            match self.framer.next_frame() {
+                Ok(Some(frame)) => return Some(frame),
+                Ok(None) => {}
+                Err(_) => return None,
+            }
+            let buffer = self.framer.buffer_mut();
+            if buffer.capacity() - buffer.len() < 16 * 1024 {
+                buffer.reserve(64 * 1024);
+            }
+            match tokio::time::timeout(limit, self.half.read_buf(buffer)).await {
+                Ok(Ok(0)) | Ok(Err(_)) => return None,
+                Ok(Ok(_)) => {}
+                Err(_) => panic!("no frame within {limit:?}"),
+            }
+        }
+    }
+}
+
+impl Raw {
+    /// A client stream header to `to` that also declares `extra` (for example
+    /// `xmlns:x='urn:example:x'`, a prefix the client's stanzas may then use).
+    pub fn header_with(to: &str, extra: &str) -> String {
+        format!(
+            "<?xml version='1.0'?><stream:stream xmlns='jabber:client' \
+xmlns:stream='http://etherx.jabber.org/streams' {extra} to='{to}' version='1.0'>"
+        )
+    }
+
+    /// [`Raw::login`] with `header` as the stream header, before and after SASL.
+    pub async fn login_with_header(port: u16, user: &str, header: &str) -> Raw {
+        let mut raw = Raw::connect(port).await;
+        raw.send(header).await;
+        raw.expect("features").await;
+        let creds =
+            base64::engine::general_purpose::STANDARD.encode(format!("\0{user}\0{PASSWORD}"));
+        raw.send(&format!(
+            "<auth xmlns='urn:ietf:params:xml:ns:xmpp-sasl' mechanism='PLAIN'>{creds}</auth>"
+        ))
+        .await;
+        let outcome = raw.expect_any(&["success", "failure"]).await;
+        assert_eq!(
+            outcome.head().unwrap().name(),
+            "success",
+            "login as {user} failed"
+        );
+        raw.framer.restart();
+        raw.send(header).await;
+        raw.expect("features").await;
+        raw.send("<iq type='set' id='bind1'><bind xmlns='urn:ietf:params:xml:ns:xmpp-bind'><resource>raw</resource></bind></iq>").await;
+        let bound = raw.expect("iq").await;
+        let jid =
+            stanzagate::xml::children::descendant_text(bound.bytes(), "jid").expect("bound jid");
+        raw.jid = Some(jid);
+        raw
+    }
+
+    /// Splits the stream into a reader (which keeps the framer and anything it has
+    /// buffered) and the write half.
+    pub fn split(self) -> (RawReader, tokio::io::WriteHalf<Conn>) {
+        let (half, writer) = tokio::io::split(self.conn);
+        (
+            RawReader {
+                half,
+                framer: self.framer,
+            },
+            writer,
+        )
+    }
+
+    /// XEP-0198 on: `<enable/>` sent and `<enabled/>` awaited. With `acknowledge`
+    /// false the proxy's and server's `<r/>` go unanswered from here on.
+    pub async fn enable_sm(&mut self, acknowledge: bool) {
+        self.send("<enable xmlns='urn:xmpp:sm:3' resume='true'/>")
+            .await;
+        let enabled = self.expect_any(&["enabled", "failed"]).await;
+        assert_eq!(
+            enabled.head().unwrap().name(),
+            "enabled",
+            "{}",
+            String::from_utf8_lossy(enabled.bytes())
+        );
+        if !acknowledge {
+            self.sm_received = None;
+        }
+    }
+}
