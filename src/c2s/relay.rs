@@ -19,7 +19,7 @@ use super::sm::{ResumeStore, Sm, Version};
 use super::stage::{Bound, Stage};
 use super::upstream::UpstreamSide;
 use crate::config::{Config, Quotas};
-use crate::hub::{inbox, Command, SessionHandle};
+use crate::hub::{inbox, Command, Inbox, SessionHandle};
 use crate::jid::{FullJid, Jid};
 use crate::metrics::{self, Flow, FlowCounters};
 use crate::net::{read_some, within};
@@ -135,6 +135,14 @@ impl Session {
 
     async fn relay(&mut self) -> Stop {
         loop {
+            // What other tasks queued goes first (a delegation answer is already here
+            // when the stanza that was sent after it arrives from the server); the
+            // queue is bounded, so reads cannot starve.
+            while let Some(command) = self.stage.inbox_mut().and_then(Inbox::try_recv) {
+                if let Err(stop) = self.command(command) {
+                    return stop;
+                }
+            }
             if let Err(stop) = self.flush().await {
                 return stop;
             }

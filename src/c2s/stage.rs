@@ -39,6 +39,13 @@ impl Stage {
         }
     }
 
+    pub fn inbox_mut(&mut self) -> Option<&mut Inbox> {
+        match self {
+            Stage::Bound(bound) => Some(&mut bound.inbox),
+            _ => None,
+        }
+    }
+
     pub fn jid(&self) -> Option<&str> {
         self.bound().map(|b| b.jid.as_str())
     }

@@ -23,6 +23,13 @@ use crate::xml::{Frame, Framer};
 
 static NEXT_COMPONENT_ID: AtomicU64 = AtomicU64::new(1);
 
+/// How long a component connecting under a name still held by a previous connection
+/// waits for that one to be released before it gets `<conflict/>`.
+/// It covers the old connection's closing handshake with the server (at most
+/// `CLOSE_GRACE`), after which the server has let go of the name too.
+const RECONNECT_GRACE: std::time::Duration =
+    crate::net::CLOSE_GRACE.saturating_add(std::time::Duration::from_secs(1));
+
 pub async fn serve(listener: TcpListener, shared: Arc<Shared>) {
     loop {
         match listener.accept().await {
@@ -200,10 +207,12 @@ async fn relay(mut a: Accepting, name: String, shared: Arc<Shared>) {
     let name = domain.as_str().to_owned();
     let max = shared.config.current().limits.quotas.max_component_queue;
     let queue = ComponentQueue::new(max);
+    let handle = ComponentHandle::new(id, queue.clone());
     if !shared
         .hub
         .components
-        .claim(&name, ComponentHandle::new(id, queue.clone()))
+        .claim_within(&name, handle, RECONNECT_GRACE)
+        .await
     {
         a.refuse(
             Some(&name),
@@ -230,6 +239,10 @@ async fn relay(mut a: Accepting, name: String, shared: Arc<Shared>) {
             .await
         }
         _ => {
+            // Delegated IQs routed to this name while the link was being opened are
+            // answered now, not at their timeout.
+            queue.close();
+            shared.delegation.component_gone(&name);
             shared.hub.components.release(&name, id);
             a.refuse(
                 Some(&name),
@@ -246,6 +259,10 @@ async fn relay(mut a: Accepting, name: String, shared: Arc<Shared>) {
         Ok(link) => link,
         Err(error) => {
             tracing::warn!(%error, "cannot open the upstream component link");
+            // Delegated IQs routed to this name while the link was being opened are
+            // answered now, not at their timeout.
+            queue.close();
+            shared.delegation.component_gone(&name);
             shared.hub.components.release(&name, id);
             a.refuse(
                 Some(&name),

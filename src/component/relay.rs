@@ -50,6 +50,8 @@ enum Stop {
     ComponentEnded,
     LinkEnded,
     ComponentGone,
+    /// Writing to the component failed; what it sent before may still be readable.
+    ComponentUnwritable,
     LinkGone,
     ComponentError(&'static str, String),
 }
@@ -113,7 +115,7 @@ impl ComponentSession {
                     return Err(Stop::LinkGone);
                 }
                 if self.out.flush(&mut self.conn).await.is_err() {
-                    return Err(Stop::ComponentGone);
+                    return Err(Stop::ComponentUnwritable);
                 }
                 Ok(())
             })
@@ -275,18 +277,23 @@ impl ComponentSession {
     // ---- ending ----------------------------------------------------------------------
 
     async fn stop(mut self, stop: Stop) {
-        // The name is free and everything waiting on it answered before the closing
-        // handshake, so a component that saw its stream close can reconnect at once.
-        let name = self.name.as_str();
-        self.shared.hub.components.release(name, self.claim);
-        self.shared.delegation.component_gone(name);
+        if let Stop::ComponentUnwritable = stop {
+            self.salvage().await;
+        }
+        // Nothing more is queued for this connection, and everything still waiting on
+        // it is answered now (checklist 7), exactly once.
+        let name = self.name.as_str().to_owned();
+        self.queue.close();
+        self.shared.delegation.component_gone(&name);
         let close = Bytes::from_static(b"</stream:stream>");
+        let mut await_link_close = true;
         match stop {
             // The component's own close tag was already relayed.
             Stop::ComponentEnded => {}
-            Stop::ComponentGone => self.link.out.push(close),
-            Stop::LinkEnded => {}
+            Stop::ComponentGone | Stop::ComponentUnwritable => self.link.out.push(close),
+            Stop::LinkEnded => await_link_close = false,
             Stop::LinkGone => {
+                await_link_close = false;
                 metrics::stream_error("remote-connection-failed", "proxy");
                 self.out.push(stream_error(
                     "remote-connection-failed",
@@ -303,11 +310,54 @@ impl ComponentSession {
             }
         }
         let _ = tokio::time::timeout(CLOSE_GRACE, async {
-            let _ = self.link.out.flush(&mut self.link.conn).await;
             let _ = self.out.flush(&mut self.conn).await;
-            let _ = tokio::io::AsyncWriteExt::shutdown(&mut self.link.conn).await;
             let _ = tokio::io::AsyncWriteExt::shutdown(&mut self.conn).await;
+            let _ = self.link.out.flush(&mut self.link.conn).await;
+            // The server must have let go of the name before a reconnecting component
+            // gets it: its close tag says so.
+            if await_link_close {
+                self.link_closed().await;
+            }
+            let _ = tokio::io::AsyncWriteExt::shutdown(&mut self.link.conn).await;
         })
         .await;
+        // Only now may another connection claim the name (it waits for this, see
+        // `ComponentRegistry::claim_within`).
+        self.shared.hub.components.release(&name, self.claim);
+    }
+
+    /// Reads what the component sent before writing to it failed (delegation answers
+    /// among it): the kernel keeps received bytes readable after the peer is gone.
+    async fn salvage(&mut self) {
+        let _ = tokio::time::timeout(CLOSE_GRACE, async {
+            loop {
+                match read_some(&mut self.conn, &mut self.framer).await {
+                    Ok(0) | Err(_) => return,
+                    Ok(_) => {
+                        if self.drain_component().is_err() {
+                            return;
+                        }
+                    }
+                }
+            }
+        })
+        .await;
+    }
+
+    /// Waits for the server's end of the link (its close tag, or the connection's end).
+    async fn link_closed(&mut self) {
+        loop {
+            match read_some(&mut self.link.conn, &mut self.link.framer).await {
+                Ok(0) | Err(_) => return,
+                Ok(_) => {}
+            }
+            loop {
+                match self.link.framer.next_frame() {
+                    Ok(Some(Frame::End(_))) | Err(_) => return,
+                    Ok(Some(_)) => {}
+                    Ok(None) => break,
+                }
+            }
+        }
     }
 }

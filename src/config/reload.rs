@@ -23,6 +23,9 @@ use super::schema::{Config, TlsConfig};
 
 /// Editors and config-management tools write in several steps; wait for quiet.
 const DEBOUNCE: Duration = Duration::from_millis(200);
+/// A file that keeps changing is still reloaded this long after its first change:
+/// the debounce must not starve reloads (or SIGHUP) forever.
+const MAX_SETTLE: Duration = Duration::from_secs(1);
 
 const RELOADS_METRIC: &str = "stanzagate_config_reloads_total";
 
@@ -168,7 +171,7 @@ async fn reload_loop(
 ) {
     loop {
         tokio::select! {
-            () = next_event(&mut events) => settle(&mut events).await,
+            () = next_event(&mut events) => settle(&mut events, &mut hangup).await,
             () = next_hangup(&mut hangup) => tracing::info!("SIGHUP: reloading configuration"),
         }
         let handle = Arc::clone(&handle);
@@ -196,9 +199,24 @@ async fn next_hangup(hangup: &mut Option<Signal>) {
     }
 }
 
-/// Returns once no event has arrived for [`DEBOUNCE`].
-async fn settle(events: &mut mpsc::UnboundedReceiver<()>) {
-    while let Ok(Some(())) = tokio::time::timeout(DEBOUNCE, events.recv()).await {}
+/// Returns once no event has arrived for [`DEBOUNCE`], at the latest [`MAX_SETTLE`]
+/// after the first, or at once on SIGHUP.
+async fn settle(events: &mut mpsc::UnboundedReceiver<()>, hangup: &mut Option<Signal>) {
+    let deadline = tokio::time::Instant::now() + MAX_SETTLE;
+    loop {
+        let quiet = (tokio::time::Instant::now() + DEBOUNCE).min(deadline);
+        tokio::select! {
+            event = events.recv() => if event.is_none() { return },
+            () = tokio::time::sleep_until(quiet) => return,
+            () = next_hangup(hangup) => {
+                tracing::info!("SIGHUP: reloading configuration");
+                return;
+            }
+        }
+        if tokio::time::Instant::now() >= deadline {
+            return;
+        }
+    }
 }
 
 /// Watches the file's directory rather than the file: editors replace the file

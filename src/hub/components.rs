@@ -158,9 +158,35 @@ impl ComponentHandle {
 #[derive(Default)]
 pub struct ComponentRegistry {
     by_name: DashMap<String, ComponentHandle>,
+    /// Signalled whenever a name is released.
+    released: Notify,
 }
 
 impl ComponentRegistry {
+    /// Registers a component, waiting up to `grace` for a previous connection under
+    /// the same name to be released: a component that restarts reconnects before the
+    /// proxy has read the end of its old connection. `false` if the name stays taken
+    /// (a second live instance: `<conflict/>`).
+    pub async fn claim_within(
+        &self,
+        name: &str,
+        handle: ComponentHandle,
+        grace: std::time::Duration,
+    ) -> bool {
+        let deadline = tokio::time::Instant::now() + grace;
+        loop {
+            let released = self.released.notified();
+            tokio::pin!(released);
+            released.as_mut().enable();
+            if self.claim(name, handle.clone()) {
+                return true;
+            }
+            if tokio::time::timeout_at(deadline, released).await.is_err() {
+                return false;
+            }
+        }
+    }
+
     /// Registers a component; `false` if that name is already connected.
     pub fn claim(&self, name: &str, handle: ComponentHandle) -> bool {
         match self.by_name.entry(name.to_owned()) {
@@ -175,6 +201,7 @@ impl ComponentRegistry {
     pub fn release(&self, name: &str, id: u64) {
         if let Some((_, handle)) = self.by_name.remove_if(name, |_, handle| handle.id == id) {
             handle.queue.close();
+            self.released.notify_waiters();
         }
     }
 

@@ -126,6 +126,20 @@ impl Inbox {
         }
     }
 
+    /// A command already queued, without waiting (`None` also once ended).
+    pub fn try_recv(&mut self) -> Option<Command> {
+        if self.closed || self.control.ended.load(Ordering::Acquire) {
+            return None;
+        }
+        match self.rx.try_recv() {
+            Ok(Item::Command(command)) => {
+                self.control.queued.fetch_sub(1, Ordering::AcqRel);
+                Some(*command)
+            }
+            Ok(Item::End) | Err(_) => None,
+        }
+    }
+
     /// Resolves once someone asked this session to end (for waits other than
     /// [`Inbox::recv`], such as a write the client does not read).
     pub async fn ended(&self) {

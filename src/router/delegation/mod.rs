@@ -154,7 +154,11 @@ impl Delegations {
             .insert(self, id.clone(), rule.component.clone(), waiting, timeout);
         tracing::trace!(%id, "delegating");
         if let Err(error) = component.send_for(sender, wrapped) {
-            self.pending.remove(&id);
+            // Whoever takes the entry out answers: the component's departure may have
+            // answered it already (exactly once, checklist 7).
+            if self.pending.remove(&id).is_none() {
+                return None;
+            }
             let (outcome, text) = match error {
                 QueueError::Full => (Outcome::Refused, "the service is not keeping up"),
                 QueueError::Gone => (Outcome::ComponentOffline, "the service is not reachable"),
