@@ -142,8 +142,7 @@ async fn read_events(
                 Ok(Some(Frame::Stanza(stanza))) => {
                     // At the top level after login, only a stream error is named so.
                     if stanza.head().is_ok_and(|h| h.name() == "error") {
-                        let condition =
-                            stream_error_condition(stanza.bytes()).unwrap_or_default();
+                        let condition = stream_error_condition(stanza.bytes()).unwrap_or_default();
                         batch.push(Event::StreamError(condition));
                     } else {
                         batch.push(Event::Stanza(stanza));

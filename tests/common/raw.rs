@@ -298,10 +298,8 @@ xmlns:stream='http://etherx.jabber.org/streams' to='{to}' version='1.0'>"
                 Some(Frame::Stanza(s)) => match s.head().map(|h| h.name().to_owned()) {
                     Ok(n) if n == "handshake" => return Ok(raw),
                     Ok(n) if n == "error" => {
-                        return Err(stanzagate::xml::children::stream_error_condition(
-                            s.bytes(),
-                        )
-                        .unwrap_or_default())
+                        return Err(stanzagate::xml::children::stream_error_condition(s.bytes())
+                            .unwrap_or_default())
                     }
                     _ => {}
                 },
