@@ -3,6 +3,11 @@
 //! `proxy.toml` rewritten while IQs and messages flow, and a roster web app that
 //! hangs while many clients ask for their roster. Whatever fails, every request is
 //! answered exactly once, nothing hangs, and the proxy stays up.
+//!
+//! The component tests come in several cuts, each aimed at one way a request can be
+//! lost or doubled when a component goes: under a steady stream, mid-burst, with
+//! the answers the component already wrote, with its reconnection, and with the
+//! upstream refusing the proxy's link for it.
 
 mod common;
 
@@ -25,6 +30,9 @@ const NS2: &str = "urn:example:faults:second";
 const LIMIT: Duration = Duration::from_secs(30);
 /// Delegated IQs a client keeps unanswered at most.
 const WINDOW: usize = 16;
+/// Once the load stops, every answer is due within this (an upper bound for the
+/// wait; they come in milliseconds).
+const ANSWERS_WITHIN: Duration = Duration::from_secs(15);
 
 fn delegations(namespaces: &[&str]) -> String {
     namespaces
@@ -113,8 +121,9 @@ fn outcome(answer: &Stanza) -> Outcome {
 }
 
 /// Sends `<prefix>-<n>` delegated IQs back to back, `batch` per write (at most
-/// `window` unanswered), until `stop` is set or `cap` are sent; returns the client and
-/// how many it sent. Panics if answers stop coming.
+/// `window` unanswered), until `stop` is set or `cap` are sent, or answers stop coming
+/// for [`ANSWERS_WITHIN`] (the caller finds the unanswered ones); returns the client
+/// and how many it sent.
 async fn iq_stream(
     mut client: Client,
     prefix: String,
@@ -134,13 +143,16 @@ async fn iq_stream(
             .expect("the client's stream stays open");
         sent += batch;
         let want = sent.saturating_sub(window);
-        client
+        let flowing = client
             .received
-            .wait_for(LIMIT, |events| {
+            .wait_for(ANSWERS_WITHIN, |events| {
                 (answers_with_prefix(events, &answered) >= want).then_some(())
             })
-            .await
-            .unwrap_or_else(|| panic!("{prefix}: answers stopped after {want}/{sent}"));
+            .await;
+        if flowing.is_none() {
+            eprintln!("{prefix}: answers stopped coming; {sent} sent");
+            break;
+        }
     }
     (client, sent)
 }
@@ -270,34 +282,51 @@ async fn component_churn() -> Churn {
     );
     stop.store(true, Ordering::Relaxed);
 
+    // Every IQ is answered while the last instance is still connected (it has
+    // nothing left to do): one bound for all, far below the delegation timeout.
+    let deadline = tokio::time::Instant::now() + ANSWERS_WITHIN;
     let mut clients = Vec::new();
+    let mut unanswered = Vec::new();
     for (user, driver) in drivers {
         let (mut client, sent) = tokio::time::timeout(LIMIT, driver)
             .await
             .expect("driver ends")
             .unwrap();
-        // Bounded; whatever is missing then is reported below.
         let prefix = format!("{user}-");
-        let _ = client
+        let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+        let complete = client
             .received
-            .wait_for(LIMIT, |events| {
+            .wait_for(left, |events| {
                 (answers_with_prefix(events, &prefix) >= sent).then_some(())
             })
             .await;
+        if complete.is_none() {
+            let by_id = iqs_by_id(&client.received.snapshot());
+            let missing: Vec<String> = (0..sent)
+                .map(|n| format!("{user}-{n}"))
+                .filter(|id| !by_id.contains_key(id))
+                .collect();
+            unanswered.push(format!(
+                "{user}: {} of {sent} unanswered (first: {:?})",
+                missing.len(),
+                &missing[..missing.len().min(5)]
+            ));
+        }
         clients.push((user, client, sent));
     }
+    let pending = common::http::metric(proxy.ports.http, "stanzagate_delegation_pending").await;
+    let last_progress = last.progress.lock().unwrap().clone();
     // Late duplicates would come from the component's going away: end the last one
-    // too (it has nothing pending), then let a round trip through the server pass.
-    let answered_last = *last.answered.borrow();
+    // too, then let a round trip through the server pass.
     last.task.abort();
     let _ = last.task.await;
-    served.push((
-        tag,
-        Served {
-            received: answered_last,
-            answered: answered_last,
-        },
-    ));
+    served.push((tag, last_progress.clone()));
+    assert!(
+        unanswered.is_empty(),
+        "IQs still unanswered {ANSWERS_WITHIN:?} after the load stopped, while the component was \
+connected and idle ({last_progress:?}; the proxy counted {pending} pending): {unanswered:?}; \
+reconnection refusals {refusals:?}"
+    );
     let mut tally: BTreeMap<Outcome, usize> = BTreeMap::new();
     for (user, client, sent) in &mut clients {
         ping(client, "after").await;
@@ -424,7 +453,7 @@ async fn bursts_across_reconnections(retry_on: &[&str]) -> (Vec<Event>, Vec<Stri
     let _last = Delegate::serve(raw, COMPONENT, "last", None);
     let _ = alice
         .received
-        .wait_for(LIMIT, |events| {
+        .wait_for(ANSWERS_WITHIN, |events| {
             (answers_with_prefix(events, "c") >= CYCLES * BURST).then_some(())
         })
         .await;
@@ -472,6 +501,60 @@ async fn a_dropped_component_can_reconnect_at_once() {
         .filter(|id| !by_id.contains_key(id))
         .count();
     assert_eq!(unanswered, 0, "IQs never answered");
+}
+
+/// The proxy claims a component's name before it opens its own link to Prosody under
+/// that name. When Prosody refuses that link, the component is refused with
+/// `<remote-connection-failed/>`; IQs clients sent meanwhile must still be answered
+/// at once (`service-unavailable`), not left waiting for the delegation timeout.
+/// Here Prosody knows the component under another secret, so every link fails.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn iqs_sent_while_the_upstream_refuses_the_component_are_answered_at_once() {
+    let Some(_peers) = peers() else { return };
+    let prosody =
+        Prosody::start(&ProsodySpec::default().with_component(COMPONENT, "not-the-secret"));
+    let proxy = Proxy::start(
+        &delegating_spec(&format!(
+            "{}[limits]\ndelegation_timeout_ms = 120000\n",
+            delegations(&[NS])
+        )),
+        &prosody,
+    );
+    let stop = Arc::new(AtomicBool::new(false));
+    let mut drivers = Vec::new();
+    for user in ["alice", "bob"] {
+        let client = Client::login(proxy.c2s(), user).await;
+        let driver = iq_stream(client, user.to_owned(), stop.clone(), (8, 32), 20_000);
+        drivers.push((user, tokio::spawn(driver)));
+    }
+    for attempt in 0..30 {
+        let refused = Raw::try_component(proxy.ports.component, COMPONENT, SECRET).await;
+        assert_eq!(
+            refused.err().as_deref(),
+            Some("remote-connection-failed"),
+            "attempt {attempt}"
+        );
+    }
+    stop.store(true, Ordering::Relaxed);
+    let deadline = tokio::time::Instant::now() + ANSWERS_WITHIN;
+    for (user, driver) in drivers {
+        let (mut client, sent) = tokio::time::timeout(LIMIT, driver)
+            .await
+            .expect("driver ends")
+            .unwrap();
+        let prefix = format!("{user}-");
+        let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+        let _ = client
+            .received
+            .wait_for(left, |events| {
+                (answers_with_prefix(events, &prefix) >= sent).then_some(())
+            })
+            .await;
+        let events = client.received.snapshot();
+        for outcome in exactly_once(&events, user, sent) {
+            assert_eq!(outcome, Outcome::Error("service-unavailable".into()));
+        }
+    }
 }
 
 // ---- 2. Prosody restarted under load ----------------------------------------------

@@ -209,14 +209,28 @@ pub struct Served {
 /// anything still unread) unanswered.
 pub struct Delegate {
     pub answered: watch::Receiver<usize>,
+    /// What it has received and answered so far.
+    pub progress: Arc<Mutex<Served>>,
     pub task: JoinHandle<Served>,
 }
 
 impl Delegate {
     pub fn serve(raw: Raw, name: &str, tag: &str, hang_up: Option<(usize, HangUp)>) -> Delegate {
         let (tx, answered) = watch::channel(0usize);
-        let task = tokio::spawn(serve(raw, name.to_owned(), tag.to_owned(), hang_up, tx));
-        Delegate { answered, task }
+        let progress = Arc::new(Mutex::new(Served::default()));
+        let task = tokio::spawn(serve(
+            raw,
+            name.to_owned(),
+            tag.to_owned(),
+            hang_up,
+            tx,
+            progress.clone(),
+        ));
+        Delegate {
+            answered,
+            progress,
+            task,
+        }
     }
 
     /// Waits (bounded) until it has answered at least `n`.
@@ -235,6 +249,7 @@ async fn serve(
     tag: String,
     hang_up: Option<(usize, HangUp)>,
     progress: watch::Sender<usize>,
+    shared: Arc<Mutex<Served>>,
 ) -> Served {
     let (mut conn, mut framer) = raw.into_parts();
     let mut served = Served::default();
@@ -252,6 +267,7 @@ async fn serve(
         let text = String::from_utf8_lossy(stanza.bytes()).into_owned();
         let reply = if text.contains("<delegation") && text.contains("<forwarded") {
             served.received += 1;
+            *shared.lock().unwrap_or_else(PoisonError::into_inner) = served.clone();
             if let Some((n, how)) = hang_up {
                 if served.received == n {
                     if how == HangUp::Reset {
@@ -281,6 +297,7 @@ async fn serve(
         }
         if text.contains("<delegation") {
             served.answered += 1;
+            *shared.lock().unwrap_or_else(PoisonError::into_inner) = served.clone();
             progress.send_replace(served.answered);
         }
     }
