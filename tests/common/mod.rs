@@ -11,6 +11,7 @@
 
 pub mod certs;
 pub mod http;
+pub mod load;
 pub mod process;
 pub mod prosody;
 pub mod proxy;

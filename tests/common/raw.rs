@@ -266,6 +266,49 @@ xmlns:stream='http://etherx.jabber.org/streams' to='{to}' version='1.0'>"
         raw
     }
 
+    /// Like [`Raw::component`], but a refusal is returned as its stream error
+    /// condition (e.g. `conflict` while the name is still taken), `"closed"` when the
+    /// connection ends without one.
+    pub async fn try_component(port: u16, name: &str, secret: &str) -> Result<Raw, String> {
+        let mut raw = Raw::connect(port).await;
+        raw.send(&format!(
+            "<stream:stream xmlns='jabber:component:accept' xmlns:stream='http://etherx.jabber.org/streams' to='{name}'>"
+        ))
+        .await;
+        let id = match raw.next().await {
+            Some(Frame::Header(header)) => header.id.clone().expect("stream id"),
+            Some(Frame::Stanza(s)) if s.head().is_ok_and(|h| h.name() == "error") => {
+                return Err(stanzagate::xml::children::stream_error_condition(s.bytes())
+                    .unwrap_or_default())
+            }
+            None => return Err("closed".into()),
+            other => panic!("expected a stream header, got {other:?}"),
+        };
+        // The proxy may hang up as soon as it refuses: a failed write is a refusal too.
+        let digest = stanzagate::component::handshake_digest(&id, secret);
+        if raw
+            .try_send_bytes(format!("<handshake>{digest}</handshake>").as_bytes())
+            .await
+            .is_err()
+        {
+            return Err("closed".into());
+        }
+        loop {
+            match raw.next().await {
+                Some(Frame::Stanza(s)) => match s.head().map(|h| h.name().to_owned()) {
+                    Ok(n) if n == "handshake" => return Ok(raw),
+                    Ok(n) if n == "error" => {
+                        return Err(stanzagate::xml::children::stream_error_condition(s.bytes())
+                            .unwrap_or_default())
+                    }
+                    _ => {}
+                },
+                Some(_) => {}
+                None => return Err("closed".into()),
+            }
+        }
+    }
+
     /// The next top-level element, whatever it is.
     pub async fn next_stanza(&mut self) -> Stanza {
         loop {

@@ -3,6 +3,7 @@
 GET /contacts/USERNAME (percent-encoded) answers DATA_DIR/<percent-encoded name>.json
 with an ETag (304 on If-None-Match). Test controls:
     POST /_mode   body: ok | down500 | invalid | slow:SECONDS | flaky:N (N× 503 first)
+                  | hang (requests are read, then never answered until the mode changes)
     GET  /_count/USERNAME   number of roster GETs for that user so far
 Prints "LISTENING PORT" once ready. Binds 127.0.0.1 only.
 """
@@ -19,6 +20,9 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 STATE = {"mode": "ok", "flaky": 0}
 COUNTS = {}
 LOCK = threading.Lock()
+# Set whenever the mode is not "hang": hung requests wait for it.
+NOT_HANGING = threading.Event()
+NOT_HANGING.set()
 
 
 class Handler(BaseHTTPRequestHandler):
@@ -44,6 +48,10 @@ class Handler(BaseHTTPRequestHandler):
                     STATE["mode"], STATE["flaky"] = "ok", int(mode.split(":")[1])
                 else:
                     STATE["mode"] = mode
+                if STATE["mode"] == "hang":
+                    NOT_HANGING.clear()
+                else:
+                    NOT_HANGING.set()
             self.send(200, b"ok")
         else:
             self.send(404)
@@ -72,6 +80,8 @@ class Handler(BaseHTTPRequestHandler):
         if mode == "down500":
             self.send(500, b"boom")
             return
+        if mode == "hang":
+            NOT_HANGING.wait()
         if mode.startswith("slow:"):
             time.sleep(float(mode.split(":")[1]))
         if mode == "invalid":
