@@ -380,28 +380,11 @@ async fn component_killed_and_reconnected_mid_stream_answers_every_iq_exactly_on
     );
 }
 
-/// The answers a component wrote before its connection dropped were sent: each must
-/// reach its client as that result, not be replaced by `service-unavailable`.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn answers_a_killed_component_sent_before_dropping_reach_the_clients() {
-    let Some(_peers) = peers() else { return };
-    let Churn { tally, served, .. } = component_churn().await;
-    let lost: Vec<String> = served
-        .iter()
-        .filter_map(|(tag, served)| {
-            let delivered = tally
-                .get(&Outcome::HandledBy(tag.clone()))
-                .copied()
-                .unwrap_or(0);
-            (delivered != served.answered)
-                .then(|| format!("{tag} answered {}, {delivered} delivered", served.answered))
-        })
-        .collect();
-    assert!(
-        lost.is_empty(),
-        "results a component wrote before it went away were replaced by service-unavailable: {lost:?}; {tally:?}"
-    );
-}
+// Not tested: that every answer a component *wrote* before its connection dropped
+// reaches its client. With a reset (a component closing with unread input), the
+// component's kernel discards what it had not transmitted yet, so "written" does not
+// mean "received by the proxy". What the proxy did receive is read and delivered even
+// when writing to the component has failed (`ComponentSession::salvage`).
 
 const CYCLES: usize = 100;
 /// IQs per burst: with what a successor still holds, below the proxy's default of 100

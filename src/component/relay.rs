@@ -56,6 +56,19 @@ enum Stop {
     ComponentError(&'static str, String),
 }
 
+impl Stop {
+    fn label(&self) -> &'static str {
+        match self {
+            Stop::ComponentEnded => "component ended its stream",
+            Stop::LinkEnded => "server ended the link",
+            Stop::ComponentGone => "component connection lost",
+            Stop::ComponentUnwritable => "writing to the component failed",
+            Stop::LinkGone => "link lost",
+            Stop::ComponentError(..) => "component stream error",
+        }
+    }
+}
+
 enum Wake {
     Component(std::io::Result<usize>),
     Link(std::io::Result<usize>),
@@ -277,6 +290,7 @@ impl ComponentSession {
     // ---- ending ----------------------------------------------------------------------
 
     async fn stop(mut self, stop: Stop) {
+        tracing::debug!(reason = stop.label(), "component relay ends");
         if let Stop::ComponentUnwritable = stop {
             self.salvage().await;
         }

@@ -156,9 +156,7 @@ impl Delegations {
         if let Err(error) = component.send_for(sender, wrapped) {
             // Whoever takes the entry out answers: the component's departure may have
             // answered it already (exactly once, checklist 7).
-            if self.pending.remove(&id).is_none() {
-                return None;
-            }
+            self.pending.remove(&id)?;
             let (outcome, text) = match error {
                 QueueError::Full => (Outcome::Refused, "the service is not keeping up"),
                 QueueError::Gone => (Outcome::ComponentOffline, "the service is not reachable"),
