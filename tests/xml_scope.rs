@@ -100,7 +100,7 @@ fn check_extract(stanza: &Stanza, range: Range<usize>) -> String {
     let bytes = stanza.bytes();
     let name_len = text[1..].find([' ', '/', '>']).unwrap();
     assert_eq!(
-        text[..1 + name_len].as_bytes(),
+        &text.as_bytes()[..1 + name_len],
         &bytes[range.start..range.start + 1 + name_len]
     );
     let rest = &bytes[range.start + 1 + name_len..range.end];
