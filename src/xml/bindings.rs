@@ -5,6 +5,7 @@
 //! checked here too, so every walker applies the same rules.
 
 use std::borrow::Cow;
+use std::collections::HashMap;
 
 use super::escape::attr_value;
 use super::namespaces::{Namespaces, XML_NS};
@@ -20,6 +21,8 @@ pub(crate) const XMLNS_NS: &str = "http://www.w3.org/2000/xmlns/";
 struct Binding<'a> {
     prefix: Option<&'a [u8]>,
     uri: Cow<'a, str>,
+    /// The binding of the same prefix this one shadows (index into the stack).
+    shadows: Option<usize>,
 }
 
 /// What a prefix (or the default namespace) resolves to.
@@ -47,6 +50,11 @@ impl<'a> Lookup<'a> {
 pub(crate) struct Bindings<'a> {
     outer: Option<&'a Namespaces>,
     stack: Vec<Binding<'a>>,
+    /// The innermost binding of each declared prefix (index into `stack`). Searching
+    /// the stack instead would let a peer make every name cost a scan of thousands of
+    /// declarations (64 levels of 64 each within the limits): a 256 KiB stanza would
+    /// take a CPU-tenth of a second.
+    innermost: HashMap<Option<&'a [u8]>, usize>,
     /// `stack` length before each open element's declarations.
     marks: Vec<usize>,
 }
@@ -56,6 +64,7 @@ impl<'a> Bindings<'a> {
         Bindings {
             outer,
             stack: Vec::new(),
+            innermost: HashMap::new(),
             marks: Vec::new(),
         }
     }
@@ -71,7 +80,12 @@ impl<'a> Bindings<'a> {
             check_declaration(attr.name.of(bytes), prefix, &uri)?;
             // `xml` is bound for good; declaring it (to its own namespace) changes nothing.
             if prefix != Some(b"xml") {
-                self.stack.push(Binding { prefix, uri });
+                let shadows = self.innermost.insert(prefix, self.stack.len());
+                self.stack.push(Binding {
+                    prefix,
+                    uri,
+                    shadows,
+                });
             }
         }
         Ok(())
@@ -80,7 +94,15 @@ impl<'a> Bindings<'a> {
     /// Closes the innermost open element.
     pub(crate) fn close(&mut self) {
         let mark = self.marks.pop().unwrap_or(0);
-        self.stack.truncate(mark);
+        while self.stack.len() > mark {
+            let Some(binding) = self.stack.pop() else {
+                break;
+            };
+            match binding.shadows {
+                Some(shadowed) => self.innermost.insert(binding.prefix, shadowed),
+                None => self.innermost.remove(&binding.prefix),
+            };
+        }
     }
 
     /// Number of open elements.
@@ -93,7 +115,8 @@ impl<'a> Bindings<'a> {
         if prefix == Some(b"xml") {
             return Lookup::Bound(XML_NS);
         }
-        if let Some(binding) = self.stack.iter().rev().find(|b| b.prefix == prefix) {
+        let innermost = self.innermost.get(&prefix).and_then(|&i| self.stack.get(i));
+        if let Some(binding) = innermost {
             return match binding.uri.is_empty() {
                 true => Lookup::NoNamespace,
                 false => Lookup::Bound(&binding.uri),
