@@ -294,7 +294,10 @@ mod tests {
         assert_eq!(bindings.depth(), 2);
         assert_eq!(bindings.lookup(None), Lookup::NoNamespace);
         bindings.close();
+        assert_eq!(bindings.lookup(None), Lookup::Bound("urn:a"));
+        assert_eq!(bindings.require(b"h"), Ok("urn:h2"));
         bindings.close();
+        assert_eq!(bindings.lookup(None), Lookup::Bound("jabber:client"));
         assert_eq!(bindings.require(b"h"), Ok("urn:h"));
         assert_eq!(
             bindings.require(b"gone"),
@@ -302,5 +305,34 @@ mod tests {
         );
         let alone = Bindings::new(None);
         assert_eq!(alone.lookup(None), Lookup::Undeclared);
+    }
+
+    #[test]
+    fn closing_restores_what_was_shadowed_at_every_depth() {
+        let bytes = b"<a xmlns:p='1'><b xmlns:p='2' xmlns:q='x'><c xmlns:p='3'/></b></a>";
+        let starts: Vec<_> = super::super::tags::Tags::new(bytes, 0)
+            .filter_map(|t| match t {
+                super::super::tags::Tag::Start(s) => Some(s),
+                _ => None,
+            })
+            .collect();
+        let mut bindings = Bindings::new(None);
+        let mut seen = Vec::new();
+        for tag in &starts {
+            bindings.open(bytes, tag).unwrap();
+            seen.push(bindings.require(b"p").unwrap().to_owned());
+        }
+        assert_eq!(seen, ["1", "2", "3"]);
+        bindings.close();
+        assert_eq!(bindings.require(b"p"), Ok("2"));
+        assert_eq!(bindings.require(b"q"), Ok("x"));
+        bindings.close();
+        assert_eq!(bindings.require(b"p"), Ok("1"));
+        assert_eq!(bindings.lookup(Some(b"q")), Lookup::Undeclared);
+        bindings.close();
+        assert_eq!(bindings.lookup(Some(b"p")), Lookup::Undeclared);
+        // Closing more than was opened changes nothing.
+        bindings.close();
+        assert_eq!(bindings.depth(), 0);
     }
 }
