@@ -498,6 +498,11 @@ const NS_VALID: &[&str] = &[
     "<a>a &gt; b ]] > ]&gt; <![CDATA[x]]>]></a>",
     "<a><![CDATA[<p:x/>]]><b x='&lt;p:y/>'/></a>",
     "<a b=']]>'>\u{fffd}\u{1f600}</a>",
+    // Prefixed attribute names around the fast path's 16-byte blocks.
+    "<a xmlns:pp='urn:p'><b pp:abcdefghijklmn='1' x='2'/><c pp:q=\"&amp;\"/></a>",
+    "<a xmlns:abcdefghijklmno='urn:p'><b abcdefghijklmno:p='1' xml:lang='a-very-long-language-tag'/></a>",
+    "<a><b xml:lang='en' xml:space='preserve' xml:base='http://example.com/'/></a>",
+    "<a><b label='http://www.w3.org/XML/1998/namespace'/></a>",
 ];
 
 /// Elements the framer must refuse on `NS_HEADER`, all `not-well-formed`.
@@ -515,6 +520,11 @@ const NS_INVALID: &[&str] = &[
     "<a><b c:='1'/></a>",
     "<a><b xml:1='1'/></a>",
     "<a><b xml:xmlns='urn:x'/></a>",
+    "<a><b xml:lang:x='1'/></a>",
+    "<a><b x='1' abcdefghijklmno:p='1'/></a>",
+    "<a><b abcdefghijklmnopqrstu:v='1'/></a>",
+    "<a><b><c xmlns='http://www.w3.org/XML/1998/namespace'/></b></a>",
+    "<a><b xmlns=\"http://www.w3.org/XML/1998/namespace\" x='1'/></a>",
     "<a xmlns:xml='urn:x'/>",
     "<a><b xmlns:xmlns='urn:x'/></a>",
     "<a xmlns='http://www.w3.org/XML/1998/namespace'/>",

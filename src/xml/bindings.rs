@@ -5,6 +5,7 @@
 //! checked here too, so every walker applies the same rules.
 
 use std::borrow::Cow;
+use std::collections::HashMap;
 
 use super::escape::attr_value;
 use super::namespaces::Namespaces;
@@ -18,6 +19,8 @@ use super::tags::StartTag;
 struct Binding<'a> {
     prefix: Option<&'a [u8]>,
     uri: Cow<'a, str>,
+    /// The binding of the same prefix this one shadows (index into the stack).
+    shadows: Option<usize>,
 }
 
 /// What a prefix (or the default namespace) resolves to.
@@ -45,6 +48,11 @@ impl<'a> Lookup<'a> {
 pub(crate) struct Bindings<'a> {
     outer: Option<&'a Namespaces>,
     stack: Vec<Binding<'a>>,
+    /// The innermost binding of each declared prefix (index into `stack`). Searching
+    /// the stack instead would let a peer make every name cost a scan of thousands of
+    /// declarations (64 levels of 64 each within the limits): a 256 KiB stanza would
+    /// take a CPU-tenth of a second.
+    innermost: HashMap<Option<&'a [u8]>, usize>,
     /// `stack` length before each open element's declarations.
     marks: Vec<usize>,
 }
@@ -54,6 +62,7 @@ impl<'a> Bindings<'a> {
         Bindings {
             outer,
             stack: Vec::new(),
+            innermost: HashMap::new(),
             marks: Vec::new(),
         }
     }
@@ -69,7 +78,12 @@ impl<'a> Bindings<'a> {
             check_declaration(attr.name.of(bytes), prefix, &uri)?;
             // `xml` is bound for good; declaring it (to its own namespace) changes nothing.
             if prefix != Some(b"xml") {
-                self.stack.push(Binding { prefix, uri });
+                let shadows = self.innermost.insert(prefix, self.stack.len());
+                self.stack.push(Binding {
+                    prefix,
+                    uri,
+                    shadows,
+                });
             }
         }
         Ok(())
@@ -78,7 +92,15 @@ impl<'a> Bindings<'a> {
     /// Closes the innermost open element.
     pub(crate) fn close(&mut self) {
         let mark = self.marks.pop().unwrap_or(0);
-        self.stack.truncate(mark);
+        while self.stack.len() > mark {
+            let Some(binding) = self.stack.pop() else {
+                break;
+            };
+            match binding.shadows {
+                Some(shadowed) => self.innermost.insert(binding.prefix, shadowed),
+                None => self.innermost.remove(&binding.prefix),
+            };
+        }
     }
 
     /// Number of open elements.
@@ -91,7 +113,8 @@ impl<'a> Bindings<'a> {
         if prefix == Some(b"xml") {
             return Lookup::Bound(NS_XML);
         }
-        if let Some(binding) = self.stack.iter().rev().find(|b| b.prefix == prefix) {
+        let innermost = self.innermost.get(&prefix).and_then(|&i| self.stack.get(i));
+        if let Some(binding) = innermost {
             return match binding.uri.is_empty() {
                 true => Lookup::NoNamespace,
                 false => Lookup::Bound(&binding.uri),
@@ -269,7 +292,10 @@ mod tests {
         assert_eq!(bindings.depth(), 2);
         assert_eq!(bindings.lookup(None), Lookup::NoNamespace);
         bindings.close();
+        assert_eq!(bindings.lookup(None), Lookup::Bound("urn:a"));
+        assert_eq!(bindings.require(b"h"), Ok("urn:h2"));
         bindings.close();
+        assert_eq!(bindings.lookup(None), Lookup::Bound("jabber:client"));
         assert_eq!(bindings.require(b"h"), Ok("urn:h"));
         assert_eq!(
             bindings.require(b"gone"),
@@ -277,5 +303,34 @@ mod tests {
         );
         let alone = Bindings::new(None);
         assert_eq!(alone.lookup(None), Lookup::Undeclared);
+    }
+
+    #[test]
+    fn closing_restores_what_was_shadowed_at_every_depth() {
+        let bytes = b"<a xmlns:p='1'><b xmlns:p='2' xmlns:q='x'><c xmlns:p='3'/></b></a>";
+        let starts: Vec<_> = super::super::tags::Tags::new(bytes, 0)
+            .filter_map(|t| match t {
+                super::super::tags::Tag::Start(s) => Some(s),
+                _ => None,
+            })
+            .collect();
+        let mut bindings = Bindings::new(None);
+        let mut seen = Vec::new();
+        for tag in &starts {
+            bindings.open(bytes, tag).unwrap();
+            seen.push(bindings.require(b"p").unwrap().to_owned());
+        }
+        assert_eq!(seen, ["1", "2", "3"]);
+        bindings.close();
+        assert_eq!(bindings.require(b"p"), Ok("2"));
+        assert_eq!(bindings.require(b"q"), Ok("x"));
+        bindings.close();
+        assert_eq!(bindings.require(b"p"), Ok("1"));
+        assert_eq!(bindings.lookup(Some(b"q")), Lookup::Undeclared);
+        bindings.close();
+        assert_eq!(bindings.lookup(Some(b"p")), Lookup::Undeclared);
+        // Closing more than was opened changes nothing.
+        bindings.close();
+        assert_eq!(bindings.depth(), 0);
     }
 }

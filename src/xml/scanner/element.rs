@@ -40,6 +40,9 @@ impl Scanner {
         let mut depth: usize = 0;
         let max_depth = limits.max_depth.min(FAST_DEPTH);
         let mut pos = self.pos;
+        // Whether the element needs the namespace check, gathered in a register and
+        // noted once the element is complete.
+        let mut suspect = false;
         loop {
             // At a `<`.
             let tag = pos;
@@ -55,6 +58,7 @@ impl Scanner {
                 match depth {
                     0 => {
                         self.meta.close_start = span(tag, tag).start;
+                        self.note_suspect(suspect);
                         return Some(self.element_found(tag, pos));
                     }
                     1 => self.meta.child_ended(pos),
@@ -66,15 +70,14 @@ impl Scanner {
                 }
                 let (name_len, prefixed) = ascii_qname(data, tag + 1)?;
                 let name_end = tag + 1 + name_len;
-                // Idempotent, like everything noted before a bail-out: the byte-level
-                // phases note the same names again.
-                self.note_element_name(prefixed);
                 let recorded = match depth {
                     0 => Recorded::Top,
                     1 if self.meta.child_count == 0 => Recorded::Child,
                     _ => Recorded::No,
                 };
-                let (end, empty) = self.fast_attrs(data, name_end, recorded, limits)?;
+                let (end, empty, attrs_suspect) =
+                    self.fast_attrs(data, name_end, recorded, limits)?;
+                suspect |= prefixed | attrs_suspect;
                 let name = span(tag + 1, name_end);
                 match recorded {
                     Recorded::Top => {
@@ -92,6 +95,7 @@ impl Scanner {
                     (true, 0) => {
                         self.meta.open_end = span(end, end).start;
                         self.meta.close_start = span(end, end).start;
+                        self.note_suspect(suspect);
                         return Some(self.element_found(tag, end));
                     }
                     (true, 1) => {

@@ -17,6 +17,7 @@ use super::super::reference::predefined_len;
 use super::super::runs::{attr_masks, block_masks, name_at, name_len_at, valid_text_in, WIDTH};
 use super::super::span::Span;
 use super::record::word_of;
+use super::suspect::{attr_may_be_suspect, is_xml_lang, maybe_default_decl};
 use super::{name_hash, same, Scanner, Step};
 
 /// Which recorded tag (see `record`) the start tag being scanned is, if any.
@@ -84,8 +85,8 @@ impl Scanner {
             1 if self.meta.child_count == 0 => Recorded::Child,
             _ => Recorded::No,
         };
-        let (end, empty) = self.fast_attrs(data, name_end, recorded, limits)?;
-        self.note_element_name(prefixed);
+        let (end, empty, suspect) = self.fast_attrs(data, name_end, recorded, limits)?;
+        self.note_suspect(prefixed | suspect);
         self.tag_start = start;
         self.name = span(start + 1, name_end);
         self.pos = end;
@@ -96,8 +97,10 @@ impl Scanner {
     }
 
     /// The rest of a start tag from just past its name: `name='value'` attributes
-    /// (recorded if the tag is), then `>` or `/>`. Returns the offset past the tag and
-    /// whether it was `/>`; `None` for anything unusual.
+    /// (recorded if the tag is), then `>` or `/>`. Returns the offset past the tag,
+    /// whether it was `/>` and whether an attribute may need the namespace check (see
+    /// `suspect`; left to the caller, which may gather it over several tags in a
+    /// register); `None` for anything unusual.
     #[inline(always)]
     pub(super) fn fast_attrs(
         &mut self,
@@ -105,8 +108,11 @@ impl Scanner {
         mut pos: usize,
         recorded: Recorded,
         limits: &Limits,
-    ) -> Option<(usize, bool)> {
+    ) -> Option<(usize, bool, bool)> {
         let mut seen = Seen::new(limits, pos);
+        // Accumulated in a register: per attribute, even a rarely taken call or a
+        // store costs this loop several percent.
+        let mut suspect = false;
         let mut b = *data.get(pos)?;
         while is(b, WS) {
             pos += 1;
@@ -119,12 +125,11 @@ impl Scanner {
             if !is(b, NAME_START_ASCII) {
                 break;
             }
-            let (attr_end, value_end, escaped, colon) = fast_attr(data, pos)?;
+            let (attr_end, value_end, escaped) = fast_attr(data, pos, &mut suspect)?;
             let name = data.get(pos..attr_end)?;
             seen.insert(data, name, pos)?;
             // Idempotent: should the tag bail later, the byte-level phases note it again.
             let value = span(attr_end + 2, value_end);
-            self.note_attr_name(name, colon, value_end - (attr_end + 2), escaped);
             if recorded != Recorded::No {
                 let word = name_word(data, pos, name);
                 match recorded {
@@ -136,8 +141,8 @@ impl Scanner {
             b = *data.get(pos)?;
         }
         match b {
-            b'>' => Some((pos + 1, false)),
-            b'/' if *data.get(pos + 1)? == b'>' => Some((pos + 2, true)),
+            b'>' => Some((pos + 1, false, suspect)),
+            b'/' if *data.get(pos + 1)? == b'>' => Some((pos + 2, true, suspect)),
             _ => None,
         }
     }
@@ -234,28 +239,42 @@ pub(super) fn repeats(data: &[u8], open: Span, at: usize) -> bool {
 }
 
 /// One `name='value'` attribute at `pos` (its first byte checked by the caller):
-/// returns where the name ends, the offset of the closing quote, whether the value
-/// holds entities and whether the name holds a colon; `None` for anything unusual.
+/// returns where the name ends, the offset of the closing quote and whether the value
+/// holds entities, and sets `suspect` if the attribute may make its element need the
+/// namespace check (see `suspect`); `None` for anything unusual.
 #[inline(always)]
-fn fast_attr(data: &[u8], pos: usize) -> Option<(usize, usize, bool, bool)> {
+fn fast_attr(data: &[u8], pos: usize, suspect: &mut bool) -> Option<(usize, usize, bool)> {
     let Some(block) = data
         .get(pos..pos + WIDTH)
         .and_then(|w| <&[u8; WIDTH]>::try_from(w).ok())
     else {
-        return attr_by_steps(data, pos);
+        return attr_by_steps(data, pos, suspect);
     };
     // Usually name, `='`, and often the whole value are in this one block: read them
     // all from the same masks.
     let m = attr_masks(block);
-    let name_len = (!m.name).trailing_zeros() as usize;
+    let mut name_len = (!m.name).trailing_zeros() as usize;
+    if (m.eq >> name_len) & 1 == 0 {
+        // Not `=` after the name mask's run: a prefixed name, whose colon stopped it,
+        // a name too long for the block, or something unusual. Only here is it worth
+        // looking, so unprefixed names pay nothing for prefixes.
+        if block.get(name_len) != Some(&b':') {
+            return match name_len + 1 >= WIDTH {
+                true => attr_by_steps(data, pos, suspect),
+                false => None,
+            };
+        }
+        // The local part after the colon; a second colon stops it again.
+        name_len += 1 + (!(m.name >> (name_len + 1))).trailing_zeros() as usize;
+        *suspect |= !is_xml_lang(data, pos, name_len);
+        if name_len + 1 < WIDTH && (m.eq >> name_len) & 1 == 0 {
+            return None;
+        }
+    }
     let open = name_len + 1;
     if open >= WIDTH {
-        return attr_by_steps(data, pos);
+        return attr_by_steps(data, pos, suspect);
     }
-    if (m.eq >> name_len) & 1 == 0 {
-        return None;
-    }
-    let colon = m.colon & ((1 << name_len) - 1) != 0;
     let (quote, quotes) = match ((m.apos >> open) & 1, (m.quot >> open) & 1) {
         (1, _) => (b'\'', m.apos),
         (_, 1) => (b'"', m.quot),
@@ -265,9 +284,23 @@ fn fast_attr(data: &[u8], pos: usize) -> Option<(usize, usize, bool, bool)> {
     // Bits of the block after the opening quote.
     let after = (u32::MAX << (open + 1)) & 0xffff;
     let stops = (quotes | m.special) & after;
+    // Only values that end past this block or hold references can name a reserved
+    // namespace (both are longer than a block), so only they are looked at for it.
+    let mut long = |(end, escaped): (usize, bool)| {
+        if name_len == b"xmlns".len() {
+            *suspect |= maybe_default_decl(name_len, end - value_start, escaped);
+        }
+        (end, escaped)
+    };
     let (value_end, escaped) = match stops {
         // The value goes on past this block.
-        0 => fast_value(data, value_start, pos + WIDTH, quote, m.high & after)?,
+        0 => long(fast_value(
+            data,
+            value_start,
+            pos + WIDTH,
+            quote,
+            m.high & after,
+        )?),
         _ => {
             let k = stops.trailing_zeros() as usize;
             let high = m.high & after & ((1 << k) - 1);
@@ -279,25 +312,28 @@ fn fast_attr(data: &[u8], pos: usize) -> Option<(usize, usize, bool, bool)> {
                     (pos + k, false)
                 }
                 // An entity (or something unusual): the value loop takes it from there.
-                _ => fast_value(data, value_start, pos + k, quote, high)?,
+                _ => long(fast_value(data, value_start, pos + k, quote, high)?),
             }
         }
     };
-    Some((pos + name_len, value_end, escaped, colon))
+    Some((pos + name_len, value_end, escaped))
 }
 
 /// `fast_attr` near the end of the buffered bytes, or for long names.
 #[cold]
 #[inline(never)]
-fn attr_by_steps(data: &[u8], pos: usize) -> Option<(usize, usize, bool, bool)> {
+fn attr_by_steps(data: &[u8], pos: usize, suspect: &mut bool) -> Option<(usize, usize, bool)> {
     let (name_len, colon) = ascii_qname(data, pos)?;
     let name_end = pos + name_len;
     let quote = *data.get(name_end + 1)?;
     if *data.get(name_end)? != b'=' || (quote != b'\'' && quote != b'"') {
         return None;
     }
-    let (value_end, escaped) = fast_value(data, name_end + 2, name_end + 2, quote, 0)?;
-    Some((name_end, value_end, escaped, colon))
+    let value_start = name_end + 2;
+    let (value_end, escaped) = fast_value(data, value_start, value_start, quote, 0)?;
+    let value_len = value_end - value_start;
+    *suspect |= attr_may_be_suspect(data, pos, name_len, colon, value_len, escaped);
+    Some((name_end, value_end, escaped))
 }
 
 /// Scans the value starting at `start` from `from` (everything before it is plain

@@ -20,6 +20,12 @@ impl Scanner {
         self.ns_suspect
     }
 
+    /// Flags the element as needing the check if `suspect`.
+    #[inline(always)]
+    pub(super) fn note_suspect(&mut self, suspect: bool) {
+        self.ns_suspect |= suspect;
+    }
+
     /// An element name was scanned; `colon` if it holds one.
     #[inline(always)]
     pub(super) fn note_element_name(&mut self, colon: bool) {
@@ -40,6 +46,38 @@ impl Scanner {
             self.ns_suspect |= suspect_attr(name, colon);
         }
     }
+}
+
+/// The fast path's `note_attr_name`, for an attribute of `name_len` ASCII bytes at
+/// `pos`: cheap enough for every attribute (no call, no store, `xml:lang` the only
+/// prefixed name told apart) and conservative: it may flag an attribute that is fine
+/// (any other `xml:` attribute, a five-letter name with a value of a reserved
+/// namespace's length), which only costs that element a namespace check.
+#[inline(always)]
+pub(super) fn attr_may_be_suspect(
+    data: &[u8],
+    pos: usize,
+    name_len: usize,
+    colon: bool,
+    value_len: usize,
+    escaped: bool,
+) -> bool {
+    maybe_default_decl(name_len, value_len, escaped) | (colon && !is_xml_lang(data, pos, name_len))
+}
+
+/// Whether an attribute with a name of `name_len` bytes and such a value could be a
+/// default namespace declaration naming a reserved namespace.
+#[inline(always)]
+pub(super) fn maybe_default_decl(name_len: usize, value_len: usize, escaped: bool) -> bool {
+    let reserved_len = (value_len == XML_NS.len()) | (value_len == XMLNS_NS.len());
+    (name_len == b"xmlns".len()) & (escaped | reserved_len)
+}
+
+/// Whether the name of `name_len` bytes at `pos` is `xml:lang`, by far the most common
+/// prefixed attribute.
+#[inline(always)]
+pub(super) fn is_xml_lang(data: &[u8], pos: usize, name_len: usize) -> bool {
+    name_len == 8 && data.get(pos..pos + 8) == Some(b"xml:lang")
 }
 
 /// The rarer half of `note_attr_name`, out of line to keep the attribute loops small.
@@ -91,5 +129,34 @@ mod tests {
         assert!(suspect("xml:\u{e9}", "", false));
         assert!(suspect("p:lang", "", false));
         assert!(suspect("xmlns:p", "urn:p", false));
+    }
+
+    #[test]
+    fn the_fast_path_flags_at_least_as_much() {
+        let cases: [(&str, &str, bool); 12] = [
+            ("xml:lang", "en", false),
+            ("xml:space", "preserve", false),
+            ("to", XML_NS, false),
+            ("xmlns", "jabber:client", false),
+            ("xmlns", XML_NS, false),
+            ("xmlns", XMLNS_NS, false),
+            ("xmlns", "urn:&#x61;", true),
+            ("xml:xmlns", "", false),
+            ("p:lang", "", false),
+            ("xmlns:p", "urn:p", false),
+            ("label", XML_NS, false),
+            ("id", "a&amp;b", true),
+        ];
+        for (name, value, escaped) in cases {
+            let mut precise = Scanner::new();
+            let colon = name.contains(':');
+            precise.note_attr_name(name.as_bytes(), colon, value.len(), escaped);
+            let data = format!("{name}='{value}'");
+            let fast =
+                attr_may_be_suspect(data.as_bytes(), 0, name.len(), colon, value.len(), escaped);
+            assert!(fast || !precise.ns_suspect(), "{name}");
+        }
+        let fast = |name: &str| attr_may_be_suspect(name.as_bytes(), 0, name.len(), true, 2, false);
+        assert!(!fast("xml:lang") && fast("xml:langs") && fast("p:a"));
     }
 }
