@@ -28,6 +28,23 @@ pub struct PrivilegedIq {
     pub payload: Bytes,
 }
 
+impl PrivilegedIq {
+    /// The IQ sent on the user's stream with the proxy's `id`.
+    pub fn request(&self, id: &str) -> Bytes {
+        let mut out = String::from("<iq");
+        push_attr(&mut out, "type", &self.kind);
+        push_attr(&mut out, "id", id);
+        if let Some(to) = &self.inner_to {
+            push_attr(&mut out, "to", to);
+        }
+        out.push('>');
+        let mut bytes = BytesMut::from(out.as_bytes());
+        bytes.extend_from_slice(&self.payload);
+        bytes.extend_from_slice(b"</iq>");
+        bytes.freeze()
+    }
+}
+
 /// Checks the wrapper against the grant; the component's error if anything is off.
 pub fn check(
     component: &str,
@@ -147,19 +164,7 @@ pub fn check(
 /// Sends it as the user and answers the component.
 pub async fn run(service: Arc<Privilege>, iq: PrivilegedIq) {
     let timeout = service.config.current().limits.privileged_iq_timeout;
-    let built = |id: &str| {
-        let mut out = String::from("<iq");
-        push_attr(&mut out, "type", &iq.kind);
-        push_attr(&mut out, "id", id);
-        if let Some(to) = &iq.inner_to {
-            push_attr(&mut out, "to", to);
-        }
-        out.push('>');
-        let mut bytes = BytesMut::from(out.as_bytes());
-        bytes.extend_from_slice(&iq.payload);
-        bytes.extend_from_slice(b"</iq>");
-        bytes.freeze()
-    };
+    let built = |id: &str| iq.request(id);
     let (answer, outcome) = match request(&service.hub, &iq.user, built, timeout).await {
         Ok((_, response)) => wrap_response(&iq, &response),
         Err(error) => {

@@ -48,7 +48,7 @@ pub fn handle(
             xmlns: None,
         })
     };
-    let outcome = match checked(stanza, head, domain, privileges) {
+    let outcome = match check(stanza, head, domain, privileges) {
         Err((kind, condition, text)) => {
             answer_component(&service.hub, component, refuse(kind, condition, text));
             condition
@@ -69,14 +69,17 @@ pub fn handle(
 }
 
 /// The inner message, ready to send as `from` (a bare JID).
-struct Inner {
+pub struct Inner {
     from: String,
     stanza: Stanza,
 }
 
-type Refusal = (&'static str, &'static str, &'static str);
+/// `(type, condition, text)` of the error the entity gets.
+pub type Refusal = (&'static str, &'static str, &'static str);
 
-fn checked(
+/// Checks a wrapper field by field (checklist 51–55) and takes out the inner message,
+/// re-declared in its own namespace context.
+pub fn check(
     stanza: &Stanza,
     head: &Head,
     domain: &str,
@@ -180,6 +183,16 @@ fn send_as(hub: &Hub, message: &Inner) -> Result<(), String> {
             message.from
         ));
     };
+    let (stanza, carbon) = build(message, &full)?;
+    session
+        .send(Command::SendAs { stanza, carbon })
+        .map_err(|_| "the user's session is gone or busy".to_owned())
+}
+
+/// The message to send on the user's stream from its session `full`, and the
+/// XEP-0280 carbon that session gets (the server copies a sent message only to the
+/// user's other resources).
+pub fn build(message: &Inner, full: &str) -> Result<(Bytes, Bytes), String> {
     let Ok(head) = message.stanza.head() else {
         return Err("unreadable message".into());
     };
@@ -193,12 +206,10 @@ fn send_as(hub: &Hub, message: &Inner) -> Result<(), String> {
         .collect();
     let stanza = element("message", &attributes, &[], content);
     let mut sent = attributes.clone();
-    sent.push(("from".into(), full.clone()));
+    sent.push(("from".into(), full.to_owned()));
     let forwarded = element("message", &sent, &[("xmlns", NS_CLIENT)], content);
-    let carbon = carbon(&message.from, &full, &forwarded);
-    session
-        .send(Command::SendAs { stanza, carbon })
-        .map_err(|_| "the user's session is gone or busy".to_owned())
+    let carbon = carbon(&message.from, full, &forwarded);
+    Ok((stanza, carbon))
 }
 
 fn element(

@@ -193,15 +193,17 @@ async fn set(hub: &Hub, op: &RosterOp, timeout: std::time::Duration) -> (Bytes, 
 }
 
 /// One roster item as it goes to the server, and what subscription to complete.
-struct Prepared {
-    bytes: Bytes,
-    jid: String,
-    subscription: super::subscription::Wanted,
+pub struct Prepared {
+    /// The item as it goes to the server.
+    pub bytes: Bytes,
+    /// The contact, prepared.
+    pub jid: String,
+    pub subscription: super::subscription::Wanted,
 }
 
 /// Validates an item (checklist 45) and drops what a client may not send (`ask`, and
 /// `subscription` other than `remove`, which the proxy completes itself instead).
-fn prepare_item(
+pub fn prepare_item(
     user: &str,
     item: &[u8],
 ) -> Result<Prepared, (&'static str, &'static str, &'static str)> {

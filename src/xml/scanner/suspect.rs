@@ -69,7 +69,7 @@ pub(super) fn attr_may_be_suspect(
 /// default namespace declaration naming a reserved namespace.
 #[inline(always)]
 pub(super) fn maybe_default_decl(name_len: usize, value_len: usize, escaped: bool) -> bool {
-    let reserved_len = (value_len == XML_NS.len()) | (value_len == XMLNS_NS.len());
+    let reserved_len = (value_len == NS_XML.len()) | (value_len == NS_XMLNS.len());
     (name_len == b"xmlns".len()) & (escaped | reserved_len)
 }
 
@@ -136,15 +136,15 @@ mod tests {
         let cases: [(&str, &str, bool); 12] = [
             ("xml:lang", "en", false),
             ("xml:space", "preserve", false),
-            ("to", XML_NS, false),
+            ("to", NS_XML, false),
             ("xmlns", "jabber:client", false),
-            ("xmlns", XML_NS, false),
-            ("xmlns", XMLNS_NS, false),
+            ("xmlns", NS_XML, false),
+            ("xmlns", NS_XMLNS, false),
             ("xmlns", "urn:&#x61;", true),
             ("xml:xmlns", "", false),
             ("p:lang", "", false),
             ("xmlns:p", "urn:p", false),
-            ("label", XML_NS, false),
+            ("label", NS_XML, false),
             ("id", "a&amp;b", true),
         ];
         for (name, value, escaped) in cases {
