@@ -1,5 +1,5 @@
 //! Small helpers with no better home: unguessable identifiers, bounded per-key
-//! counters of work in progress.
+//! counters of work in progress, and taking a lock whatever a panicking holder left.
 
 use rand::Rng;
 
@@ -7,6 +7,15 @@ use rand::Rng;
 pub fn random_id() -> String {
     let bytes: [u8; 16] = rand::thread_rng().gen();
     hex::encode(bytes)
+}
+
+/// Locks `mutex`; a holder that panicked left data that is still consistent for every
+/// use here (queues and maps updated in single steps), so it is taken over rather than
+/// poisoning every later caller.
+pub fn lock<T>(mutex: &std::sync::Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    mutex
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
 /// Per-key counters of work in progress, each bounded: a per-entity (or per-session)

@@ -6,9 +6,8 @@ use bytes::Bytes;
 
 use super::relay::{Ended, Session, Stop};
 use super::upstream::UpstreamSide;
-use crate::net::{read_some, CLOSE_GRACE};
+use crate::net::{read_some, until_end, CLOSE_GRACE};
 use crate::xml::ns::NS_TLS;
-use crate::xml::Frame;
 
 impl Session {
     pub(super) async fn stop(mut self, stop: Stop) -> Ended {
@@ -102,19 +101,7 @@ impl Session {
     /// After the server's `</stream:stream>`: wait for the client's, discarding the rest.
     async fn linger_client(&mut self) {
         let _ = self.client.out.flush(&mut self.client.conn).await;
-        loop {
-            match read_some(&mut self.client.conn, &mut self.client.framer).await {
-                Ok(0) | Err(_) => return,
-                Ok(_) => {}
-            }
-            loop {
-                match self.client.framer.next_frame() {
-                    Ok(Some(Frame::End(_))) | Err(_) => return,
-                    Ok(Some(_)) => {}
-                    Ok(None) => break,
-                }
-            }
-        }
+        until_end(&mut self.client.conn, &mut self.client.framer).await;
     }
 
     async fn close_both(&mut self) {

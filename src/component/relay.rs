@@ -15,7 +15,7 @@ use crate::config::Config;
 use crate::hub::ComponentQueue;
 use crate::jid::Domain;
 use crate::metrics::{self, Flow, FlowCounters};
-use crate::net::{read_some, within, Conn, Outbox, CLOSE_GRACE};
+use crate::net::{read_some, until_end, within, Conn, Outbox, CLOSE_GRACE};
 use crate::router::component::{self, ComponentVerdict, ComponentView};
 use crate::shared::Shared;
 use crate::xml::ns::NS_STREAMS;
@@ -330,7 +330,7 @@ impl ComponentSession {
             // The server must have let go of the name before a reconnecting component
             // gets it: its close tag says so.
             if await_link_close {
-                self.link_closed().await;
+                until_end(&mut self.link.conn, &mut self.link.framer).await;
             }
             let _ = tokio::io::AsyncWriteExt::shutdown(&mut self.link.conn).await;
         })
@@ -356,22 +356,5 @@ impl ComponentSession {
             }
         })
         .await;
-    }
-
-    /// Waits for the server's end of the link (its close tag, or the connection's end).
-    async fn link_closed(&mut self) {
-        loop {
-            match read_some(&mut self.link.conn, &mut self.link.framer).await {
-                Ok(0) | Err(_) => return,
-                Ok(_) => {}
-            }
-            loop {
-                match self.link.framer.next_frame() {
-                    Ok(Some(Frame::End(_))) | Err(_) => return,
-                    Ok(Some(_)) => {}
-                    Ok(None) => break,
-                }
-            }
-        }
     }
 }

@@ -9,7 +9,7 @@
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::sync::{Arc, Mutex, MutexGuard};
 
 use bytes::Bytes;
 use dashmap::mapref::entry::Entry;
@@ -63,7 +63,7 @@ impl ComponentQueue {
     }
 
     fn lock(&self) -> MutexGuard<'_, Fair> {
-        self.fair.lock().unwrap_or_else(PoisonError::into_inner)
+        crate::util::lock(&self.fair)
     }
 
     fn push(&self, user: Option<&str>, stanza: Bytes) -> Result<(), QueueError> {

@@ -8,7 +8,7 @@ mod read;
 
 pub use conn::Conn;
 pub use outbox::Outbox;
-pub use read::{next_frame, read_some, ReadFrameError};
+pub use read::{next_frame, read_some, until_end, ReadFrameError};
 
 /// After one side closed its stream, how long the other gets to close its own; also
 /// the bound on any closing handshake (flush, TLS close_notify, shutdown).

@@ -47,3 +47,22 @@ pub async fn next_frame(conn: &mut Conn, framer: &mut Framer) -> Result<Frame, R
         }
     }
 }
+
+/// Reads and discards until the peer's stream end (its close tag), the connection's
+/// end or a read or framing error: a peer's last words when nothing more is relayed.
+/// Callers bound it with a timeout.
+pub async fn until_end(conn: &mut Conn, framer: &mut Framer) {
+    loop {
+        match read_some(conn, framer).await {
+            Ok(0) | Err(_) => return,
+            Ok(_) => {}
+        }
+        loop {
+            match framer.next_frame() {
+                Ok(Some(Frame::End(_))) | Err(_) => return,
+                Ok(Some(_)) => {}
+                Ok(None) => break,
+            }
+        }
+    }
+}

@@ -84,9 +84,7 @@ impl Cache {
     }
 
     fn order(&self) -> std::sync::MutexGuard<'_, VecDeque<(String, String)>> {
-        self.order
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
+        crate::util::lock(&self.order)
     }
 
     pub fn len(&self) -> usize {

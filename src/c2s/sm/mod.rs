@@ -401,9 +401,7 @@ impl ResumeStore {
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, VecDeque<(Instant, String)>> {
-        self.expiry
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
+        crate::util::lock(&self.expiry)
     }
 
     pub fn len(&self) -> usize {

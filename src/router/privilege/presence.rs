@@ -210,10 +210,7 @@ impl Book {
     /// from the front of the queue, so each end costs amortised O(1).
     fn mark_ended(&self, full: &str) {
         let now = Instant::now();
-        let mut ended = self
-            .ended
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let mut ended = crate::util::lock(&self.ended);
         while let Some((at, old)) = ended.front() {
             if now.duration_since(*at) < LOCAL_GRACE {
                 break;

@@ -8,7 +8,9 @@
 //! time, the second by `limits.max_push_copies`, oldest forgotten first.
 
 use std::collections::{HashMap, VecDeque};
-use std::sync::{Mutex, MutexGuard, PoisonError};
+use std::sync::Mutex;
+
+use crate::util::lock;
 use std::time::{Duration, Instant};
 
 use bytes::{Bytes, BytesMut};
@@ -39,10 +41,6 @@ struct Recent {
 struct Sent {
     ids: HashMap<String, Instant>,
     order: VecDeque<String>,
-}
-
-fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
-    mutex.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
 impl Pushes {
