@@ -207,36 +207,27 @@ pub fn prepare_item(
     user: &str,
     item: &[u8],
 ) -> Result<Prepared, (&'static str, &'static str, &'static str)> {
-    let mut reader = quick_xml::Reader::from_reader(item);
-    let start = loop {
-        match reader.read_event() {
-            Ok(quick_xml::events::Event::Start(e)) | Ok(quick_xml::events::Event::Empty(e)) => {
-                break e.into_owned()
-            }
-            Ok(quick_xml::events::Event::Eof) | Err(_) => {
-                return Err(("modify", "bad-request", "unreadable item"))
-            }
-            _ => {}
-        }
-    };
+    // Read with the proxy's own parser: the item's open tag ends where the framer says,
+    // never at the first `>` (which may sit inside an attribute value).
+    let unreadable = ("modify", "bad-request", "unreadable item");
+    let stanza = Stanza::standalone(Bytes::copy_from_slice(item)).map_err(|_| unreadable)?;
+    let head = stanza.head().map_err(|_| unreadable)?;
+    if head.name() != "item" || head.ns() != Some(NS_ROSTER) {
+        return Err(("modify", "bad-request", "a roster query holds <item/>s"));
+    }
     let mut jid = None;
     let mut kept = String::from("<item");
     let mut subscription = super::subscription::Wanted::None;
-    for attr in start.attributes().filter_map(Result::ok) {
-        let name = String::from_utf8_lossy(attr.key.as_ref()).into_owned();
-        let value = attr
-            .unescape_value()
-            .map(|v| v.into_owned())
-            .unwrap_or_default();
-        match name.as_str() {
+    for (name, value) in head.attrs() {
+        match name {
             "jid" => {
-                jid = Some(value.clone());
                 push_attr(&mut kept, "jid", &value);
+                jid = Some(value.into_owned());
             }
             "subscription" if value == "remove" => push_attr(&mut kept, "subscription", "remove"),
             "subscription" => subscription = super::subscription::Wanted::from_attr(&value),
             "ask" => {}
-            _ => push_attr(&mut kept, &name, &value),
+            _ => push_attr(&mut kept, name, &value),
         }
     }
     let jid = jid.ok_or(("modify", "bad-request", "an item needs a jid"))?;
@@ -257,21 +248,8 @@ pub fn prepare_item(
             "a user cannot be in their own roster",
         ));
     }
-    let inner_start = item
-        .iter()
-        .position(|b| *b == b'>')
-        .map(|p| p + 1)
-        .unwrap_or(item.len());
-    let self_closing = item.get(inner_start.wrapping_sub(2)) == Some(&b'/');
-    let mut bytes = BytesMut::from(kept.as_bytes());
-    if self_closing {
-        bytes.extend_from_slice(b"/>");
-    } else {
-        bytes.extend_from_slice(b">");
-        bytes.extend_from_slice(&item[inner_start..]);
-    }
     Ok(Prepared {
-        bytes: bytes.freeze(),
+        bytes: element_with(&kept, "item", &stanza.bytes()[head.content_range()]),
         // Prepared, as the contact's acknowledgement will be compared with it.
         jid: contact.as_str().to_owned(),
         subscription,
@@ -329,34 +307,51 @@ mod tests {
 
     #[test]
     fn items_are_validated_and_cleaned_checklist_45() {
-        let ok = prepare_item("alice@x", b"<item jid='bob@x' name='Bob' subscription='both' ask='subscribe'><group>Friends</group></item>").unwrap();
+        // Items arrive extracted, with the roster namespace declared on them.
+        let item = |attrs: &str, content: &str| {
+            let xml = match content {
+                "" => format!("<item xmlns='jabber:iq:roster' {attrs}/>"),
+                _ => format!("<item xmlns='jabber:iq:roster' {attrs}>{content}</item>"),
+            };
+            prepare_item("alice@x", xml.as_bytes())
+        };
+        let ok = item(
+            "jid='bob@x' name='Bob' subscription='both' ask='subscribe'",
+            "<group>Friends</group>",
+        )
+        .unwrap();
         assert_eq!(
             &ok.bytes[..],
-            b"<item jid='bob@x' name='Bob'><group>Friends</group></item>"
+            b"<item xmlns='jabber:iq:roster' jid='bob@x' name='Bob'><group>Friends</group></item>"
         );
         assert_eq!(ok.subscription, super::super::subscription::Wanted::Both);
-        let remove = prepare_item("alice@x", b"<item jid='bob@x' subscription='remove'/>").unwrap();
+        let remove = item("jid='bob@x' subscription='remove'", "").unwrap();
         assert_eq!(
             &remove.bytes[..],
-            b"<item jid='bob@x' subscription='remove'/>"
+            b"<item xmlns='jabber:iq:roster' jid='bob@x' subscription='remove'/>"
         );
+        let code = |r: Result<Prepared, (&str, &'static str, &str)>| r.err().map(|e| e.1);
+        assert_eq!(code(item("jid='alice@x'", "")), Some("not-allowed"));
+        assert_eq!(code(item("jid='bob@x/r'", "")), Some("bad-request"));
+        assert_eq!(code(item("name='x'", "")), Some("bad-request"));
         assert_eq!(
-            prepare_item("alice@x", b"<item jid='alice@x'/>")
-                .err()
-                .map(|e| e.1),
-            Some("not-allowed")
-        );
-        assert_eq!(
-            prepare_item("alice@x", b"<item jid='bob@x/r'/>")
-                .err()
-                .map(|e| e.1),
+            code(prepare_item("alice@x", b"<group xmlns='jabber:iq:roster'/>")),
             Some("bad-request")
         );
+    }
+
+    #[test]
+    fn a_greater_than_sign_in_a_value_does_not_end_the_tag() {
+        // Found by the envelopes fuzz target: the open tag was cut at the first `>`.
+        let ok = prepare_item(
+            "alice@x",
+            b"<item xmlns='jabber:iq:roster' jid='bob@x' note='a>b'/>",
+        )
+        .unwrap();
         assert_eq!(
-            prepare_item("alice@x", b"<item name='x'/>")
-                .err()
-                .map(|e| e.1),
-            Some("bad-request")
+            &ok.bytes[..],
+            b"<item xmlns='jabber:iq:roster' jid='bob@x' note='a&gt;b'/>"
         );
+        Stanza::standalone(ok.bytes).unwrap();
     }
 }
