@@ -86,7 +86,7 @@ async fn drive(
 ) -> Result<(), ClientError> {
     let cfg = shared.config.current();
     let deadline = Instant::now() + cfg.limits.handshake_timeout;
-    let framer = Framer::new(super::framer_limits(&cfg));
+    let framer = Framer::new(cfg.framer_limits());
     let conn = match kind {
         ListenerKind::StartTls => Conn::Plain(tcp),
         ListenerKind::DirectTls => {

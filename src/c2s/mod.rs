@@ -16,14 +16,3 @@ mod upstream;
 
 pub use listener::{serve, ListenerKind};
 pub use sm::ResumeStore;
-
-use crate::config::Config;
-
-/// Framer limits from the config, for streams in either direction.
-pub fn framer_limits(cfg: &Config) -> crate::xml::Limits {
-    crate::xml::Limits {
-        max_stanza_bytes: cfg.limits.max_stanza_bytes,
-        max_depth: cfg.limits.max_depth,
-        max_attributes: cfg.limits.max_attributes,
-    }
-}

@@ -68,7 +68,7 @@ impl UpstreamSide {
                 source,
             })?;
         let _ = tcp.set_nodelay(true);
-        let limits = crate::c2s::framer_limits(cfg);
+        let limits = cfg.framer_limits();
         let mut framer = Framer::new(limits);
         let conn = match cfg.upstream.tls {
             UpstreamTls::None => Conn::Plain(tcp),

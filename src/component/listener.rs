@@ -96,7 +96,7 @@ async fn handle(tcp: TcpStream, peer: SocketAddr, shared: Arc<Shared>) {
     let cfg = shared.config.current();
     let accepting = Accepting {
         conn: Conn::Plain(tcp),
-        framer: Framer::new(crate::c2s::framer_limits(&cfg)),
+        framer: Framer::new(cfg.framer_limits()),
         out: Outbox::default(),
         stream_id: crate::util::random_id(),
         header_sent: false,
@@ -230,13 +230,7 @@ async fn relay(mut a: Accepting, name: String, shared: Arc<Shared>) {
         cfg.component_secret_for_upstream(&name),
     ) {
         (Some(addr), Some(secret)) => {
-            Link::open(
-                addr,
-                &name,
-                secret.expose(),
-                crate::c2s::framer_limits(&cfg),
-            )
-            .await
+            Link::open(addr, &name, secret.expose(), cfg.framer_limits()).await
         }
         _ => {
             // Delegated IQs routed to this name while the link was being opened are

@@ -64,6 +64,15 @@ impl Config {
         self.components.get(Domain::parse(name).ok()?.as_str())
     }
 
+    /// The framer's limits for streams in either direction.
+    pub fn framer_limits(&self) -> crate::xml::Limits {
+        crate::xml::Limits {
+            max_stanza_bytes: self.limits.max_stanza_bytes,
+            max_depth: self.limits.max_depth,
+            max_attributes: self.limits.max_attributes,
+        }
+    }
+
     /// The secret the proxy presents upstream when it connects on behalf of
     /// component `name`.
     pub fn component_secret_for_upstream(&self, name: &str) -> Option<&Secret> {

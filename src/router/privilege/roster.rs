@@ -335,7 +335,10 @@ mod tests {
         assert_eq!(code(item("jid='bob@x/r'", "")), Some("bad-request"));
         assert_eq!(code(item("name='x'", "")), Some("bad-request"));
         assert_eq!(
-            code(prepare_item("alice@x", b"<group xmlns='jabber:iq:roster'/>")),
+            code(prepare_item(
+                "alice@x",
+                b"<group xmlns='jabber:iq:roster'/>"
+            )),
             Some("bad-request")
         );
     }
