@@ -14,7 +14,7 @@ use super::link::Link;
 use crate::config::Config;
 use crate::hub::ComponentQueue;
 use crate::jid::Domain;
-use crate::metrics::{self, Flow, FlowCounters};
+use crate::metrics::{self as proxy_metrics, Flow, FlowCounters};
 use crate::net::{read_some, until_end, within, Conn, Outbox, CLOSE_GRACE};
 use crate::router::component::{self, ComponentVerdict, ComponentView};
 use crate::shared::Shared;
@@ -235,6 +235,10 @@ impl ComponentSession {
         verdict: ComponentVerdict,
     ) -> Result<(), Stop> {
         let name = self.name.as_str();
+        if let Some(label) = verdict.label() {
+            ::metrics::counter!(proxy_metrics::VERDICTS_TOTAL, "direction" => "component", "verdict" => label)
+                .increment(1);
+        }
         match verdict {
             ComponentVerdict::Pass => self.link.out.push(stanza.bytes().clone()),
             ComponentVerdict::DelegationReply => {
@@ -264,7 +268,7 @@ impl ComponentSession {
                     stanzas += 1;
                     if let Ok(head) = stanza.head() {
                         if head.name() == "error" && head.ns() == Some(NS_STREAMS) {
-                            metrics::stream_error("upstream-link", "server");
+                            proxy_metrics::stream_error("upstream-link", "server");
                         }
                     }
                     self.out.push(stanza.into_bytes());
@@ -308,7 +312,7 @@ impl ComponentSession {
             Stop::LinkEnded => await_link_close = false,
             Stop::LinkGone => {
                 await_link_close = false;
-                metrics::stream_error("remote-connection-failed", "proxy");
+                proxy_metrics::stream_error("remote-connection-failed", "proxy");
                 self.out.push(stream_error(
                     "remote-connection-failed",
                     Some("lost the component link to the upstream server"),
@@ -317,7 +321,7 @@ impl ComponentSession {
             }
             Stop::ComponentError(condition, text) => {
                 tracing::info!(condition, %text, "closing component stream");
-                metrics::stream_error(condition, "proxy");
+                proxy_metrics::stream_error(condition, "proxy");
                 self.out
                     .push(stream_error(condition, Some(&text), "</stream:stream>"));
                 self.link.out.push(close);

@@ -29,6 +29,20 @@ pub enum ComponentVerdict {
     End(StreamEnd),
 }
 
+impl ComponentVerdict {
+    /// As a metric label; `None` for plain relaying (not counted per stanza).
+    pub fn label(&self) -> Option<&'static str> {
+        match self {
+            ComponentVerdict::Pass => None,
+            ComponentVerdict::DelegationReply => Some("delegation_reply"),
+            ComponentVerdict::Privileged(_) => Some("privileged"),
+            ComponentVerdict::Bounce(_) => Some("bounce"),
+            ComponentVerdict::Drop => Some("drop"),
+            ComponentVerdict::End(_) => Some("end"),
+        }
+    }
+}
+
 /// What a verdict may read.
 pub struct ComponentView<'a> {
     /// The component's name (its domain), prepared.
