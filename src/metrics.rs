@@ -14,10 +14,24 @@ pub const CONFIG_RELOADS_TOTAL: &str = "stanzagate_config_reloads_total";
 pub const QUOTA_TOTAL: &str = "stanzagate_quota_exceeded_total";
 pub const VERDICTS_TOTAL: &str = "stanzagate_verdicts_total";
 
-/// Installs the process-wide recorder. Call once, from `main`.
+/// How often histogram samples are folded into their summaries. The recorder keeps
+/// every sample recorded since the last fold, so without it a proxy nobody scrapes
+/// would grow by every delegated IQ's latency sample.
+const UPKEEP_EVERY: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// Installs the process-wide recorder and its upkeep task. Call once, from `main`,
+/// inside the runtime.
 pub fn install() -> Result<PrometheusHandle, metrics_exporter_prometheus::BuildError> {
     let handle = PrometheusBuilder::new().install_recorder()?;
     describe();
+    let upkeep = handle.clone();
+    tokio::spawn(async move {
+        let mut every = tokio::time::interval(UPKEEP_EVERY);
+        loop {
+            every.tick().await;
+            upkeep.run_upkeep();
+        }
+    });
     Ok(handle)
 }
 

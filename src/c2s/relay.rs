@@ -126,7 +126,10 @@ impl Session {
     pub async fn run(mut self: Box<Self>) -> Ended {
         let stop = self.relay().await;
         self.report();
-        self.unregister();
+        // Only a connection that dropped without closing its stream can be resumed
+        // (XEP-0198); a closed or refused stream's counters are not worth keeping.
+        let resumable = matches!(stop, Stop::ClientGone | Stop::UpstreamGone);
+        self.unregister(resumable);
         // Boxed: the closing path's future owns the session and the linger/flush
         // futures (~4 KiB); inline it would enlarge every session's task for its whole
         // life, though it only exists once relaying is over.
@@ -502,7 +505,7 @@ impl Session {
         self.stage = Stage::Bound(Box::new(Bound { jid, inbox, route }));
     }
 
-    fn unregister(&mut self) {
+    fn unregister(&mut self, resumable: bool) {
         let jid = match &mut self.stage {
             Stage::Bound(bound) => {
                 bound.route.session_ended();
@@ -518,11 +521,13 @@ impl Session {
             }
             self.shared.roster.session_ended(jid);
         }
-        self.sm.save(
-            &self.resume,
-            jid.as_deref(),
-            self.quotas.max_resumable_sessions,
-        );
+        if resumable {
+            self.sm.save(
+                &self.resume,
+                jid.as_deref(),
+                self.quotas.max_resumable_sessions,
+            );
+        }
     }
 
     fn report(&mut self) {
