@@ -7,11 +7,8 @@
 
 mod common;
 
-use std::time::Duration;
-
-use common::python::Running;
 use common::xmlcheck::{assert_ns_well_formed, has_element};
-use common::{peers, Peers, Prosody, ProsodySpec, Proxy, ProxySpec, Raw, DOMAIN};
+use common::{peers, Prosody, ProsodySpec, Proxy, ProxySpec, Raw, WebApp, DOMAIN};
 use stanzagate::xml::children::{root_attr, stanza_error_condition};
 use stanzagate::xml::Stanza;
 
@@ -77,48 +74,6 @@ async fn answer_wrapper(component: &mut Raw, wrapped: &Stanza) {
 
 // ---- 1. stored client bytes re-emitted with new addresses ----------------------------
 
-/// A tiny web app owning the rosters (tests/peers/webapp.py).
-struct WebApp {
-    dir: tempfile::TempDir,
-    port: u16,
-    _process: Running,
-}
-
-impl WebApp {
-    async fn start(peers: &Peers) -> WebApp {
-        let dir = tempfile::Builder::new()
-            .prefix("sg-webapp-")
-            .tempdir()
-            .unwrap();
-        let mut process = peers.python.spawn(
-            "webapp.py",
-            &["--data".into(), dir.path().display().to_string()],
-        );
-        let line = process
-            .await_line("LISTENING", Duration::from_secs(30))
-            .await
-            .expect("web app started");
-        let port = line.split_whitespace().nth(1).unwrap().parse().unwrap();
-        WebApp {
-            dir,
-            port,
-            _process: process,
-        }
-    }
-
-    fn set(&self, user: &str, json: &str) {
-        std::fs::write(self.dir.path().join(format!("{user}.json")), json).unwrap();
-    }
-
-    fn toml(&self) -> String {
-        format!(
-            "[hosts.\"localhost\".roster_admin]\nurl = \"http://127.0.0.1:{}/contacts/%s\"\n\
-refresh_token = \"token\"\ntimeout_ms = 3000\ncache_ttl_s = 3600\n",
-            self.port
-        )
-    }
-}
-
 /// A presence from alice (or claiming to be), as bob or an entity receives it.
 fn alice_or_forged(s: &Stanza) -> bool {
     let head = s.head().unwrap();
@@ -143,7 +98,7 @@ async fn stored_presence_is_shown_with_the_real_sender_and_its_namespaces() {
     let grants = format!(
         "[hosts.\"localhost\".privileged_entities.\"{GATEWAY}\"]\npresence = \"managed_entity\"\n"
     );
-    let (_prosody, proxy) = setup(&[GATEWAY], &format!("{}{grants}", app.toml()));
+    let (_prosody, proxy) = setup(&[GATEWAY], &format!("{}{grants}", app.toml("token", 3000)));
     let mut gw = Raw::component(proxy.ports.component, GATEWAY, SECRET).await;
 
     let header = Raw::header_with(DOMAIN, "xmlns:x='urn:example:x'");

@@ -17,8 +17,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use common::load::{component_when_free, iqs_by_id, Client, Delegate, Event, HangUp, Served};
-use common::python::Running;
-use common::{peers, Peers, Prosody, ProsodySpec, Proxy, ProxySpec, Raw, DOMAIN};
+use common::{peers, Prosody, ProsodySpec, Proxy, ProxySpec, Raw, WebApp, DOMAIN};
 use stanzagate::xml::children::{descendant_text, stanza_error_condition};
 use stanzagate::xml::Stanza;
 
@@ -954,48 +953,6 @@ async fn config_reloaded_back_to_back_under_load_answers_and_delivers_exactly_on
 }
 
 // ---- 4. a web app that hangs under load ------------------------------------------
-
-struct WebApp {
-    dir: tempfile::TempDir,
-    port: u16,
-    _process: Running,
-}
-
-impl WebApp {
-    async fn start(peers: &Peers) -> WebApp {
-        let dir = tempfile::Builder::new()
-            .prefix("sg-webapp-")
-            .tempdir()
-            .unwrap();
-        let mut process = peers.python.spawn(
-            "webapp.py",
-            &["--data".into(), dir.path().display().to_string()],
-        );
-        let line = process
-            .await_line("LISTENING", LIMIT)
-            .await
-            .expect("web app started");
-        let port = line.split_whitespace().nth(1).unwrap().parse().unwrap();
-        WebApp {
-            dir,
-            port,
-            _process: process,
-        }
-    }
-
-    async fn mode(&self, mode: &str) {
-        let (status, _) = common::http::request(self.port, "POST", "/_mode", &[], mode).await;
-        assert_eq!(status, 200);
-    }
-
-    async fn count(&self, user: &str) -> u32 {
-        common::http::get(self.port, &format!("/_count/{user}"))
-            .await
-            .1
-            .parse()
-            .unwrap()
-    }
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn hanging_web_app_every_roster_request_answered_and_sessions_stay_usable() {

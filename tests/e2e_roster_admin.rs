@@ -3,81 +3,12 @@
 
 mod common;
 
-use std::time::Duration;
-
-use common::python::Running;
-use common::{peers, Peers, Prosody, ProsodySpec, Proxy, ProxySpec, Raw};
+use common::{peers, Prosody, ProsodySpec, Proxy, ProxySpec, Raw, WebApp};
 use stanzagate::xml::children::{children, root_attr, stanza_error_condition};
 use stanzagate::xml::Stanza;
 
 const TOKEN: &str = "s3cret-token";
 const GATEWAY: &str = "gateway.localhost";
-
-struct WebApp {
-    dir: tempfile::TempDir,
-    port: u16,
-    _process: Running,
-}
-
-impl WebApp {
-    async fn start(peers: &Peers) -> WebApp {
-        let dir = tempfile::Builder::new()
-            .prefix("sg-webapp-")
-            .tempdir()
-            .unwrap();
-        let mut process = peers.python.spawn(
-            "webapp.py",
-            &["--data".into(), dir.path().display().to_string()],
-        );
-        let line = process
-            .await_line("LISTENING", Duration::from_secs(30))
-            .await
-            .expect("web app started");
-        let port = line.split_whitespace().nth(1).unwrap().parse().unwrap();
-        WebApp {
-            dir,
-            port,
-            _process: process,
-        }
-    }
-
-    /// Sets `user`'s roster (the web app serves it from now on).
-    fn set(&self, user: &str, json: &str) {
-        let name: String = user
-            .bytes()
-            .map(|b| {
-                if b.is_ascii_alphanumeric() || b"-._~".contains(&b) {
-                    (b as char).to_string()
-                } else {
-                    format!("%{b:02X}")
-                }
-            })
-            .collect();
-        std::fs::write(self.dir.path().join(format!("{name}.json")), json).unwrap();
-    }
-
-    async fn mode(&self, mode: &str) {
-        let (status, _) = common::http::request(self.port, "POST", "/_mode", &[], mode).await;
-        assert_eq!(status, 200);
-    }
-
-    async fn count(&self, user: &str) -> u32 {
-        let encoded = user.replace('#', "%23");
-        common::http::request(self.port, "GET", &format!("/_count/{encoded}"), &[], "")
-            .await
-            .1
-            .parse()
-            .unwrap()
-    }
-
-    fn toml(&self, timeout_ms: u64) -> String {
-        format!(
-            "[hosts.\"localhost\".roster_admin]\nurl = \"http://127.0.0.1:{}/contacts/%s\"\nrefresh_token = \"{TOKEN}\"\n\
-timeout_ms = {timeout_ms}\ncache_ttl_s = 3600\n",
-            self.port
-        )
-    }
-}
 
 async fn refresh(proxy: &Proxy, users: &str) -> (u16, serde_json::Value) {
     let auth = format!("Bearer {TOKEN}");
@@ -151,7 +82,7 @@ async fn checklist_70_roster_get_is_served_from_the_web_app_with_versioning() {
     app.set("alice", r#"{"bob@localhost": {"name": "Bob", "groups": ["Friends", "Work"]}, "carol@localhost": {}, "bad jid@": {}}"#);
     let prosody = Prosody::start(&users(&["carol"]));
     let proxy = Proxy::start(
-        &ProxySpec::plaintext().with_extra(&app.toml(3000)),
+        &ProxySpec::plaintext().with_extra(&app.toml(TOKEN, 3000)),
         &prosody,
     );
     let mut alice = Raw::login(proxy.c2s(), "alice").await;
@@ -190,7 +121,7 @@ async fn checklist_71_roster_sets_refused_and_subscriptions_dropped() {
     app.set("alice", r#"{"bob@localhost": {}}"#);
     let prosody = Prosody::start(&ProsodySpec::default());
     let proxy = Proxy::start(
-        &ProxySpec::plaintext().with_extra(&app.toml(3000)),
+        &ProxySpec::plaintext().with_extra(&app.toml(TOKEN, 3000)),
         &prosody,
     );
     let mut alice = Raw::login(proxy.c2s(), "alice").await;
@@ -232,7 +163,7 @@ async fn checklist_72_75_refresh_pushes_changes_to_clients_and_entities() {
         format!("[hosts.\"localhost\".privileged_entities.\"{GATEWAY}\"]\nroster = \"get\"\n");
     let spec = ProxySpec::plaintext()
         .with_component(GATEWAY, "secret")
-        .with_extra(&format!("{}{grants}", app.toml(3000)));
+        .with_extra(&format!("{}{grants}", app.toml(TOKEN, 3000)));
     let proxy = Proxy::start(&spec, &prosody);
     let mut gw = Raw::component(proxy.ports.component, GATEWAY, "secret").await;
     let mut alice = Raw::login(proxy.c2s(), "alice").await;
@@ -298,7 +229,7 @@ async fn checklist_73_74_76_refresh_endpoint_contract() {
     app.set("alice", r#"{}"#);
     let prosody = Prosody::start(&ProsodySpec::default());
     let proxy = Proxy::start(
-        &ProxySpec::plaintext().with_extra(&app.toml(1500)),
+        &ProxySpec::plaintext().with_extra(&app.toml(TOKEN, 1500)),
         &prosody,
     );
     let http_port = proxy.ports.http;
@@ -387,7 +318,7 @@ async fn web_app_failures_never_close_the_stream_or_leave_an_iq_unanswered() {
     app.set("alice", r#"{"bob@localhost": {}}"#);
     let prosody = Prosody::start(&ProsodySpec::default());
     let proxy = Proxy::start(
-        &ProxySpec::plaintext().with_extra(&app.toml(1500)),
+        &ProxySpec::plaintext().with_extra(&app.toml(TOKEN, 1500)),
         &prosody,
     );
     // Nothing cached and the web app fails: internal-server-error with a text.
@@ -427,7 +358,7 @@ async fn username_is_percent_encoded_in_the_url() {
     app.set("alice#x", r#"{"carol@localhost": {}}"#);
     let prosody = Prosody::start(&users(&["alice#x"]));
     let proxy = Proxy::start(
-        &ProxySpec::plaintext().with_extra(&app.toml(3000)),
+        &ProxySpec::plaintext().with_extra(&app.toml(TOKEN, 3000)),
         &prosody,
     );
     let mut tricky = Raw::login(proxy.c2s(), "alice#x").await;
@@ -451,7 +382,7 @@ async fn concurrent_logins_of_one_user_cause_one_fetch() {
     app.mode("slow:0.5").await;
     let prosody = Prosody::start(&ProsodySpec::default());
     let proxy = Proxy::start(
-        &ProxySpec::plaintext().with_extra(&app.toml(5000)),
+        &ProxySpec::plaintext().with_extra(&app.toml(TOKEN, 5000)),
         &prosody,
     );
     let mut sessions = Vec::new();
@@ -484,7 +415,7 @@ async fn presence_flows_both_ways_in_both_login_orders() {
     app.set("bob", r#"{"alice@localhost": {}}"#);
     let prosody = Prosody::start(&ProsodySpec::default());
     let proxy = Proxy::start(
-        &ProxySpec::plaintext().with_extra(&app.toml(3000)),
+        &ProxySpec::plaintext().with_extra(&app.toml(TOKEN, 3000)),
         &prosody,
     );
     for (first, second) in [("alice", "bob"), ("bob", "alice")] {
@@ -528,7 +459,7 @@ async fn privileged_entity_reads_web_app_rosters_of_offline_users_and_cannot_set
         format!("[hosts.\"localhost\".privileged_entities.\"{GATEWAY}\"]\nroster = \"both\"\n");
     let spec = ProxySpec::plaintext()
         .with_component(GATEWAY, "secret")
-        .with_extra(&format!("{}{grants}", app.toml(3000)));
+        .with_extra(&format!("{}{grants}", app.toml(TOKEN, 3000)));
     let proxy = Proxy::start(&spec, &prosody);
     let mut gw = Raw::component(proxy.ports.component, GATEWAY, "secret").await;
     gw.send(&format!("<iq type='get' id='g' from='{GATEWAY}' to='alice@localhost'><query xmlns='jabber:iq:roster'/></iq>")).await;

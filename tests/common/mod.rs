@@ -17,6 +17,7 @@ pub mod prosody;
 pub mod proxy;
 pub mod python;
 pub mod raw;
+pub mod webapp;
 pub mod xmlcheck;
 
 use std::path::PathBuf;
@@ -26,6 +27,7 @@ pub use prosody::{Prosody, ProsodySpec};
 pub use proxy::{Proxy, ProxySpec, TlsMode};
 pub use python::Python;
 pub use raw::Raw;
+pub use webapp::WebApp;
 
 pub const DOMAIN: &str = "localhost";
 pub const PASSWORD: &str = "password";
