@@ -31,6 +31,14 @@ struct Cli {
 enum Command {
     /// Validate the configuration file and exit (0 = valid, 1 = errors, each printed).
     CheckConfig,
+    /// Print the proxy.toml sections equivalent to a Prosody configuration's
+    /// delegations, privileged_entities, http_roster_url and Components (exit 0; 2 when
+    /// something could not be translated, listed on stderr with its line; 1 when the
+    /// file cannot be read or parsed).
+    ImportProsody {
+        /// The Prosody configuration, e.g. /etc/prosody/prosody.cfg.lua.
+        file: PathBuf,
+    },
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -43,6 +51,7 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
         Some(Command::CheckConfig) => check_config(&cli.config),
+        Some(Command::ImportProsody { file }) => import_prosody(&file),
         None => {
             init_logging(cli.log_format);
             match run(cli.config) {
@@ -65,6 +74,35 @@ fn check_config(path: &std::path::Path) -> ExitCode {
         }
         Err(errors) => {
             eprintln!("{errors}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn import_prosody(path: &std::path::Path) -> ExitCode {
+    let lua = match std::fs::read_to_string(path) {
+        Ok(lua) => lua,
+        Err(error) => {
+            eprintln!("{}: {error}", path.display());
+            return ExitCode::FAILURE;
+        }
+    };
+    match stanzagate::config::import_prosody(&lua) {
+        Ok(imported) => {
+            print!("{}", imported.toml);
+            for item in &imported.untranslated {
+                match item.line {
+                    0 => eprintln!("{}: not translated: {}", path.display(), item.what),
+                    line => eprintln!("{}:{line}: not translated: {}", path.display(), item.what),
+                }
+            }
+            match imported.untranslated.is_empty() {
+                true => ExitCode::SUCCESS,
+                false => ExitCode::from(2),
+            }
+        }
+        Err(error) => {
+            eprintln!("{}:{error}", path.display());
             ExitCode::FAILURE
         }
     }

@@ -51,6 +51,64 @@ fn check_config_reports_every_error_with_key_and_line() {
     );
 }
 
+/// `import-prosody` prints sections that, with `[listen]` and `[upstream]`, pass
+/// `check-config`; what it cannot translate goes to stderr with its line (exit 2).
+#[test]
+fn import_prosody_output_passes_check_config() {
+    let dir = tempfile::tempdir().unwrap();
+    let lua = dir.path().join("prosody.cfg.lua");
+    std::fs::write(
+        &lua,
+        "VirtualHost \"example.org\"\n    delegations = {\n        [\"urn:xmpp:mam:2\"] = { jid = \"c.example.org\"; filtering = {\"node\"} };\n    }\n\
+    privileged_entities = { [\"c.example.org\"] = { roster = \"both\"; iq = { [\"urn:x\"] = \"get\" } } }\n\
+Component \"c.example.org\"\n    component_secret = \"s\"\n",
+    )
+    .unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_stanzagate"))
+        .arg("import-prosody")
+        .arg(&lua)
+        .output()
+        .unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let sections = String::from_utf8(out.stdout).unwrap();
+    let path = dir.path().join("proxy.toml");
+    std::fs::write(
+        &path,
+        format!("[listen]\nc2s = \"127.0.0.1:5222\"\ncomponent = \"127.0.0.1:5347\"\n[tls]\nrequired = false\n\
+[upstream]\nc2s = \"127.0.0.1:15222\"\ncomponent = \"127.0.0.1:15347\"\n{sections}"),
+    )
+    .unwrap();
+    let check = Command::new(env!("CARGO_BIN_EXE_stanzagate"))
+        .args(["check-config", "--config"])
+        .arg(&path)
+        .output()
+        .unwrap();
+    assert_eq!(
+        check.status.code(),
+        Some(0),
+        "{}\n{sections}",
+        String::from_utf8_lossy(&check.stderr)
+    );
+
+    std::fs::write(&lua, "VirtualHost \"example.org\"\n    delegations = { [\"urn:x\"] = { jid = os.getenv(\"J\") } }\n").unwrap();
+    let partial = Command::new(env!("CARGO_BIN_EXE_stanzagate"))
+        .arg("import-prosody")
+        .arg(&lua)
+        .output()
+        .unwrap();
+    assert_eq!(partial.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&partial.stderr);
+    assert!(
+        stderr.contains("prosody.cfg.lua:2: not translated"),
+        "{stderr}"
+    );
+}
+
 #[test]
 fn version_flag() {
     let out = Command::new(env!("CARGO_BIN_EXE_stanzagate"))

@@ -8,6 +8,7 @@ mod issue;
 mod jid;
 mod keypath;
 mod load;
+mod prosody;
 mod read;
 mod reload;
 mod schema;
@@ -17,6 +18,7 @@ mod validate;
 pub use diff::ConfigDiff;
 pub use issue::{ConfigErrors, ConfigIssue};
 pub use jid::{Jid, JidError, JidPart};
+pub use prosody::{import as import_prosody, ImportError, Imported, Untranslated};
 pub use reload::{spawn_reloader, ConfigHandle};
 pub use schema::{
     Component, Config, Delegation, DelegationNs, Host, IqPerm, Limits, Listen, MessagePerm,
