@@ -7,6 +7,7 @@ use std::sync::Arc;
 
 use crate::config::ConfigHandle;
 use crate::hub::Hub;
+use crate::net::Admission;
 use crate::roster::RosterService;
 use crate::router::delegation::Delegations;
 use crate::router::privilege::Privilege;
@@ -21,6 +22,8 @@ pub struct Shared {
     pub delegation: Arc<Delegations>,
     pub privilege: Arc<Privilege>,
     pub roster: Arc<RosterService>,
+    /// Per-address limits on the client listeners.
+    pub admission: Admission,
 }
 
 impl Shared {
@@ -36,6 +39,7 @@ impl Shared {
             roster,
             hub,
             config,
+            admission: Admission::default(),
         };
         shared.reload_upstream_tls(&current.upstream)?;
         Ok(Arc::new(shared))

@@ -13,7 +13,7 @@ use super::relay::{Ended, Session};
 use super::sm::ResumeStore;
 use super::upstream::UpstreamSide;
 use crate::metrics::ConnectionGuard;
-use crate::net::Conn;
+use crate::net::{proxy_protocol, Conn};
 use crate::shared::Shared;
 use crate::xml::Framer;
 
@@ -46,7 +46,12 @@ pub async fn serve(
         match listener.accept().await {
             Ok((tcp, peer)) => {
                 let (shared, resume) = (shared.clone(), resume.clone());
-                let span = tracing::info_span!("c2s", %peer, jid = tracing::field::Empty);
+                let span = tracing::info_span!(
+                    "c2s",
+                    %peer,
+                    client = tracing::field::Empty,
+                    jid = tracing::field::Empty
+                );
                 tokio::spawn(handle(tcp, peer, kind, shared, resume).instrument(span));
             }
             Err(error) => {
@@ -59,7 +64,7 @@ pub async fn serve(
 }
 
 async fn handle(
-    tcp: TcpStream,
+    mut tcp: TcpStream,
     peer: SocketAddr,
     kind: ListenerKind,
     shared: Arc<Shared>,
@@ -68,11 +73,37 @@ async fn handle(
     let _guard = ConnectionGuard::new(kind.label());
     let _ = tcp.set_nodelay(true);
     tracing::debug!(%peer, "connected");
-    match drive(tcp, kind, shared, resume).await {
+    let cfg = shared.config.current();
+    let deadline = Instant::now() + cfg.limits.handshake_timeout;
+    // The client's real address: from a PROXY protocol header when a listed balancer
+    // connects, else the peer's. Logs, metrics and per-address limits use it.
+    let trusted = &cfg.listen.proxy_protocol_from;
+    let client = match proxy_protocol::client_address(&mut tcp, peer, trusted, deadline).await {
+        Ok(client) => client,
+        Err(error) => {
+            metrics::counter!(PROXY_HEADERS_TOTAL, "outcome" => error.label()).increment(1);
+            tracing::info!(%error, "connection closed");
+            return;
+        }
+    };
+    if client != peer {
+        metrics::counter!(PROXY_HEADERS_TOTAL, "outcome" => "accepted").increment(1);
+        tracing::Span::current().record("client", tracing::field::display(client));
+    }
+    let quotas = &cfg.limits.quotas;
+    let admitted = shared
+        .admission
+        .connect(client.ip(), quotas.max_connections_per_ip);
+    let ended = drive(tcp, kind, shared, resume, client, admitted.is_some()).await;
+    drop(admitted);
+    match ended {
         Ok(()) => tracing::debug!("closed"),
         Err(error) => tracing::info!(%error, "closed"),
     }
 }
+
+/// PROXY protocol headers on the client listeners, by outcome.
+pub const PROXY_HEADERS_TOTAL: &str = "stanzagate_proxy_protocol_headers_total";
 
 /// The large, short-lived negotiation futures (TLS handshakes, the upstream connect,
 /// error reporting) and the session are boxed: this task lives as long as the session,
@@ -83,6 +114,8 @@ async fn drive(
     kind: ListenerKind,
     shared: Arc<Shared>,
     resume: Arc<ResumeStore>,
+    client_addr: SocketAddr,
+    admitted: bool,
 ) -> Result<(), ClientError> {
     let cfg = shared.config.current();
     let deadline = Instant::now() + cfg.limits.handshake_timeout;
@@ -106,6 +139,17 @@ async fn drive(
             Ok(header) => header,
             Err(error) => return Box::pin(fail(client, None, error)).await,
         };
+        if !admitted {
+            // Too many connections from this address: told on a stream of its own.
+            let domain = header.to.as_deref();
+            client.push_stream_error(
+                domain,
+                "policy-violation",
+                Some("too many connections from your address"),
+            );
+            client.finish().await;
+            return Err(ClientError::Refused("max_connections_per_ip"));
+        }
         let domain = match check_header(&header, &cfg) {
             Ok(domain) => domain,
             Err(refusal) => {
@@ -141,6 +185,7 @@ async fn drive(
             client,
             upstream,
             domain,
+            client_addr.ip(),
             deadline,
         ))
         .run()

@@ -64,6 +64,8 @@ pub struct Session {
     pub(super) upstream: UpstreamSide,
     /// The served domain of the stream, prepared.
     pub(super) domain: String,
+    /// The client's real address (after PROXY protocol), for per-address limits.
+    client_ip: std::net::IpAddr,
     pub(super) id: u64,
     /// Negotiation must end (the stream bound) by then.
     deadline: Instant,
@@ -97,6 +99,7 @@ impl Session {
         client: ClientSide,
         upstream: UpstreamSide,
         domain: String,
+        client_ip: std::net::IpAddr,
         deadline: Instant,
     ) -> Self {
         let starttls_offer = !client.conn.is_tls() && shared.server_tls.acceptor().is_some();
@@ -109,6 +112,7 @@ impl Session {
             client,
             upstream,
             domain,
+            client_ip,
             id: NEXT_SESSION_ID.fetch_add(1, Ordering::Relaxed),
             deadline,
             stage: Stage::Authenticating { starttls_offer },
@@ -307,6 +311,18 @@ impl Session {
                 ),
             }),
             ("iq" | "message" | "presence", Some(NS_CLIENT)) => self.client_stanza(&stanza, head),
+            ("auth", Some(NS_SASL)) | ("authenticate", Some(NS_SASL2)) => {
+                // An authentication attempt: bounded per real address and minute.
+                let max = self.quotas.logins_per_ip_per_minute;
+                if !self.shared.admission.login(self.client_ip, max) {
+                    return Err(Stop::ClientError(
+                        "policy-violation",
+                        "too many login attempts from your address; wait a minute".into(),
+                    ));
+                }
+                self.forward(stanza.bytes().clone());
+                Ok(())
+            }
             _ => {
                 self.forward(stanza.bytes().clone());
                 Ok(())

@@ -94,6 +94,16 @@ fn listen(mut f: Fields<'_>, r: &mut Reader<'_>) -> Listen {
         c2s_direct_tls: f.read(r, "c2s_direct_tls", addr),
         component: f.read(r, "component", addr),
         http: f.read(r, "http", addr),
+        proxy_protocol_from: f
+            .read(r, "proxy_protocol_from", |r, e| {
+                let texts = r.strings(e)?;
+                let mut nets = Vec::with_capacity(texts.len());
+                for text in texts {
+                    nets.push(r.parsed_text(e, &text, validate::source_net)?);
+                }
+                Some(nets)
+            })
+            .unwrap_or_default(),
     };
     f.finish(r);
     listen
@@ -189,6 +199,8 @@ fn quotas(f: &mut Fields<'_>, r: &mut Reader<'_>) -> Quotas {
         max_resumable_sessions: count("max_resumable_sessions", d.max_resumable_sessions),
         max_push_copies: count("max_push_copies", d.max_push_copies),
         admin_max_connections: count("admin_max_connections", d.admin_max_connections),
+        max_connections_per_ip: count("max_connections_per_ip", d.max_connections_per_ip),
+        logins_per_ip_per_minute: count("logins_per_ip_per_minute", d.logins_per_ip_per_minute),
         admin_header_timeout,
     }
 }

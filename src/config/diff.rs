@@ -137,6 +137,15 @@ impl Differ {
                 unset_or(b.as_ref()),
             );
         }
+        let nets = |nets: &[ipnet::IpNet]| {
+            let list: Vec<String> = nets.iter().map(ToString::to_string).collect();
+            format!("[{}]", list.join(", "))
+        };
+        self.restart(
+            &listen.field("proxy_protocol_from"),
+            nets(&a.proxy_protocol_from),
+            nets(&b.proxy_protocol_from),
+        );
         let upstream = KeyPath::root().field("upstream");
         let (a, b) = (&old.upstream, &new.upstream);
         self.restart(&upstream.field("c2s"), a.c2s.clone(), b.c2s.clone());
@@ -242,6 +251,16 @@ impl Differ {
                 "admin_max_connections",
                 q.admin_max_connections,
                 p.admin_max_connections,
+            ),
+            (
+                "max_connections_per_ip",
+                q.max_connections_per_ip,
+                p.max_connections_per_ip,
+            ),
+            (
+                "logins_per_ip_per_minute",
+                q.logins_per_ip_per_minute,
+                p.logins_per_ip_per_minute,
             ),
         ];
         let counts = counts.into_iter().chain(quotas);

@@ -144,6 +144,19 @@ impl<'s> Reader<'s> {
             .ok()
     }
 
+    /// `text` (an element of the array at `entry`) through `parse`; problems are
+    /// reported at the entry.
+    pub fn parsed_text<T>(
+        &mut self,
+        entry: &Entry<'_>,
+        text: &str,
+        parse: impl FnOnce(&str) -> Result<T, String>,
+    ) -> Option<T> {
+        parse(text)
+            .map_err(|message| self.issue_at(entry, message))
+            .ok()
+    }
+
     pub fn boolean(&mut self, entry: &Entry<'_>) -> Option<bool> {
         let value = entry.item.as_bool();
         if value.is_none() {

@@ -88,6 +88,10 @@ pub struct Listen {
     /// that added it: listeners only change on restart (see `reload`).
     pub component: Option<SocketAddr>,
     pub http: Option<SocketAddr>,
+    /// Sources (load balancers) whose connections to the client listeners start with a
+    /// PROXY protocol header (v1 or v2) carrying the client's real address. Empty: no
+    /// PROXY protocol.
+    pub proxy_protocol_from: Vec<ipnet::IpNet>,
 }
 
 /// `cert` and `key` are both set or both unset; they are required when
@@ -166,6 +170,10 @@ pub struct Quotas {
     pub admin_max_connections: usize,
     /// How long an admin HTTP client may take to send its request head.
     pub admin_header_timeout: Duration,
+    /// Client connections open at once from one real address (loopback exempt).
+    pub max_connections_per_ip: usize,
+    /// Authentication attempts per minute from one real address (loopback exempt).
+    pub logins_per_ip_per_minute: usize,
 }
 
 impl Default for Quotas {
@@ -184,6 +192,8 @@ impl Default for Quotas {
             max_push_copies: 10_000,
             admin_max_connections: 64,
             admin_header_timeout: Duration::from_secs(10),
+            max_connections_per_ip: 100,
+            logins_per_ip_per_minute: 120,
         }
     }
 }

@@ -163,6 +163,7 @@ fn full_example_round_trips() {
             c2s_direct_tls: Some(addr("0.0.0.0:5223")),
             component: Some(addr("127.0.0.1:5347")),
             http: Some(addr("127.0.0.1:5280")),
+            proxy_protocol_from: Vec::new(),
         },
         tls: TlsConfig {
             required: true,
@@ -696,5 +697,30 @@ fn quotas_are_read_and_checked() {
         "limits.max_component_queue",
         Some(12),
         "greater than 0",
+    );
+}
+
+#[test]
+fn proxy_protocol_sources_are_networks_or_addresses() {
+    let listen = |nets: &str| {
+        BASE.replace(
+            "c2s = \"0.0.0.0:5222\"\n",
+            &format!("c2s = \"0.0.0.0:5222\"\nproxy_protocol_from = [{nets}]\n"),
+        ) + "[hosts.\"a\"]\n"
+    };
+    let text = listen("\"10.0.0.0/8\", \"192.0.2.7\", \"2001:db8::/32\"");
+    let cfg = Config::from_str(&text, Path::new("/etc/stanzagate/proxy.toml")).unwrap();
+    let nets: Vec<String> = cfg
+        .listen
+        .proxy_protocol_from
+        .iter()
+        .map(ToString::to_string)
+        .collect();
+    assert_eq!(nets, ["10.0.0.0/8", "192.0.2.7/32", "2001:db8::/32"]);
+    let found = issues(&listen("\"10.0.0.0/33\""));
+    assert_eq!(found.len(), 1, "{found:#?}");
+    assert!(
+        found[0].message.contains("not an address or a network"),
+        "{found:#?}"
     );
 }

@@ -53,6 +53,16 @@ pub(crate) fn hostname(text: &str) -> Result<String, String> {
     }
 }
 
+/// A source network for `listen.proxy_protocol_from`: `10.0.0.0/8`, or one address.
+pub fn source_net(text: &str) -> Result<ipnet::IpNet, String> {
+    if let Ok(net) = text.parse::<ipnet::IpNet>() {
+        return Ok(net.trunc());
+    }
+    text.parse::<std::net::IpAddr>()
+        .map(ipnet::IpNet::from)
+        .map_err(|_| format!("{text:?} is not an address or a network such as 10.0.0.0/8"))
+}
+
 /// A served host or component name: a JID that is a plain domain. Returns the
 /// prepared domain.
 pub(crate) fn domain_name(text: &str) -> Result<String, String> {

@@ -2,10 +2,13 @@
 //! or TLS in either role, reading into a framer, and the batched writer that flushes
 //! once per read burst.
 
+mod admission;
 mod conn;
 mod outbox;
+pub mod proxy_protocol;
 mod read;
 
+pub use admission::{Admission, Admitted};
 pub use conn::Conn;
 pub use outbox::Outbox;
 pub use read::{next_frame, read_some, until_end, ReadFrameError};

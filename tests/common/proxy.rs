@@ -26,6 +26,8 @@ pub struct ProxySpec {
     pub upstream_tls: String,
     /// Appended verbatim (e.g. `[limits]`).
     pub extra: String,
+    /// Further `[listen]` lines.
+    pub listen: String,
 }
 
 impl ProxySpec {
@@ -35,6 +37,7 @@ impl ProxySpec {
             components: vec![],
             upstream_tls: "tls = \"none\"\n".to_owned(),
             extra: String::new(),
+            listen: String::new(),
         }
     }
 
@@ -44,6 +47,7 @@ impl ProxySpec {
             components: vec![],
             upstream_tls: "tls = \"none\"\n".to_owned(),
             extra: String::new(),
+            listen: String::new(),
         }
     }
 
@@ -55,6 +59,12 @@ impl ProxySpec {
     /// `upstream.tls = MODE`, verified against `ca_file`.
     pub fn with_upstream_tls(mut self, mode: &str, ca_file: &std::path::Path) -> Self {
         self.upstream_tls = format!("tls = \"{mode}\"\nca_file = \"{}\"\n", ca_file.display());
+        self
+    }
+
+    /// Adds keys to the `[listen]` section.
+    pub fn with_listen(mut self, toml: &str) -> Self {
+        self.listen.push_str(toml);
         self
     }
 
@@ -153,8 +163,8 @@ impl Ports {
             ));
         }
         toml.push_str(&format!(
-            "component = \"127.0.0.1:{}\"\nhttp = \"127.0.0.1:{}\"\n\n",
-            self.component, self.http
+            "component = \"127.0.0.1:{}\"\nhttp = \"127.0.0.1:{}\"\n{}\n",
+            self.component, self.http, spec.listen
         ));
         match &spec.tls {
             TlsMode::Plaintext => toml.push_str("[tls]\nrequired = false\n\n"),
