@@ -32,7 +32,7 @@ impl Shared {
         let hub = Arc::new(Hub::default());
         let roster = Arc::new(RosterService::new(hub.clone(), config.clone()));
         let shared = Shared {
-            server_tls: ServerTls::new(&current.tls)?,
+            server_tls: ServerTls::new(&current)?,
             upstream_tls: arc_swap::ArcSwapOption::empty(),
             delegation: Arc::new(Delegations::new(hub.clone(), config.clone())),
             privilege: Arc::new(Privilege::new(hub.clone(), config.clone(), roster.clone())),
@@ -48,7 +48,7 @@ impl Shared {
     /// Rebuilds TLS material after a config reload; errors leave the old material.
     pub fn reload_tls(&self) -> Result<(), TlsError> {
         let current = self.config.current();
-        self.server_tls.reload(&current.tls)?;
+        self.server_tls.reload(&current)?;
         self.reload_upstream_tls(&current.upstream)
     }
 

@@ -1,9 +1,11 @@
 //! The client listeners' front door: PROXY protocol in (v1 and v2) from listed
-//! balancers only, and per-address limits (connections open at once, logins per
-//! minute) applied to the client's real address, against a real Prosody.
+//! balancers only, per-address limits (connections open at once, logins per minute)
+//! applied to the client's real address, direct TLS on the STARTTLS port with ALPN,
+//! and certificates chosen by SNI — against a real Prosody.
 
 mod common;
 
+use common::proxy::test_certs;
 use common::{peers, Prosody, ProsodySpec, Proxy, ProxySpec, Raw};
 
 /// A v1 header announcing `source` as the client.
@@ -133,4 +135,43 @@ async fn logins_per_minute_from_one_address_are_limited() {
     assert_eq!(third.expect_stream_error().await, "policy-violation");
     let mut other = login_via(&proxy, &v1("192.0.2.51"), "carol").await;
     other.ping("other-address-ok").await;
+}
+
+#[tokio::test]
+async fn the_starttls_port_also_serves_direct_tls_with_alpn() {
+    let Some(_peers) = peers() else { return };
+    let prosody = prosody();
+    let (_dir, certs) = test_certs();
+    let proxy = Proxy::start(&ProxySpec::tls(certs.leaf("server")), &prosody);
+    // A ClientHello on the STARTTLS port: served as direct TLS, ALPN xmpp-client.
+    let (mut raw, _, alpn) =
+        Raw::connect_tls_alpn(proxy.c2s(), certs.roots(), &[b"xmpp-client"]).await;
+    assert_eq!(alpn.as_deref(), Some(&b"xmpp-client"[..]));
+    raw.login_on_stream("alice").await;
+    raw.ping("direct-on-starttls-port").await;
+    // The same port still speaks STARTTLS to a client that starts in plaintext.
+    let mut plain = Raw::connect(proxy.c2s()).await;
+    plain.send(&Raw::header("localhost")).await;
+    let features = plain.expect("features").await;
+    let text = String::from_utf8_lossy(features.bytes()).into_owned();
+    assert!(text.contains("starttls"), "{text}");
+}
+
+#[tokio::test]
+async fn the_certificate_is_chosen_by_the_name_the_client_asks_for() {
+    let Some(_peers) = peers() else { return };
+    let prosody = prosody();
+    let (_dir, certs) = test_certs();
+    let host = certs.leaf("host");
+    let spec = ProxySpec::tls(certs.leaf("default")).with_extra(&format!(
+        "[hosts.\"localhost\".tls]\ncert = \"{}\"\nkey = \"{}\"\n",
+        host.cert.display(),
+        host.key.display()
+    ));
+    let proxy = Proxy::start(&spec, &prosody);
+    // The test client asks for "localhost" (SNI): the host's own certificate.
+    let (mut raw, leaf) = Raw::connect_tls(proxy.ports.c2s_direct, certs.roots()).await;
+    assert!(leaf == host.der, "the host's certificate, not [tls]'s");
+    raw.login_on_stream("bob").await;
+    raw.ping("sni").await;
 }

@@ -90,6 +90,12 @@ async fn handle(
         metrics::counter!(PROXY_HEADERS_TOTAL, "outcome" => "accepted").increment(1);
         tracing::Span::current().record("client", tracing::field::display(client));
     }
+    // One port for both: a TLS ClientHello (first byte 0x16, a TLS handshake record)
+    // on the STARTTLS port is served as direct TLS (XEP-0368).
+    let kind = match kind {
+        ListenerKind::StartTls if opens_with_tls(&tcp, deadline).await => ListenerKind::DirectTls,
+        kind => kind,
+    };
     let quotas = &cfg.limits.quotas;
     let admitted = shared
         .admission
@@ -100,6 +106,17 @@ async fn handle(
         Ok(()) => tracing::debug!("closed"),
         Err(error) => tracing::info!(%error, "closed"),
     }
+}
+
+/// Whether the connection's first byte starts a TLS handshake record. A connection that
+/// sends nothing in time is left to the STARTTLS path, which reports the timeout.
+async fn opens_with_tls(tcp: &TcpStream, deadline: Instant) -> bool {
+    const TLS_HANDSHAKE: u8 = 0x16;
+    let mut first = [0u8; 1];
+    matches!(
+        tokio::time::timeout_at(deadline, tcp.peek(&mut first)).await,
+        Ok(Ok(1)) if first[0] == TLS_HANDSHAKE
+    )
 }
 
 /// PROXY protocol headers on the client listeners, by outcome.

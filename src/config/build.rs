@@ -12,8 +12,9 @@ use toml_edit::TableLike;
 use super::files::{read_secret, resolve};
 use super::read::{Entry, Fields, Reader};
 use super::schema::{
-    Component, Config, Delegation, DelegationNs, Host, IqPerm, Limits, Listen, MessagePerm,
-    PresencePerm, Privileges, Quotas, RosterAdmin, RosterPerm, TlsConfig, Upstream, UpstreamTls,
+    Component, Config, Delegation, DelegationNs, Host, HostTls, IqPerm, Limits, Listen,
+    MessagePerm, PresencePerm, Privileges, Quotas, RosterAdmin, RosterPerm, TlsConfig, Upstream,
+    UpstreamTls,
 };
 use super::secret::Secret;
 use super::validate;
@@ -220,10 +221,21 @@ fn host(base: &Path) -> impl FnMut(&mut Reader<'_>, Entry<'_>) -> Host + '_ {
             roster_admin: f
                 .get(r, "roster_admin")
                 .map(|e| roster_admin(r.table(&e), r, base)),
+            tls: f.get(r, "tls").and_then(|e| host_tls(r.table(&e), r, base)),
         };
         f.finish(r);
         host
     }
+}
+
+fn host_tls(mut f: Fields<'_>, r: &mut Reader<'_>, base: &Path) -> Option<HostTls> {
+    let cert = f.read_required(r, "cert", path_reader(base));
+    let key = f.read_required(r, "key", path_reader(base));
+    f.finish(r);
+    Some(HostTls {
+        cert: cert?,
+        key: key?,
+    })
 }
 
 fn delegation(r: &mut Reader<'_>, entry: Entry<'_>) -> Delegation {

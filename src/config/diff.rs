@@ -317,6 +317,11 @@ impl Differ {
             (Some(a), Some(b)) => self.roster_admin(&admin, a, b),
             (None, None) => {}
         }
+        let tls = |t: &Option<crate::config::HostTls>| match t {
+            Some(t) => format!("{} + {}", t.cert.display(), t.key.display()),
+            None => "unset".to_owned(),
+        };
+        self.value(&path.field("tls"), tls(&old.tls), tls(&new.tls));
     }
 
     fn delegation(&mut self, path: &KeyPath, old: &Delegation, new: &Delegation) {

@@ -21,8 +21,9 @@ pub use jid::{Jid, JidError, JidPart};
 pub use prosody::{import as import_prosody, ImportError, Imported, Untranslated};
 pub use reload::{spawn_reloader, ConfigHandle};
 pub use schema::{
-    Component, Config, Delegation, DelegationNs, Host, IqPerm, Limits, Listen, MessagePerm,
-    PresencePerm, Privileges, Quotas, RosterAdmin, RosterPerm, TlsConfig, Upstream, UpstreamTls,
+    Component, Config, Delegation, DelegationNs, Host, HostTls, IqPerm, Limits, Listen,
+    MessagePerm, PresencePerm, Privileges, Quotas, RosterAdmin, RosterPerm, TlsConfig, Upstream,
+    UpstreamTls,
 };
 pub use secret::Secret;
 

@@ -221,6 +221,16 @@ pub struct Host {
     /// Keyed by prepared JID.
     pub privileged_entities: BTreeMap<String, Privileges>,
     pub roster_admin: Option<RosterAdmin>,
+    /// `[hosts."D".tls]`: the certificate shown to clients that ask for this domain
+    /// (SNI); others get `[tls]`'s.
+    pub tls: Option<HostTls>,
+}
+
+/// A served domain's own certificate.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HostTls {
+    pub cert: PathBuf,
+    pub key: PathBuf,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -156,6 +156,7 @@ fn full_example_round_trips() {
             max_concurrent_fetches: 32,
             cache_ttl: Duration::from_secs(300),
         }),
+        tls: None,
     };
     let expected = Config {
         listen: Listen {

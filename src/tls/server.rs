@@ -1,14 +1,19 @@
-//! The certificate the proxy presents to clients. Swapped atomically on config reload so
-//! new connections get the new certificate while established ones keep theirs.
+//! The certificates the proxy presents to clients: a served domain's own
+//! (`[hosts."D".tls]`, chosen by the SNI name the client asks for) or `[tls]`'s. Swapped
+//! atomically on config reload so new connections get the new certificates while
+//! established ones keep theirs.
 
+use std::collections::HashMap;
 use std::path::Path;
 use std::sync::Arc;
 
 use arc_swap::ArcSwapOption;
+use rustls::server::{ClientHello, ResolvesServerCert};
+use rustls::sign::CertifiedKey;
 use tokio_rustls::TlsAcceptor;
 
 use super::{certificates, provider, read, TlsError};
-use crate::config::TlsConfig;
+use crate::config::Config;
 
 /// Holder of the current acceptor; `None` when no certificate is configured.
 #[derive(Default)]
@@ -17,18 +22,28 @@ pub struct ServerTls {
 }
 
 impl ServerTls {
-    /// Loads the certificate named by `cfg` (absent cert/key: TLS is not offered).
-    pub fn new(cfg: &TlsConfig) -> Result<Self, TlsError> {
+    /// Loads the certificates `cfg` names (none at all: TLS is not offered).
+    pub fn new(cfg: &Config) -> Result<Self, TlsError> {
         let tls = ServerTls::default();
         tls.reload(cfg)?;
         Ok(tls)
     }
 
     /// Rebuilds the acceptor from the files; on error the previous one stays.
-    pub fn reload(&self, cfg: &TlsConfig) -> Result<(), TlsError> {
-        let acceptor = match (&cfg.cert, &cfg.key) {
-            (Some(cert), Some(key)) => Some(Arc::new(build(cert, key)?)),
+    pub fn reload(&self, cfg: &Config) -> Result<(), TlsError> {
+        let default = match (&cfg.tls.cert, &cfg.tls.key) {
+            (Some(cert), Some(key)) => Some(certified(cert, key)?),
             _ => None,
+        };
+        let mut by_name = HashMap::new();
+        for (domain, host) in &cfg.hosts {
+            if let Some(tls) = &host.tls {
+                by_name.insert(domain.to_ascii_lowercase(), certified(&tls.cert, &tls.key)?);
+            }
+        }
+        let acceptor = match default.is_some() || !by_name.is_empty() {
+            true => Some(Arc::new(acceptor(SniResolver { by_name, default })?)),
+            false => None,
         };
         self.acceptor.store(acceptor);
         Ok(())
@@ -39,7 +54,37 @@ impl ServerTls {
     }
 }
 
-fn build(cert: &Path, key: &Path) -> Result<TlsAcceptor, TlsError> {
+/// Picks a certificate by the name the client asked for (SNI), else `[tls]`'s.
+#[derive(Debug)]
+struct SniResolver {
+    by_name: HashMap<String, Arc<CertifiedKey>>,
+    default: Option<Arc<CertifiedKey>>,
+}
+
+impl ResolvesServerCert for SniResolver {
+    fn resolve(&self, hello: ClientHello<'_>) -> Option<Arc<CertifiedKey>> {
+        hello
+            .server_name()
+            .and_then(|name| self.by_name.get(&name.to_ascii_lowercase()))
+            .or(self.default.as_ref())
+            .cloned()
+    }
+}
+
+fn acceptor(resolver: SniResolver) -> Result<TlsAcceptor, TlsError> {
+    let mut config = rustls::ServerConfig::builder_with_provider(provider())
+        .with_safe_default_protocol_versions()?
+        .with_no_client_auth()
+        .with_cert_resolver(Arc::new(resolver));
+    // XEP-0368 clients negotiate ALPN "xmpp-client"; STARTTLS clients send none.
+    config.alpn_protocols = vec![b"xmpp-client".to_vec()];
+    // Idle sessions dominate a proxy's memory: keep rustls from holding resumption state.
+    config.session_storage = Arc::new(rustls::server::NoServerSessionStorage {});
+    Ok(TlsAcceptor::from(Arc::new(config)))
+}
+
+/// A certificate chain and its private key, ready to sign handshakes.
+fn certified(cert: &Path, key: &Path) -> Result<Arc<CertifiedKey>, TlsError> {
     let chain = certificates(cert)?;
     let key_pem = read(key)?;
     let key = rustls_pemfile::private_key(&mut key_pem.as_slice())
@@ -50,13 +95,6 @@ fn build(cert: &Path, key: &Path) -> Result<TlsAcceptor, TlsError> {
         .ok_or_else(|| TlsError::NoKey {
             path: key.to_path_buf(),
         })?;
-    let mut config = rustls::ServerConfig::builder_with_provider(provider())
-        .with_safe_default_protocol_versions()?
-        .with_no_client_auth()
-        .with_single_cert(chain, key)?;
-    // XEP-0368 clients negotiate ALPN "xmpp-client"; STARTTLS clients send none.
-    config.alpn_protocols = vec![b"xmpp-client".to_vec()];
-    // Idle sessions dominate a proxy's memory: keep rustls from holding resumption state.
-    config.session_storage = Arc::new(rustls::server::NoServerSessionStorage {});
-    Ok(TlsAcceptor::from(Arc::new(config)))
+    let signing = provider().key_provider.load_private_key(key)?;
+    Ok(Arc::new(CertifiedKey::new(chain, signing)))
 }

@@ -34,16 +34,28 @@ impl Raw {
 
     /// Direct TLS (XEP-0368) trusting `roots`; returns the server's leaf certificate.
     pub async fn connect_tls(port: u16, roots: rustls::RootCertStore) -> (Raw, Vec<u8>) {
+        let (raw, leaf, _) = Raw::connect_tls_alpn(port, roots, &[]).await;
+        (raw, leaf)
+    }
+
+    /// Direct TLS offering the ALPN protocols `alpn`; returns the server's leaf
+    /// certificate and the protocol it chose.
+    pub async fn connect_tls_alpn(
+        port: u16,
+        roots: rustls::RootCertStore,
+        alpn: &[&[u8]],
+    ) -> (Raw, Vec<u8>, Option<Vec<u8>>) {
         let tcp = TcpStream::connect(("127.0.0.1", port))
             .await
             .expect("connect");
-        let config = rustls::ClientConfig::builder_with_provider(Arc::new(
+        let mut config = rustls::ClientConfig::builder_with_provider(Arc::new(
             rustls::crypto::ring::default_provider(),
         ))
         .with_safe_default_protocol_versions()
         .expect("protocol versions")
         .with_root_certificates(roots)
         .with_no_client_auth();
+        config.alpn_protocols = alpn.iter().map(|p| p.to_vec()).collect();
         let connector = tokio_rustls::TlsConnector::from(Arc::new(config));
         let name = rustls::pki_types::ServerName::try_from("localhost").expect("name");
         let tls = connector.connect(name, tcp).await.expect("TLS handshake");
@@ -54,7 +66,8 @@ impl Raw {
             .and_then(|c| c.first())
             .map(|c| c.as_ref().to_vec())
             .expect("server certificate");
-        (Raw::over(Conn::Connected(Box::new(tls))), leaf)
+        let protocol = tls.get_ref().1.alpn_protocol().map(<[u8]>::to_vec);
+        (Raw::over(Conn::Connected(Box::new(tls))), leaf, protocol)
     }
 
     fn over(conn: Conn) -> Raw {
