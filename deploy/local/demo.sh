@@ -1,27 +1,24 @@
 #!/usr/bin/env bash
 # The demo: a local Prosody (Debian package) as the legacy server on loopback ports,
-# users alice and bob (password "password"), a self-signed certificate, and stanzagate
-# in the foreground on 127.0.0.1:5222 with the repository's proxy.toml.
-# Ctrl-C stops stanzagate; Prosody is stopped on exit.
+# users alice and bob (password "password", each in the other's roster), a self-signed
+# certificate, stanzagate on 127.0.0.1:5222 with a copy of the repository's proxy.toml,
+# and the example component deploy/local/demo_component.py, to which that config
+# delegates jabber:iq:version and grants privileges. It prints two commands to try.
+# Ctrl-C (or SIGTERM) stops the component, stanzagate and Prosody.
+#
+# STANZAGATE_BIN=path runs that binary instead of building target/release/stanzagate.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 ROOT=$PWD
 DEMO=$ROOT/target/demo
+. deploy/local/lib.sh
 say() { echo "[demo] $*"; }
-as_root() { if [ "$(id -u)" = 0 ]; then "$@"; else sudo "$@"; fi; }
 
 if ! command -v prosody >/dev/null || ! command -v openssl >/dev/null; then
   say "installing prosody and openssl (Debian packages)"
-  created=0
-  if [ ! -e /usr/sbin/policy-rc.d ]; then
-    printf '#!/bin/sh\nexit 101\n' | as_root tee /usr/sbin/policy-rc.d >/dev/null
-    as_root chmod +x /usr/sbin/policy-rc.d; created=1
-  fi
-  as_root apt-get update -qq
-  as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends prosody openssl >/dev/null
-  [ -d /run/systemd/system ] && as_root systemctl disable --now prosody >/dev/null 2>&1 || true
-  [ "$created" = 1 ] && as_root rm -f /usr/sbin/policy-rc.d
+  apt_install prosody openssl
 fi
+ensure_venv "$ROOT/target/venv"
 
 mkdir -p "$DEMO/tls" "$DEMO/prosody/data" "$DEMO/prosody/certs"
 if [ ! -f "$DEMO/tls/cert.pem" ]; then
@@ -70,31 +67,100 @@ LUA
 for user in alice bob; do
   prosodyctl --config "$CFG" register "$user" localhost password >/dev/null 2>&1 || true
 done
+# alice and bob in each other's roster (Prosody's file store), so the component's
+# privileged roster read has something to show.
+mkdir -p "$DEMO/prosody/data/localhost/roster"
+for pair in alice:bob bob:alice; do
+  cat > "$DEMO/prosody/data/localhost/roster/${pair%%:*}.dat" <<LUA
+return {
+	[false] = { ["version"] = 1; };
+	["${pair##*:}@localhost"] = { ["subscription"] = "both"; ["groups"] = {}; };
+};
+LUA
+done
+
+# The running proxy reads a copy, so the edits you try leave the checkout clean; the
+# copy's paths are relative to target/demo/, where it lives.
+sed 's#"target/demo/#"#' proxy.toml > "$DEMO/proxy.toml"
+: > "$DEMO/component.log"
 
 for port in 15222 15347 5222 5223 5280 5347; do
   if (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then
     say "port $port is already in use; stop whatever listens there first"; exit 1
   fi
 done
+
+PIDS=()
+stop_all() {
+  trap - EXIT INT TERM
+  say "stopping (pids ${PIDS[*]})"
+  local i
+  for (( i = ${#PIDS[@]} - 1; i >= 0; i-- )); do kill -TERM "${PIDS[i]}" 2>/dev/null || true; done
+  for pid in "${PIDS[@]}"; do wait "$pid" 2>/dev/null || true; done
+}
+trap stop_all EXIT
+trap 'exit 130' INT TERM
+# await_port PORT PID WHAT LOG: until PORT accepts, failing if PID dies (bounded).
+await_port() {
+  for _ in $(seq 1 300); do
+    (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null && return 0
+    kill -0 "$2" 2>/dev/null || { say "$3 failed to start; see $4"; exit 1; }
+    sleep 0.1
+  done
+  say "$3 did not open port $1 within 30 s; see $4"; exit 1
+}
+
 say "starting Prosody on 127.0.0.1:15222 (log: $DEMO/prosody/prosody.log)"
 prosody -F --config "$CFG" >>"$DEMO/prosody/prosody.stdout" 2>&1 &
-PROSODY_PID=$!
-trap 'say "stopping Prosody (pid $PROSODY_PID)"; kill -TERM $PROSODY_PID 2>/dev/null; wait $PROSODY_PID 2>/dev/null || true' EXIT
-for _ in $(seq 1 100); do
-  (exec 3<>/dev/tcp/127.0.0.1/15222) 2>/dev/null && break
-  kill -0 "$PROSODY_PID" 2>/dev/null || { say "Prosody failed to start; see $DEMO/prosody/prosody.log"; exit 1; }
+PIDS+=($!)
+await_port 15222 "${PIDS[-1]}" Prosody "$DEMO/prosody/prosody.log"
+
+BIN=${STANZAGATE_BIN:-}
+if [ -z "$BIN" ]; then
+  say "building stanzagate (cargo build --release)"
+  cargo build --release --quiet
+  BIN=$ROOT/target/release/stanzagate
+fi
+say "starting stanzagate on 127.0.0.1:5222 (log: $DEMO/stanzagate.log)"
+"$BIN" --config "$DEMO/proxy.toml" >"$DEMO/stanzagate.log" 2>&1 &
+PIDS+=($!)
+await_port 5347 "${PIDS[-1]}" stanzagate "$DEMO/stanzagate.log"
+
+say "starting the example component (deploy/local/demo_component.py)"
+"$ROOT/target/venv/bin/python" deploy/local/demo_component.py \
+  --secret-file "$DEMO/component.secret" >>"$DEMO/component.log" 2>&1 &
+PIDS+=($!)
+for _ in $(seq 1 300); do
+  grep -q '^CONNECTED' "$DEMO/component.log" && break
+  kill -0 "${PIDS[-1]}" 2>/dev/null || { say "the component failed; see $DEMO/component.log"; exit 1; }
   sleep 0.1
 done
+grep -q '^CONNECTED' "$DEMO/component.log" || { say "the component did not connect within 30 s"; exit 1; }
 
-say "building stanzagate"
-cargo build --release --quiet
 cat <<TXT
-[demo] ready in a moment. Log in with any XMPP client:
-         server 127.0.0.1, port 5222 (STARTTLS) or 5223 (direct TLS)
-         account alice@localhost or bob@localhost, password "password"
-         the certificate is self-signed: trust $DEMO/tls/cert.pem or accept it
-       metrics: curl http://127.0.0.1:5280/metrics    components: 127.0.0.1:5347
-       (secret in $DEMO/component.secret, name component.localhost)
-       Ctrl-C to stop.
+[demo] ready. alice@localhost and bob@localhost (password "password") can log in with
+       any XMPP client at 127.0.0.1:5222 (STARTTLS) or 5223 (direct TLS), trusting
+       target/demo/tls/cert.pem. Metrics: curl http://127.0.0.1:5280/metrics
+
+Try it in another terminal, from $ROOT:
+
+  1. A delegated IQ as alice. proxy.toml delegates jabber:iq:version to the component,
+     which answers instead of Prosody, reading alice's roster with its privilege:
+
+       deploy/local/demo-client ask jabber:iq:version
+
+  2. Delegate one more namespace by editing the running proxy's config; the component
+     is told at once, with no restart:
+
+       printf '\n[hosts."localhost".delegations."urn:xmpp:time"]\njid = "component.localhost"\n' >> target/demo/proxy.toml && deploy/local/demo-client watch urn:xmpp:time
+
+     From then on, deploy/local/demo-client ask urn:xmpp:time is answered by the component
+     (its log below shows each answer).
+
+The component's log follows (Ctrl-C stops everything):
 TXT
-"$ROOT/target/release/stanzagate" --config "$ROOT/proxy.toml"
+tail -n +1 -f "$DEMO/component.log" &
+PIDS+=($!)
+status=0; wait "${PIDS[1]}" || status=$?
+say "stanzagate exited ($status); see $DEMO/stanzagate.log"
+exit "$status"
