@@ -105,8 +105,11 @@ async fn a_listed_source_without_a_header_and_a_header_from_elsewhere_are_closed
         &prosody,
     );
     let mut forged = Raw::connect(elsewhere.c2s()).await;
-    forged.send_bytes(&v1("198.51.100.1")).await;
-    forged.send(&Raw::header("localhost")).await;
+    // One write: the proxy closes on the header's first byte, and a second write
+    // could meet the reset instead of the close being observed.
+    let mut bytes = v1("198.51.100.1");
+    bytes.extend_from_slice(Raw::header("localhost").as_bytes());
+    let _ = forged.try_send_bytes(&bytes).await;
     assert!(
         forged.next().await.is_none(),
         "a forged header is never read as XMPP"

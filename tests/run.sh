@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# The test command: installs what the end-to-end tests need (Debian prosody, a Python
-# venv with slixmpp under target/venv), then runs every test with the peers required.
+# The test command: installs what the end-to-end tests need (Debian prosody and
+# ejabberd, a Python venv with slixmpp under target/venv), then runs every test with
+# the peers required.
 #
 #   tests/run.sh              # everything
 #   tests/run.sh e2e_c2s      # extra arguments go to `cargo test`
@@ -19,11 +20,21 @@ install_prosody() {
   apt_install prosody prosody-modules lua-unbound lua-event
 }
 
+# ejabberd: the server behind the proxy in the PROXY-protocol-out test (its c2s
+# listener takes `use_proxy_protocol`, and its default mod_fail2ban bans by address).
+install_ejabberd() {
+  if command -v ejabberdctl >/dev/null; then return; fi
+  say "installing Debian ejabberd"
+  apt_install ejabberd
+}
+
 install_python() { ensure_venv target/venv; }
 
 install_prosody
+install_ejabberd
 install_python
-say "prosody $(dpkg-query -W -f='${Version}' prosody 2>/dev/null || echo '?'), slixmpp $(target/venv/bin/python -c 'import slixmpp; print(slixmpp.__version__)')"
+version() { dpkg-query -W -f='${Version}' "$1" 2>/dev/null || echo '?'; }
+say "prosody $(version prosody), ejabberd $(version ejabberd), slixmpp $(target/venv/bin/python -c 'import slixmpp; print(slixmpp.__version__)')"
 
 export STANZAGATE_REQUIRE_PEERS=1
 export STANZAGATE_PYTHON="$PWD/target/venv/bin/python"

@@ -13,7 +13,8 @@ use super::relay::{Ended, Session};
 use super::sm::ResumeStore;
 use super::upstream::UpstreamSide;
 use crate::metrics::ConnectionGuard;
-use crate::net::{proxy_protocol, Conn};
+use crate::net::proxy_protocol::{self, Endpoints};
+use crate::net::Conn;
 use crate::shared::Shared;
 use crate::xml::Framer;
 
@@ -78,14 +79,15 @@ async fn handle(
     // The client's real address: from a PROXY protocol header when a listed balancer
     // connects, else the peer's. Logs, metrics and per-address limits use it.
     let trusted = &cfg.listen.proxy_protocol_from;
-    let client = match proxy_protocol::client_address(&mut tcp, peer, trusted, deadline).await {
-        Ok(client) => client,
+    let endpoints = match proxy_protocol::endpoints(&mut tcp, peer, trusted, deadline).await {
+        Ok(endpoints) => endpoints,
         Err(error) => {
             metrics::counter!(PROXY_HEADERS_TOTAL, "outcome" => error.label()).increment(1);
             tracing::info!(%error, "connection closed");
             return;
         }
     };
+    let client = endpoints.client;
     if client != peer {
         metrics::counter!(PROXY_HEADERS_TOTAL, "outcome" => "accepted").increment(1);
         tracing::Span::current().record("client", tracing::field::display(client));
@@ -100,7 +102,7 @@ async fn handle(
     let admitted = shared
         .admission
         .connect(client.ip(), quotas.max_connections_per_ip);
-    let ended = drive(tcp, kind, shared, resume, client, admitted.is_some()).await;
+    let ended = drive(tcp, kind, shared, resume, endpoints, admitted.is_some()).await;
     drop(admitted);
     match ended {
         Ok(()) => tracing::debug!("closed"),
@@ -131,7 +133,7 @@ async fn drive(
     kind: ListenerKind,
     shared: Arc<Shared>,
     resume: Arc<ResumeStore>,
-    client_addr: SocketAddr,
+    endpoints: Endpoints,
     admitted: bool,
 ) -> Result<(), ClientError> {
     let cfg = shared.config.current();
@@ -182,7 +184,7 @@ async fn drive(
             };
             continue;
         }
-        let opening = UpstreamSide::open(&cfg, &shared, &domain, header.raw, deadline);
+        let opening = UpstreamSide::open(&cfg, &shared, &domain, header.raw, endpoints, deadline);
         let upstream = match Box::pin(opening).await {
             Ok(upstream) => upstream,
             Err(error) => {
@@ -202,7 +204,7 @@ async fn drive(
             client,
             upstream,
             domain,
-            client_addr.ip(),
+            endpoints.client.ip(),
             deadline,
         ))
         .run()

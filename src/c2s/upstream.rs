@@ -1,6 +1,8 @@
 //! Opening a client stream to the legacy server on behalf of a client: TCP connect,
 //! optional TLS (`upstream.tls`), then the client's own stream header, forwarded as
-//! received so the server sees the client's `from`, `xml:lang` and `version`.
+//! received so the server sees the client's `from`, `xml:lang` and `version`. With
+//! `upstream.proxy_protocol` on, a PROXY protocol header comes first, so the server
+//! sees the client's address as well.
 
 use std::time::Duration;
 
@@ -10,6 +12,7 @@ use tokio::net::TcpStream;
 use tokio::time::Instant;
 
 use crate::config::{Config, UpstreamTls};
+use crate::net::proxy_protocol::{self, Endpoints};
 use crate::net::{Conn, Outbox};
 use crate::shared::Shared;
 use crate::xml::ns::{NS_CLIENT, NS_STREAMS, NS_TLS};
@@ -54,11 +57,12 @@ impl UpstreamSide {
         shared: &Shared,
         domain: &str,
         client_header: Bytes,
+        endpoints: Endpoints,
         deadline: Instant,
     ) -> Result<UpstreamSide, UpstreamError> {
         let addr = cfg.upstream.c2s.as_str();
         let connect_deadline = deadline.min(Instant::now() + CONNECT_TIMEOUT);
-        let tcp = tokio::time::timeout_at(connect_deadline, TcpStream::connect(addr))
+        let mut tcp = tokio::time::timeout_at(connect_deadline, TcpStream::connect(addr))
             .await
             .map_err(|_| UpstreamError::ConnectTimeout {
                 addr: addr.to_owned(),
@@ -68,6 +72,12 @@ impl UpstreamSide {
                 source,
             })?;
         let _ = tcp.set_nodelay(true);
+        if let Some(header) = proxy_protocol::header_for(cfg.upstream.proxy_protocol, endpoints) {
+            // Before any TLS: the server reads it off the raw connection.
+            tokio::time::timeout_at(connect_deadline, tcp.write_all(&header))
+                .await
+                .map_err(|_| UpstreamError::Timeout)??;
+        }
         let limits = cfg.framer_limits();
         let mut framer = Framer::new(limits);
         let conn = match cfg.upstream.tls {

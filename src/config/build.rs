@@ -14,7 +14,7 @@ use super::read::{Entry, Fields, Reader};
 use super::schema::{
     Component, Config, Delegation, DelegationNs, Host, HostTls, IqPerm, Limits, Listen,
     MessagePerm, PresencePerm, Privileges, Quotas, RosterAdmin, RosterPerm, TlsConfig, Upstream,
-    UpstreamTls,
+    UpstreamProxyProtocol, UpstreamTls,
 };
 use super::secret::Secret;
 use super::validate;
@@ -134,6 +134,11 @@ fn upstream(mut f: Fields<'_>, r: &mut Reader<'_>, base: &Path) -> Upstream {
             .unwrap_or_default(),
         ca_file: f.read(r, "ca_file", path_reader(base)),
         server_name: f.read(r, "server_name", |r, e| r.parsed(e, validate::hostname)),
+        proxy_protocol: f
+            .read(r, "proxy_protocol", |r, e| {
+                r.choice(e, UpstreamProxyProtocol::CHOICES)
+            })
+            .unwrap_or_default(),
     };
     f.finish(r);
     upstream

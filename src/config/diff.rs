@@ -189,6 +189,12 @@ impl Differ {
             unset_or(a.server_name.as_ref()),
             unset_or(b.server_name.as_ref()),
         );
+        // Read when each client connection to the server opens.
+        self.value(
+            &upstream.field("proxy_protocol"),
+            a.proxy_protocol.to_string(),
+            b.proxy_protocol.to_string(),
+        );
     }
 
     fn limits(&mut self, old: &Limits, new: &Limits) {

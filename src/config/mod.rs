@@ -23,7 +23,7 @@ pub use reload::{spawn_reloader, ConfigHandle};
 pub use schema::{
     Component, Config, Delegation, DelegationNs, Host, HostTls, IqPerm, Limits, Listen,
     MessagePerm, PresencePerm, Privileges, Quotas, RosterAdmin, RosterPerm, TlsConfig, Upstream,
-    UpstreamTls,
+    UpstreamProxyProtocol, UpstreamTls,
 };
 pub use secret::Secret;
 

@@ -111,6 +111,20 @@ pub struct Upstream {
     pub tls: UpstreamTls,
     pub ca_file: Option<PathBuf>,
     pub server_name: Option<String>,
+    /// Whether each client connection to the server starts with a PROXY protocol
+    /// header carrying the client's address.
+    pub proxy_protocol: UpstreamProxyProtocol,
+}
+
+config_enum! {
+    /// The PROXY protocol header the proxy writes toward the server: off, the text
+    /// form (v1) or the binary form (v2).
+    UpstreamProxyProtocol {
+        #[default]
+        None = "none",
+        V1 = "v1",
+        V2 = "v2",
+    }
 }
 
 config_enum! {

@@ -177,6 +177,7 @@ fn full_example_round_trips() {
             tls: UpstreamTls::None,
             ca_file: None,
             server_name: None,
+            proxy_protocol: UpstreamProxyProtocol::None,
         },
         limits: Limits::default(),
         hosts: BTreeMap::from([("capulet.lit".to_owned(), host)]),
@@ -724,4 +725,28 @@ fn proxy_protocol_sources_are_networks_or_addresses() {
         found[0].message.contains("not an address or a network"),
         "{found:#?}"
     );
+}
+
+#[test]
+fn upstream_proxy_protocol_is_off_v1_or_v2() {
+    let upstream = |value: &str| {
+        BASE.replace(
+            "c2s = \"127.0.0.1:15222\"\n",
+            &format!("c2s = \"127.0.0.1:15222\"\nproxy_protocol = {value}\n"),
+        ) + "[hosts.\"a\"]\n"
+    };
+    let off = Config::from_str(&(BASE.to_owned() + "[hosts.\"a\"]\n"), Path::new("/p.toml"));
+    assert_eq!(
+        off.unwrap().upstream.proxy_protocol,
+        UpstreamProxyProtocol::None
+    );
+    for (text, want) in [
+        ("\"v1\"", UpstreamProxyProtocol::V1),
+        ("\"v2\"", UpstreamProxyProtocol::V2),
+    ] {
+        let cfg = Config::from_str(&upstream(text), Path::new("/p.toml")).unwrap();
+        assert_eq!(cfg.upstream.proxy_protocol, want);
+    }
+    let text = upstream("\"v3\"");
+    assert_single_issue(&text, "upstream.proxy_protocol", "v3", "v2");
 }

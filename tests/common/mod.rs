@@ -10,6 +10,7 @@
 #![allow(dead_code, unused_imports)]
 
 pub mod certs;
+pub mod ejabberd;
 pub mod http;
 pub mod load;
 pub mod process;
@@ -50,15 +51,19 @@ pub fn peers() -> Option<Peers> {
     if missing.is_empty() {
         return python.ok().map(|python| Peers { python });
     }
-    let message = format!(
-        "end-to-end peers missing: {}. Run tests/run.sh, which installs them.",
-        missing.join("; ")
-    );
+    missing_peer(missing.join("; "));
+    None
+}
+
+/// A peer the test needs is missing: fails the test when peers are required
+/// (`STANZAGATE_REQUIRE_PEERS=1`, as `tests/run.sh` sets), else says it is skipped.
+pub fn missing_peer(what: String) {
+    let message =
+        format!("end-to-end peers missing: {what}. Run tests/run.sh, which installs them.");
     if std::env::var("STANZAGATE_REQUIRE_PEERS").as_deref() == Ok("1") {
         panic!("{message}");
     }
     eprintln!("SKIPPED: {message}");
-    None
 }
 
 /// A port that was free a moment ago on 127.0.0.1. Ports come from a per-process

@@ -62,6 +62,12 @@ impl ProxySpec {
         self
     }
 
+    /// Adds keys to the `[upstream]` section.
+    pub fn with_upstream(mut self, toml: &str) -> Self {
+        self.upstream_tls.push_str(toml);
+        self
+    }
+
     /// Adds keys to the `[listen]` section.
     pub fn with_listen(mut self, toml: &str) -> Self {
         self.listen.push_str(toml);

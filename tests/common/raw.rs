@@ -32,6 +32,18 @@ impl Raw {
         Raw::over(Conn::Plain(tcp))
     }
 
+    /// From `source` (any 127.0.0.0/8 address works on Linux loopback), so several
+    /// clients have addresses of their own.
+    pub async fn connect_from(port: u16, source: std::net::Ipv4Addr) -> Raw {
+        let socket = tokio::net::TcpSocket::new_v4().expect("socket");
+        socket.bind((source, 0).into()).expect("bind source");
+        let tcp = socket
+            .connect(([127, 0, 0, 1], port).into())
+            .await
+            .expect("connect");
+        Raw::over(Conn::Plain(tcp))
+    }
+
     /// Direct TLS (XEP-0368) trusting `roots`; returns the server's leaf certificate.
     pub async fn connect_tls(port: u16, roots: rustls::RootCertStore) -> (Raw, Vec<u8>) {
         let (raw, leaf, _) = Raw::connect_tls_alpn(port, roots, &[]).await;
