@@ -27,8 +27,6 @@ const DEBOUNCE: Duration = Duration::from_millis(200);
 /// the debounce must not starve reloads (or SIGHUP) forever.
 const MAX_SETTLE: Duration = Duration::from_secs(1);
 
-const RELOADS_METRIC: &str = "stanzagate_config_reloads_total";
-
 /// The live configuration shared by every part of the proxy.
 pub struct ConfigHandle {
     current: ArcSwap<Config>,
@@ -144,7 +142,7 @@ fn record(outcome: &Result<ConfigDiff, ConfigErrors>) {
         }
     }
     let result = if outcome.is_ok() { "ok" } else { "error" };
-    metrics::counter!(RELOADS_METRIC, "result" => result).increment(1);
+    metrics::counter!(crate::metrics::CONFIG_RELOADS_TOTAL, "result" => result).increment(1);
 }
 
 /// Starts reloading `handle` on file changes and SIGHUP. The file watch is in
