@@ -136,7 +136,7 @@ async fn serve(config_path: PathBuf) -> anyhow::Result<()> {
     let shared = Shared::new(handle.clone()).context("cannot load TLS material")?;
     let cfg = handle.current();
 
-    // One store for both client listeners: a stream may resume on either port.
+    // One store for every client listener: a stream may resume on any of them.
     let resume = Arc::new(c2s::ResumeStore::default());
     let c2s_listener = bind(cfg.listen.c2s, "listen.c2s").await?;
     tokio::spawn(c2s::serve(
@@ -145,14 +145,28 @@ async fn serve(config_path: PathBuf) -> anyhow::Result<()> {
         shared.clone(),
         resume.clone(),
     ));
-    if let Some(addr) = cfg.listen.c2s_direct_tls {
-        let listener = bind(addr, "listen.c2s_direct_tls").await?;
-        tokio::spawn(c2s::serve(
-            listener,
+    let optional = [
+        (
+            cfg.listen.c2s_direct_tls,
+            "listen.c2s_direct_tls",
             ListenerKind::DirectTls,
-            shared.clone(),
-            resume.clone(),
-        ));
+        ),
+        (
+            cfg.listen.websocket,
+            "listen.websocket",
+            ListenerKind::WebSocket,
+        ),
+        (
+            cfg.listen.websocket_tls,
+            "listen.websocket_tls",
+            ListenerKind::WebSocketTls,
+        ),
+    ];
+    for (addr, key, kind) in optional {
+        if let Some(addr) = addr {
+            let listener = bind(addr, key).await?;
+            tokio::spawn(c2s::serve(listener, kind, shared.clone(), resume.clone()));
+        }
     }
     if let Some(addr) = cfg.listen.component {
         let listener = bind(addr, "listen.component").await?;

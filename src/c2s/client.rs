@@ -30,6 +30,8 @@ pub enum ClientError {
     Framing(#[from] FrameError),
     #[error("stream refused: {0}")]
     Refused(&'static str),
+    #[error(transparent)]
+    WebSocket(#[from] crate::net::websocket::UpgradeError),
 }
 
 impl From<ReadFrameError> for ClientError {

@@ -1,5 +1,6 @@
 //! Accept loops for client connections and the per-connection driver: TLS (direct or
-//! STARTTLS), header checks, opening the upstream stream, then relaying.
+//! STARTTLS) or a WebSocket upgrade, header checks, opening the upstream stream, then
+//! relaying.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -12,9 +13,10 @@ use super::client::{check_header, ClientError, ClientSide};
 use super::relay::{Ended, Session};
 use super::sm::ResumeStore;
 use super::upstream::UpstreamSide;
+use crate::config::Config;
 use crate::metrics::ConnectionGuard;
 use crate::net::proxy_protocol::{self, Endpoints};
-use crate::net::Conn;
+use crate::net::{websocket, Conn};
 use crate::shared::Shared;
 use crate::xml::Framer;
 
@@ -25,6 +27,10 @@ pub enum ListenerKind {
     StartTls,
     /// `listen.c2s_direct_tls`: TLS from the first byte (XEP-0368).
     DirectTls,
+    /// `listen.websocket`: XMPP over WebSocket (RFC 7395), plaintext HTTP.
+    WebSocket,
+    /// `listen.websocket_tls`: the same over TLS.
+    WebSocketTls,
 }
 
 impl ListenerKind {
@@ -32,6 +38,8 @@ impl ListenerKind {
         match self {
             ListenerKind::StartTls => "c2s",
             ListenerKind::DirectTls => "c2s_direct_tls",
+            ListenerKind::WebSocket => "websocket",
+            ListenerKind::WebSocketTls => "websocket_tls",
         }
     }
 }
@@ -142,14 +150,14 @@ async fn drive(
     let conn = match kind {
         ListenerKind::StartTls => Conn::Plain(tcp),
         ListenerKind::DirectTls => {
-            let acceptor = shared
-                .server_tls
-                .acceptor()
-                .ok_or(ClientError::Refused("no certificate configured"))?;
-            let tls = tokio::time::timeout_at(deadline, Box::pin(acceptor.accept(tcp)))
-                .await
-                .map_err(|_| ClientError::Timeout)??;
-            Conn::Accepted(Box::new(tls))
+            let acceptor = shared.server_tls.acceptor();
+            Conn::Accepted(Box::new(accept_tls(acceptor, tcp, deadline).await?))
+        }
+        ListenerKind::WebSocket => websocket(Conn::Plain(tcp), &cfg, deadline).await?,
+        ListenerKind::WebSocketTls => {
+            let acceptor = shared.server_tls.web_acceptor();
+            let tls = accept_tls(acceptor, tcp, deadline).await?;
+            websocket(Conn::Accepted(Box::new(tls)), &cfg, deadline).await?
         }
     };
     let mut client = ClientSide::new(conn, framer);
@@ -223,6 +231,29 @@ async fn drive(
     }
 }
 
+/// The TLS handshake of a direct-TLS or secure WebSocket client, bounded by the login
+/// deadline.
+async fn accept_tls(
+    acceptor: Option<Arc<tokio_rustls::TlsAcceptor>>,
+    tcp: TcpStream,
+    deadline: Instant,
+) -> Result<tokio_rustls::server::TlsStream<TcpStream>, ClientError> {
+    let acceptor = acceptor.ok_or(ClientError::Refused("no certificate configured"))?;
+    let tls = tokio::time::timeout_at(deadline, Box::pin(acceptor.accept(tcp)))
+        .await
+        .map_err(|_| ClientError::Timeout)??;
+    Ok(tls)
+}
+
+/// The HTTP upgrade to an XMPP WebSocket, bounded by the login deadline.
+async fn websocket(conn: Conn, cfg: &Config, deadline: Instant) -> Result<Conn, ClientError> {
+    let limits = cfg.framer_limits();
+    let bridge = tokio::time::timeout_at(deadline, Box::pin(websocket::upgrade(conn, &limits)))
+        .await
+        .map_err(|_| ClientError::Timeout)??;
+    Ok(Conn::WebSocket(Box::new(bridge)))
+}
+
 /// `tls.required`: the proxy negotiates STARTTLS itself before involving the server.
 async fn starttls_first(
     mut client: ClientSide,
@@ -255,7 +286,12 @@ async fn fail(
         ClientError::Framing(e) => (e.condition(), e.to_string()),
         ClientError::Timeout => ("connection-timeout", "negotiation took too long".to_owned()),
         ClientError::Refused(why) => ("policy-violation", (*why).to_owned()),
-        ClientError::Io(_) | ClientError::Closed => return Err(error),
+        // A WebSocket message that is no XMPP.
+        ClientError::Io(e) => match websocket::refused_message(e) {
+            Some(bad) => (bad.condition(), bad.to_string()),
+            None => return Err(error),
+        },
+        ClientError::Closed | ClientError::WebSocket(_) => return Err(error),
     };
     client.push_stream_error(domain, condition, Some(&text));
     client.finish().await;

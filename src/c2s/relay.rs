@@ -22,7 +22,7 @@ use crate::config::{Config, Quotas};
 use crate::hub::{inbox, Command, Inbox, SessionHandle};
 use crate::jid::{FullJid, Jid};
 use crate::metrics::{self, Flow, FlowCounters};
-use crate::net::{read_some, within};
+use crate::net::{read_some, websocket, within};
 use crate::router::rules::Rules;
 use crate::router::session::RouteState;
 use crate::router::{client, server};
@@ -174,10 +174,14 @@ impl Session {
             let step = match wake {
                 Wake::Client(Ok(0)) => Err(Stop::ClientGone),
                 Wake::Client(Ok(_)) => self.drain_client(),
-                Wake::Client(Err(e)) => {
-                    tracing::debug!(error = %e, "client read failed");
-                    Err(Stop::ClientGone)
-                }
+                Wake::Client(Err(e)) => match websocket::refused_message(&e) {
+                    // A WebSocket message that is no XMPP: the client hears why.
+                    Some(bad) => Err(Stop::ClientError(bad.condition(), bad.to_string())),
+                    None => {
+                        tracing::debug!(error = %e, "client read failed");
+                        Err(Stop::ClientGone)
+                    }
+                },
                 Wake::Upstream(Ok(0)) => Err(Stop::UpstreamGone),
                 Wake::Upstream(Ok(_)) => self.drain_upstream(),
                 Wake::Upstream(Err(e)) => {

@@ -95,6 +95,8 @@ fn listen(mut f: Fields<'_>, r: &mut Reader<'_>) -> Listen {
         c2s_direct_tls: f.read(r, "c2s_direct_tls", addr),
         component: f.read(r, "component", addr),
         http: f.read(r, "http", addr),
+        websocket: f.read(r, "websocket", addr),
+        websocket_tls: f.read(r, "websocket_tls", addr),
         proxy_protocol_from: f
             .read(r, "proxy_protocol_from", |r, e| {
                 let texts = r.strings(e)?;

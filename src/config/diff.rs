@@ -129,6 +129,8 @@ impl Differ {
             ("c2s_direct_tls", a.c2s_direct_tls, b.c2s_direct_tls),
             ("component", a.component, b.component),
             ("http", a.http, b.http),
+            ("websocket", a.websocket, b.websocket),
+            ("websocket_tls", a.websocket_tls, b.websocket_tls),
         ];
         for (field, a, b) in optional {
             self.restart(

@@ -88,6 +88,11 @@ pub struct Listen {
     /// that added it: listeners only change on restart (see `reload`).
     pub component: Option<SocketAddr>,
     pub http: Option<SocketAddr>,
+    /// XMPP over WebSocket (RFC 7395), plaintext: meant to sit behind a reverse proxy
+    /// that terminates TLS, so it counts as secure (SASL is offered).
+    pub websocket: Option<SocketAddr>,
+    /// XMPP over WebSocket on TLS with the proxy's certificates.
+    pub websocket_tls: Option<SocketAddr>,
     /// Sources (load balancers) whose connections to the client listeners start with a
     /// PROXY protocol header (v1 or v2) carrying the client's real address. Empty: no
     /// PROXY protocol.

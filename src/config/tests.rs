@@ -164,6 +164,8 @@ fn full_example_round_trips() {
             c2s_direct_tls: Some(addr("0.0.0.0:5223")),
             component: Some(addr("127.0.0.1:5347")),
             http: Some(addr("127.0.0.1:5280")),
+            websocket: None,
+            websocket_tls: None,
             proxy_protocol_from: Vec::new(),
         },
         tls: TlsConfig {

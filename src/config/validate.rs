@@ -163,6 +163,8 @@ fn check_tls_files(cfg: &Config, problems: &mut Vec<Problem>) {
     let tls = root().field("tls");
     let reason = if cfg.listen.c2s_direct_tls.is_some() {
         "required because listen.c2s_direct_tls is set"
+    } else if cfg.listen.websocket_tls.is_some() {
+        "required because listen.websocket_tls is set"
     } else if cfg.tls.required {
         "required when tls.required = true (the default)"
     } else {
@@ -170,6 +172,7 @@ fn check_tls_files(cfg: &Config, problems: &mut Vec<Problem>) {
     };
     let needed = cfg.tls.required
         || cfg.listen.c2s_direct_tls.is_some()
+        || cfg.listen.websocket_tls.is_some()
         || cfg.tls.cert.is_some() != cfg.tls.key.is_some();
     if needed && cfg.tls.cert.is_none() {
         problems.push((tls.field("cert"), reason.to_owned()));
@@ -186,6 +189,8 @@ fn check_listen_distinct(cfg: &Config, problems: &mut Vec<Problem>) {
         ("c2s_direct_tls", listen.c2s_direct_tls),
         ("component", listen.component),
         ("http", listen.http),
+        ("websocket", listen.websocket),
+        ("websocket_tls", listen.websocket_tls),
     ];
     for (i, (name, addr)) in addrs.iter().enumerate() {
         let earlier = addrs[..i]

@@ -1,5 +1,6 @@
-//! One socket, plain or TLS, as the proxy sees it. STARTTLS needs to take the plain
-//! TCP stream out and put a TLS one back, so this is an enum rather than a trait object.
+//! One socket, plain or TLS, as the proxy sees it, or a client's WebSocket carrying
+//! XMPP (RFC 7395). STARTTLS needs to take the plain TCP stream out and put a TLS one
+//! back, so this is an enum rather than a trait object.
 
 use std::io;
 use std::pin::Pin;
@@ -14,9 +15,15 @@ pub enum Conn {
     Accepted(Box<tokio_rustls::server::TlsStream<TcpStream>>),
     /// We are the TLS client (toward the legacy server).
     Connected(Box<tokio_rustls::client::TlsStream<TcpStream>>),
+    /// A client's WebSocket (over plain TCP or TLS), bridged to an XMPP byte stream.
+    WebSocket(Box<super::websocket::WsBridge>),
 }
 
 impl Conn {
+    /// Whether the stream counts as encrypted for the XMPP layer. A WebSocket always
+    /// does: on `listen.websocket_tls` it is TLS, and `listen.websocket` is meant to sit
+    /// behind a reverse proxy that terminates TLS (Prosody's
+    /// `consider_websocket_secure`), so SASL is offered and STARTTLS never is.
     pub fn is_tls(&self) -> bool {
         !matches!(self, Conn::Plain(_))
     }
@@ -26,6 +33,7 @@ impl Conn {
             Conn::Plain(tcp) => tcp,
             Conn::Accepted(tls) => tls.get_ref().0,
             Conn::Connected(tls) => tls.get_ref().0,
+            Conn::WebSocket(ws) => ws.conn().tcp(),
         }
     }
 
@@ -37,6 +45,9 @@ impl Conn {
             Conn::Plain(_) => false,
             Conn::Accepted(tls) => !tls.get_ref().1.wants_read(),
             Conn::Connected(tls) => !tls.get_ref().1.wants_read(),
+            // A message may wait decoded in the WebSocket layer: always read (such
+            // sessions keep their read buffer while idle).
+            Conn::WebSocket(_) => true,
         }
     }
 
@@ -56,6 +67,7 @@ impl AsyncRead for Conn {
             Conn::Plain(s) => Pin::new(s).poll_read(cx, buf),
             Conn::Accepted(s) => Pin::new(s.as_mut()).poll_read(cx, buf),
             Conn::Connected(s) => Pin::new(s.as_mut()).poll_read(cx, buf),
+            Conn::WebSocket(s) => Pin::new(s.as_mut()).poll_read(cx, buf),
         }
     }
 }
@@ -70,6 +82,7 @@ impl AsyncWrite for Conn {
             Conn::Plain(s) => Pin::new(s).poll_write(cx, buf),
             Conn::Accepted(s) => Pin::new(s.as_mut()).poll_write(cx, buf),
             Conn::Connected(s) => Pin::new(s.as_mut()).poll_write(cx, buf),
+            Conn::WebSocket(s) => Pin::new(s.as_mut()).poll_write(cx, buf),
         }
     }
 
@@ -82,6 +95,7 @@ impl AsyncWrite for Conn {
             Conn::Plain(s) => Pin::new(s).poll_write_vectored(cx, bufs),
             Conn::Accepted(s) => Pin::new(s.as_mut()).poll_write_vectored(cx, bufs),
             Conn::Connected(s) => Pin::new(s.as_mut()).poll_write_vectored(cx, bufs),
+            Conn::WebSocket(s) => Pin::new(s.as_mut()).poll_write_vectored(cx, bufs),
         }
     }
 
@@ -90,6 +104,7 @@ impl AsyncWrite for Conn {
             Conn::Plain(s) => s.is_write_vectored(),
             Conn::Accepted(s) => s.is_write_vectored(),
             Conn::Connected(s) => s.is_write_vectored(),
+            Conn::WebSocket(s) => s.is_write_vectored(),
         }
     }
 
@@ -98,6 +113,7 @@ impl AsyncWrite for Conn {
             Conn::Plain(s) => Pin::new(s).poll_flush(cx),
             Conn::Accepted(s) => Pin::new(s.as_mut()).poll_flush(cx),
             Conn::Connected(s) => Pin::new(s.as_mut()).poll_flush(cx),
+            Conn::WebSocket(s) => Pin::new(s.as_mut()).poll_flush(cx),
         }
     }
 
@@ -106,6 +122,7 @@ impl AsyncWrite for Conn {
             Conn::Plain(s) => Pin::new(s).poll_shutdown(cx),
             Conn::Accepted(s) => Pin::new(s.as_mut()).poll_shutdown(cx),
             Conn::Connected(s) => Pin::new(s.as_mut()).poll_shutdown(cx),
+            Conn::WebSocket(s) => Pin::new(s.as_mut()).poll_shutdown(cx),
         }
     }
 }

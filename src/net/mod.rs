@@ -1,12 +1,13 @@
 //! Byte transport shared by every stream the proxy handles: a socket that may be plain
-//! or TLS in either role, reading into a framer, and the batched writer that flushes
-//! once per read burst.
+//! or TLS in either role, or a client's WebSocket, reading into a framer, and the
+//! batched writer that flushes once per read burst.
 
 mod admission;
 mod conn;
 mod outbox;
 pub mod proxy_protocol;
 mod read;
+pub mod websocket;
 
 pub use admission::{Admission, Admitted};
 pub use conn::Conn;

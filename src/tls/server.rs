@@ -19,6 +19,8 @@ use crate::config::Config;
 #[derive(Default)]
 pub struct ServerTls {
     acceptor: ArcSwapOption<TlsAcceptor>,
+    /// The same certificates for secure WebSockets, negotiating ALPN `http/1.1`.
+    web: ArcSwapOption<TlsAcceptor>,
 }
 
 impl ServerTls {
@@ -41,16 +43,28 @@ impl ServerTls {
                 by_name.insert(domain.to_ascii_lowercase(), certified(&tls.cert, &tls.key)?);
             }
         }
-        let acceptor = match default.is_some() || !by_name.is_empty() {
-            true => Some(Arc::new(acceptor(SniResolver { by_name, default })?)),
-            false => None,
-        };
-        self.acceptor.store(acceptor);
+        if default.is_none() && by_name.is_empty() {
+            self.acceptor.store(None);
+            self.web.store(None);
+            return Ok(());
+        }
+        let resolver = Arc::new(SniResolver { by_name, default });
+        // XEP-0368 clients negotiate ALPN "xmpp-client"; STARTTLS clients send none.
+        let xmpp = acceptor(resolver.clone(), b"xmpp-client")?;
+        // Browsers offer "h2" and "http/1.1"; WebSocket upgrades need HTTP/1.1.
+        let web = acceptor(resolver, b"http/1.1")?;
+        self.acceptor.store(Some(Arc::new(xmpp)));
+        self.web.store(Some(Arc::new(web)));
         Ok(())
     }
 
     pub fn acceptor(&self) -> Option<Arc<TlsAcceptor>> {
         self.acceptor.load_full()
+    }
+
+    /// For `listen.websocket_tls`.
+    pub fn web_acceptor(&self) -> Option<Arc<TlsAcceptor>> {
+        self.web.load_full()
     }
 }
 
@@ -71,13 +85,12 @@ impl ResolvesServerCert for SniResolver {
     }
 }
 
-fn acceptor(resolver: SniResolver) -> Result<TlsAcceptor, TlsError> {
+fn acceptor(resolver: Arc<SniResolver>, alpn: &[u8]) -> Result<TlsAcceptor, TlsError> {
     let mut config = rustls::ServerConfig::builder_with_provider(provider())
         .with_safe_default_protocol_versions()?
         .with_no_client_auth()
-        .with_cert_resolver(Arc::new(resolver));
-    // XEP-0368 clients negotiate ALPN "xmpp-client"; STARTTLS clients send none.
-    config.alpn_protocols = vec![b"xmpp-client".to_vec()];
+        .with_cert_resolver(resolver);
+    config.alpn_protocols = vec![alpn.to_vec()];
     // Idle sessions dominate a proxy's memory: keep rustls from holding resumption state.
     config.session_storage = Arc::new(rustls::server::NoServerSessionStorage {});
     Ok(TlsAcceptor::from(Arc::new(config)))

@@ -15,6 +15,8 @@ pub const NS_SERVER: &str = "jabber:server";
 pub const NS_STREAM_ERRORS: &str = "urn:ietf:params:xml:ns:xmpp-streams";
 pub const NS_STANZAS: &str = "urn:ietf:params:xml:ns:xmpp-stanzas";
 pub const NS_TLS: &str = "urn:ietf:params:xml:ns:xmpp-tls";
+/// RFC 7395 framing elements (`<open/>`, `<close/>`) of XMPP over WebSocket.
+pub const NS_FRAMING: &str = "urn:ietf:params:xml:ns:xmpp-framing";
 pub const NS_SASL: &str = "urn:ietf:params:xml:ns:xmpp-sasl";
 pub const NS_SASL2: &str = "urn:xmpp:sasl:2";
 pub const NS_BIND: &str = "urn:ietf:params:xml:ns:xmpp-bind";

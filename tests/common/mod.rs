@@ -19,6 +19,7 @@ pub mod proxy;
 pub mod python;
 pub mod raw;
 pub mod webapp;
+pub mod ws;
 pub mod xmlcheck;
 
 use std::path::PathBuf;

@@ -87,6 +87,10 @@ pub struct Ports {
     pub c2s_direct: u16,
     pub component: u16,
     pub http: u16,
+    /// XMPP over WebSocket, plaintext (always listening).
+    pub websocket: u16,
+    /// XMPP over WebSocket on TLS (only listening in TLS mode).
+    pub websocket_tls: u16,
     pub upstream_c2s: String,
     pub upstream_component: String,
 }
@@ -112,6 +116,8 @@ impl Proxy {
             c2s_direct: free_port(),
             component: free_port(),
             http: free_port(),
+            websocket: free_port(),
+            websocket_tls: free_port(),
             upstream_c2s: c2s.to_owned(),
             upstream_component: component.to_owned(),
         };
@@ -164,10 +170,11 @@ impl Ports {
         let mut toml = format!("[listen]\nc2s = \"127.0.0.1:{}\"\n", self.c2s);
         if matches!(spec.tls, TlsMode::Tls(_)) {
             toml.push_str(&format!(
-                "c2s_direct_tls = \"127.0.0.1:{}\"\n",
-                self.c2s_direct
+                "c2s_direct_tls = \"127.0.0.1:{}\"\nwebsocket_tls = \"127.0.0.1:{}\"\n",
+                self.c2s_direct, self.websocket_tls
             ));
         }
+        toml.push_str(&format!("websocket = \"127.0.0.1:{}\"\n", self.websocket));
         toml.push_str(&format!(
             "component = \"127.0.0.1:{}\"\nhttp = \"127.0.0.1:{}\"\n{}\n",
             self.component, self.http, spec.listen
