@@ -283,6 +283,7 @@ fn start_proxy(
             tls_optional: true,
             component_upstream: Some(upstream.component),
             http: true,
+            websocket: false,
             extra: format!(
                 "[hosts.\"{DOMAIN}\".delegations.\"{NS_ANSWERED}\"]\njid = \"{COMPONENT}\"\n\
                  [hosts.\"{DOMAIN}\".delegations.\"{NS_IGNORED}\"]\njid = \"{COMPONENT}\"\n\

@@ -6,6 +6,7 @@
 
 mod common;
 
+use common::proxy::test_certs;
 use common::ws::{name_of, Ws, FRAMING};
 use common::{peers, Prosody, ProsodySpec, Proxy, ProxySpec, Raw, WebApp};
 
@@ -199,4 +200,25 @@ async fn hostile_websocket_messages_get_a_stream_error_and_only_their_session_en
         assert!(error.contains(&format!("<{condition} ")), "{case}: {error}");
     }
     bob.ping("bob-unaffected").await;
+}
+
+#[tokio::test]
+async fn websocket_tls_serves_the_proxys_certificate_with_http_1_1() {
+    let Some(_peers) = peers() else { return };
+    let prosody = prosody();
+    let (_dir, certs) = test_certs();
+    let proxy = Proxy::start(&ProxySpec::tls(certs.leaf("server")), &prosody);
+    let (mut ws, alpn) = Ws::connect_tls(proxy.ports.websocket_tls, certs.roots()).await;
+    assert_eq!(
+        alpn.as_deref(),
+        Some(&b"http/1.1"[..]),
+        "browsers need HTTP/1.1 to upgrade"
+    );
+    assert_eq!(ws.protocol.as_deref(), Some("xmpp"));
+    // TLS is required on this proxy, yet no STARTTLS here: the WebSocket is the TLS.
+    ws.login_as("alice").await;
+    ws.send("<iq xmlns='jabber:client' type='get' id='p1' to='localhost'><ping xmlns='urn:xmpp:ping'/></iq>")
+        .await;
+    let pong = ws.expect("iq").await;
+    assert!(pong.contains("type='result'"), "{pong}");
 }

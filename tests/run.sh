@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
-# The test command: installs what the end-to-end tests need (Debian prosody and
-# ejabberd, a Python venv with slixmpp under target/venv), then runs every test with
-# the peers required.
+# The test command: installs what the end-to-end tests need (Debian prosody, ejabberd
+# and chromium, a Python venv with slixmpp under target/venv, the web clients' npm
+# packages under tests/node), then runs every test with the peers required.
 #
 #   tests/run.sh              # everything
 #   tests/run.sh e2e_c2s      # extra arguments go to `cargo test`
@@ -30,11 +30,32 @@ install_ejabberd() {
 
 install_python() { ensure_venv target/venv; }
 
+# The web clients of the WebSocket tests: Node with npm, Debian's Chromium (driven
+# headless by puppeteer-core), and tests/node's packages exactly as locked.
+install_web_clients() {
+  if ! command -v node >/dev/null || ! command -v npm >/dev/null; then
+    say "installing Debian nodejs and npm"
+    apt_install nodejs npm
+  fi
+  if [ ! -x /usr/bin/chromium ]; then
+    say "installing Debian chromium (headless, for Converse.js)"
+    apt_install chromium
+  fi
+  local lock
+  lock=$(sha256sum tests/node/package-lock.json | cut -d' ' -f1)
+  if [ "$(cat tests/node/node_modules/.installed 2>/dev/null)" != "$lock" ]; then
+    say "npm ci in tests/node (@xmpp/client, converse.js, puppeteer-core)"
+    (cd tests/node && npm ci --no-audit --no-fund --loglevel=error)
+    echo "$lock" > tests/node/node_modules/.installed
+  fi
+}
+
 install_prosody
 install_ejabberd
 install_python
+install_web_clients
 version() { dpkg-query -W -f='${Version}' "$1" 2>/dev/null || echo '?'; }
-say "prosody $(version prosody), ejabberd $(version ejabberd), slixmpp $(target/venv/bin/python -c 'import slixmpp; print(slixmpp.__version__)')"
+say "prosody $(version prosody), ejabberd $(version ejabberd), chromium $(version chromium), node $(node --version), slixmpp $(target/venv/bin/python -c 'import slixmpp; print(slixmpp.__version__)')"
 
 export STANZAGATE_REQUIRE_PEERS=1
 export STANZAGATE_PYTHON="$PWD/target/venv/bin/python"

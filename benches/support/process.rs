@@ -157,6 +157,8 @@ pub struct Proxy {
     pub component: Option<SocketAddr>,
     /// `listen.http` (admin: `/metrics`), when [`ProxyOptions::http`] asked for it.
     pub http: Option<SocketAddr>,
+    /// `listen.websocket`, when [`ProxyOptions::websocket`] asked for it.
+    pub websocket: Option<SocketAddr>,
 }
 
 /// More of the generated `proxy.toml` than [`ProxySetup`] covers.
@@ -170,6 +172,8 @@ pub struct ProxyOptions {
     pub component_upstream: Option<SocketAddr>,
     /// Also listen for admin HTTP (`listen.http`).
     pub http: bool,
+    /// Also listen for XMPP over WebSocket (`listen.websocket`).
+    pub websocket: bool,
     /// TOML appended verbatim after `[hosts."bench.local"]` (delegation sub-tables,
     /// `[components.…]`, `[limits]`).
     pub extra: String,
@@ -191,6 +195,9 @@ pub fn start_stanzagate_with(dir: &Path, setup: &ProxySetup<'_>, options: &Proxy
         .component_upstream
         .map(|_| ([127, 0, 0, 1], free_port()).into());
     let http: Option<SocketAddr> = options.http.then(|| ([127, 0, 0, 1], free_port()).into());
+    let websocket: Option<SocketAddr> = options
+        .websocket
+        .then(|| ([127, 0, 0, 1], free_port()).into());
     let mut config = format!("[listen]\nc2s = \"{c2s}\"\n");
     if let Some(addr) = direct_tls {
         config.push_str(&format!("c2s_direct_tls = \"{addr}\"\n"));
@@ -200,6 +207,9 @@ pub fn start_stanzagate_with(dir: &Path, setup: &ProxySetup<'_>, options: &Proxy
     }
     if let Some(addr) = http {
         config.push_str(&format!("http = \"{addr}\"\n"));
+    }
+    if let Some(addr) = websocket {
+        config.push_str(&format!("websocket = \"{addr}\"\n"));
     }
     match setup.tls {
         Some((cert, key)) => config.push_str(&format!(
@@ -229,7 +239,7 @@ pub fn start_stanzagate_with(dir: &Path, setup: &ProxySetup<'_>, options: &Proxy
         .stdout(log.try_clone().expect("clone log handle"))
         .stderr(log);
     let mut process = Guarded::spawn(command, "stanzagate", Some(log_path));
-    for addr in [Some(c2s), direct_tls, component, http]
+    for addr in [Some(c2s), direct_tls, component, http, websocket]
         .into_iter()
         .flatten()
     {
@@ -241,6 +251,7 @@ pub fn start_stanzagate_with(dir: &Path, setup: &ProxySetup<'_>, options: &Proxy
         direct_tls,
         component,
         http,
+        websocket,
     }
 }
 

@@ -752,3 +752,34 @@ fn upstream_proxy_protocol_is_off_v1_or_v2() {
     let text = upstream("\"v3\"");
     assert_single_issue(&text, "upstream.proxy_protocol", "v3", "v2");
 }
+
+#[test]
+fn websocket_tls_needs_a_certificate_and_its_own_address() {
+    let text = BASE.replace(
+        "c2s = \"0.0.0.0:5222\"\n",
+        "c2s = \"0.0.0.0:5222\"\nwebsocket = \"127.0.0.1:5290\"\nwebsocket_tls = \"0.0.0.0:5443\"\n",
+    ) + "[hosts.\"a\"]\n";
+    let found = issues(&text);
+    assert!(
+        found
+            .iter()
+            .any(|i| i.key == "tls.cert" && i.message.contains("listen.websocket_tls")),
+        "{found:#?}"
+    );
+    let clash = BASE.replace(
+        "c2s = \"0.0.0.0:5222\"\n",
+        "c2s = \"0.0.0.0:5222\"\nwebsocket = \"0.0.0.0:5222\"\n",
+    ) + "[hosts.\"a\"]\n";
+    assert_single_issue(
+        &clash,
+        "listen.websocket",
+        "websocket =",
+        "same address as listen.c2s",
+    );
+    let fine = BASE.replace(
+        "c2s = \"0.0.0.0:5222\"\n",
+        "c2s = \"0.0.0.0:5222\"\nwebsocket = \"127.0.0.1:5290\"\n",
+    ) + "[hosts.\"a\"]\n";
+    let cfg = Config::from_str(&fine, Path::new("/p.toml")).unwrap();
+    assert_eq!(cfg.listen.websocket, Some(addr("127.0.0.1:5290")));
+}

@@ -5,8 +5,8 @@
 //!
 //! - client → proxy: `<open/>` becomes a `<stream:stream>` header, `<close/>` its
 //!   closing tag, and every other text message (one element, namespaces declared) is
-//!   passed on as received, with no copy. Nothing is trusted here: the session's
-//!   framer parses every byte, as for TCP clients.
+//!   passed on unchanged, copied once into the session's read buffer. Nothing is
+//!   trusted here: the session's framer parses every byte, as for TCP clients.
 //! - proxy → client: the session's stream is cut into frames again; the header
 //!   becomes `<open/>`, the end `<close/>`, and each top-level element one message,
 //!   with the stream header's namespace declarations it inherits written onto it

@@ -13,6 +13,7 @@ pub mod certs;
 pub mod ejabberd;
 pub mod http;
 pub mod load;
+pub mod node;
 pub mod process;
 pub mod prosody;
 pub mod proxy;

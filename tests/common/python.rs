@@ -94,7 +94,15 @@ impl Python {
     /// Starts a long-running script; lines are read with [`Running::await_line`].
     /// Its output is drained continuously so a chatty peer never blocks on a full pipe.
     pub fn spawn(&self, script: &str, args: &[String]) -> Running {
-        let mut child = self.command(script, args).spawn().expect("start python");
+        Running::start(self.command(script, args))
+    }
+}
+
+impl Running {
+    /// Starts `command` (stdout and stderr piped, killed on drop) and collects its
+    /// output lines.
+    pub fn start(mut command: Command) -> Running {
+        let mut child = command.spawn().expect("start peer");
         let stdout = child.stdout.take().expect("stdout");
         let stderr = child.stderr.take().expect("stderr");
         let (tx, rx) = tokio::sync::mpsc::unbounded_channel();

@@ -18,8 +18,12 @@ use super::{DOMAIN, PASSWORD};
 const WAIT: Duration = Duration::from_secs(15);
 pub const FRAMING: &str = "urn:ietf:params:xml:ns:xmpp-framing";
 
+/// Plain TCP or TLS under the WebSocket.
+pub trait Io: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send {}
+impl<T: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send> Io for T {}
+
 pub struct Ws {
-    ws: WebSocketStream<TcpStream>,
+    ws: WebSocketStream<Box<dyn Io>>,
     /// The subprotocol the server agreed to.
     pub protocol: Option<String>,
     pub jid: Option<String>,
@@ -39,6 +43,40 @@ impl Ws {
         let tcp = TcpStream::connect(("127.0.0.1", port))
             .await
             .expect("connect");
+        Ws::handshake(Box::new(tcp), port, path, protocol).await
+    }
+
+    /// `wss://` trusting `roots`; returns the ALPN protocol the server picked too.
+    pub async fn connect_tls(port: u16, roots: rustls::RootCertStore) -> (Ws, Option<Vec<u8>>) {
+        use std::sync::Arc;
+        let tcp = TcpStream::connect(("127.0.0.1", port))
+            .await
+            .expect("connect");
+        let mut config = rustls::ClientConfig::builder_with_provider(Arc::new(
+            rustls::crypto::ring::default_provider(),
+        ))
+        .with_safe_default_protocol_versions()
+        .expect("protocol versions")
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+        // What browsers offer.
+        config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
+        let connector = tokio_rustls::TlsConnector::from(Arc::new(config));
+        let name = rustls::pki_types::ServerName::try_from("localhost").expect("name");
+        let tls = connector.connect(name, tcp).await.expect("TLS handshake");
+        let alpn = tls.get_ref().1.alpn_protocol().map(<[u8]>::to_vec);
+        let ws = Ws::handshake(Box::new(tls), port, "/xmpp-websocket", Some("xmpp"))
+            .await
+            .expect("upgrade");
+        (ws, alpn)
+    }
+
+    async fn handshake(
+        io: Box<dyn Io>,
+        port: u16,
+        path: &str,
+        protocol: Option<&str>,
+    ) -> Result<Ws, Error> {
         let mut request = format!("ws://127.0.0.1:{port}{path}").into_client_request()?;
         if let Some(protocol) = protocol {
             request.headers_mut().insert(
@@ -47,7 +85,7 @@ impl Ws {
             );
         }
         let (ws, response) =
-            tokio::time::timeout(WAIT, tokio_tungstenite::client_async(request, tcp))
+            tokio::time::timeout(WAIT, tokio_tungstenite::client_async(request, io))
                 .await
                 .expect("handshake in time")?;
         let protocol = response
@@ -114,6 +152,13 @@ impl Ws {
     /// Open, SASL PLAIN, restart, bind.
     pub async fn login(port: u16, user: &str) -> Ws {
         let mut ws = Ws::open(port).await;
+        ws.login_as(user).await;
+        ws
+    }
+
+    /// Open, SASL PLAIN, restart, bind on this WebSocket.
+    pub async fn login_as(&mut self, user: &str) {
+        let ws = self;
         ws.send(&Ws::open_element()).await;
         ws.expect("open").await;
         ws.expect("features").await;
@@ -132,7 +177,6 @@ impl Ws {
         let bound = ws.expect("iq").await;
         ws.jid = stanzagate::xml::children::descendant_text(&Bytes::from(bound), "jid");
         assert!(ws.jid.is_some(), "bound");
-        ws
     }
 
     /// Waits until the server closes: a `<close/>` and/or the WebSocket close.
