@@ -175,17 +175,52 @@ async fn ws_client(
     Ok(())
 }
 
-/// Runs `fleet` alone for `slice`; its round trips per second.
-async fn slice(fleet: &Fleet, mine: u8, slice: Duration) -> f64 {
+/// What one slice measured.
+#[derive(Default, Clone, Copy)]
+struct Slice {
+    round_trips: u64,
+    seconds: f64,
+    /// stanzagate's CPU (user + system) during the slice.
+    proxy_cpu: Duration,
+}
+
+impl Slice {
+    fn rate(&self) -> f64 {
+        self.round_trips as f64 / self.seconds
+    }
+}
+
+/// Runs `fleet` alone for `slice`, reading stanzagate's (`pid`) CPU time around it.
+async fn slice(fleet: &Fleet, mine: u8, slice: Duration, pid: u32) -> Slice {
+    let cpu = || {
+        let (user, sys) = process::cpu_time(pid);
+        user + sys
+    };
     let before = fleet.count.load(Ordering::Relaxed);
+    let cpu_before = cpu();
     let started = Instant::now();
     fleet.phase.store(mine, Ordering::Release);
     tokio::time::sleep(slice).await;
     fleet.phase.store(IDLE, Ordering::Release);
-    let done = fleet.count.load(Ordering::Relaxed) - before;
-    let rate = done as f64 / started.elapsed().as_secs_f64();
+    let seconds = started.elapsed().as_secs_f64();
+    // Let the slice's last round trips finish before reading the counters.
     tokio::time::sleep(GAP).await;
-    rate
+    Slice {
+        round_trips: fleet.count.load(Ordering::Relaxed) - before,
+        seconds,
+        proxy_cpu: cpu().saturating_sub(cpu_before),
+    }
+}
+
+/// Pooled over slices: round trips/s and stanzagate CPU µs per round trip.
+fn pooled(slices: &[Slice]) -> (f64, f64) {
+    let trips: u64 = slices.iter().map(|s| s.round_trips).sum();
+    let seconds: f64 = slices.iter().map(|s| s.seconds).sum();
+    let cpu: Duration = slices.iter().map(|s| s.proxy_cpu).sum();
+    (
+        trips as f64 / seconds,
+        cpu.as_secs_f64() * 1e6 / trips.max(1) as f64,
+    )
 }
 
 fn main() {
@@ -227,8 +262,15 @@ fn main() {
         slice_len.as_millis()
     );
     println!();
-    println!("| conns | TCP rt/s | WebSocket rt/s | WebSocket ÷ TCP (pooled) | per sweep median (range) |");
-    println!("|------:|---------:|---------------:|-------------------------:|-------------------------:|");
+    println!(
+        "| conns | TCP rt/s | WebSocket rt/s | WebSocket ÷ TCP (pooled) | per sweep median (range) | \
+         stanzagate CPU µs/rt TCP | WebSocket | ÷ |"
+    );
+    println!(
+        "|------:|---------:|---------------:|-------------------------:|-------------------------:|\
+         -------------------------:|----------:|---:|"
+    );
+    let pid = proxy.process.pid();
     for conns in conn_counts {
         runtime.block_on(async {
             let mut tcp_fleet = Fleet::new();
@@ -252,16 +294,16 @@ fn main() {
                 ));
             }
             // Warm-up, one slice each.
-            slice(&tcp_fleet, TCP, slice_len).await;
-            slice(&ws_fleet, WS, slice_len).await;
-            let (mut tcp_rates, mut ws_rates) = (Vec::new(), Vec::new());
+            slice(&tcp_fleet, TCP, slice_len, pid).await;
+            slice(&ws_fleet, WS, slice_len, pid).await;
+            let (mut tcp_slices, mut ws_slices) = (Vec::new(), Vec::new());
             for sweep in 0..sweeps {
                 if sweep % 2 == 0 {
-                    tcp_rates.push(slice(&tcp_fleet, TCP, slice_len).await);
-                    ws_rates.push(slice(&ws_fleet, WS, slice_len).await);
+                    tcp_slices.push(slice(&tcp_fleet, TCP, slice_len, pid).await);
+                    ws_slices.push(slice(&ws_fleet, WS, slice_len, pid).await);
                 } else {
-                    ws_rates.push(slice(&ws_fleet, WS, slice_len).await);
-                    tcp_rates.push(slice(&tcp_fleet, TCP, slice_len).await);
+                    ws_slices.push(slice(&ws_fleet, WS, slice_len, pid).await);
+                    tcp_slices.push(slice(&tcp_fleet, TCP, slice_len, pid).await);
                 }
                 proxy_alive(&proxy);
             }
@@ -271,21 +313,22 @@ fn main() {
                     joined.expect("client task").expect("client");
                 }
             }
-            let mean = |v: &[f64]| v.iter().sum::<f64>() / v.len() as f64;
-            let mut ratios: Vec<f64> = ws_rates
+            let (tcp_rate, tcp_cpu) = pooled(&tcp_slices);
+            let (ws_rate, ws_cpu) = pooled(&ws_slices);
+            let mut ratios: Vec<f64> = ws_slices
                 .iter()
-                .zip(&tcp_rates)
-                .map(|(w, t)| w / t)
+                .zip(&tcp_slices)
+                .map(|(w, t)| w.rate() / t.rate())
                 .collect();
             ratios.sort_by(f64::total_cmp);
             println!(
-                "| {conns:>5} | {:>8.0} | {:>14.0} | {:>24.2} | {:>6.2} ({:.2}–{:.2}) |",
-                mean(&tcp_rates),
-                mean(&ws_rates),
-                mean(&ws_rates) / mean(&tcp_rates),
+                "| {conns:>5} | {tcp_rate:>8.0} | {ws_rate:>14.0} | {:>24.2} | {:>6.2} ({:.2}–{:.2}) | \
+                 {tcp_cpu:>24.1} | {ws_cpu:>9.1} | {:.2} |",
+                ws_rate / tcp_rate,
                 ratios[ratios.len() / 2],
                 ratios[0],
                 ratios[ratios.len() - 1],
+                ws_cpu / tcp_cpu,
             );
         });
     }
