@@ -1,7 +1,7 @@
 //! XMPP over WebSocket (RFC 7395) on `listen.websocket`, in front of a real Prosody:
 //! the framing exactly (raw WebSocket client), the same routing as TCP clients
-//! (delegation to a slixmpp component, web-app rosters, Stream Management, messages
-//! with a TCP client), and hostile input. Real clients (`@xmpp/client`, Converse.js
+//! (delegation to a slixmpp component, privileged entities, web-app rosters, Stream
+//! Management, messages with a TCP client), TLS, and hostile input. Real clients (`@xmpp/client`, Converse.js
 //! in headless Chromium) are in `e2e_websocket_clients.rs`.
 
 mod common;
@@ -221,4 +221,88 @@ async fn websocket_tls_serves_the_proxys_certificate_with_http_1_1() {
         .await;
     let pong = ws.expect("iq").await;
     assert!(pong.contains("type='result'"), "{pong}");
+}
+
+/// Privileged entities work for WebSocket users as for TCP ones: the gateway gets a
+/// WebSocket user's presence (presence = "roster") and its message on behalf of a TCP
+/// user reaches the WebSocket user (message = "outgoing").
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn privileged_entities_see_and_reach_websocket_users() {
+    const GATEWAY: &str = "gateway.localhost";
+    let Some(peers) = peers() else { return };
+    let prosody = Prosody::start(
+        &ProsodySpec::default()
+            .with_subscription("alice", "bob")
+            .with_component(GATEWAY, SECRET),
+    );
+    let spec = ProxySpec::plaintext()
+        .with_component(GATEWAY, SECRET)
+        .with_extra(&format!(
+            "[hosts.\"localhost\".privileged_entities.\"{GATEWAY}\"]\nroster = \"both\"\n\
+message = \"outgoing\"\npresence = \"roster\"\n"
+        ));
+    let proxy = Proxy::start(&spec, &prosody);
+    let mut gateway = peers
+        .python
+        .component("privileged.py", GATEWAY, SECRET, proxy.ports.component, &[])
+        .await;
+    let limit = std::time::Duration::from_secs(60);
+    assert!(gateway.await_line("PRIVILEGES", limit).await.is_some());
+    let mut alice = Ws::login(proxy.ports.websocket, "alice").await;
+    alice
+        .send("<presence xmlns='jabber:client'><show>chat</show></presence>")
+        .await;
+    let copy = gateway
+        .await_line("PRESENCE alice@localhost/ws", limit)
+        .await;
+    assert!(copy.is_some(), "{}", gateway.seen.join("\n"));
+    drop(gateway);
+
+    // (Until the proxy can act for users without a live stream, bob needs one.)
+    let _bob = Raw::login(proxy.c2s(), "bob").await;
+    let mut sender = peers
+        .python
+        .component(
+            "privileged.py",
+            GATEWAY,
+            SECRET,
+            proxy.ports.component,
+            &[
+                "--message",
+                "bob@localhost,alice@localhost,on behalf of bob",
+            ],
+        )
+        .await;
+    assert!(sender.await_line("MESSAGE-SENT", limit).await.is_some());
+    let message = alice.expect("message").await;
+    assert!(
+        message.contains("on behalf of bob") && message.contains("from='bob@localhost"),
+        "{message}"
+    );
+}
+
+/// `listen.websocket` counts as secure: with `tls.required` (the default), plain `ws://`
+/// still offers SASL and no STARTTLS, as Prosody's `consider_websocket_secure`.
+#[tokio::test]
+async fn plain_websocket_offers_sasl_when_tls_is_required() {
+    let Some(_peers) = peers() else { return };
+    let prosody = prosody();
+    let (_dir, certs) = test_certs();
+    let proxy = Proxy::start(&ProxySpec::tls(certs.leaf("server")), &prosody);
+    let mut ws = Ws::open(proxy.ports.websocket).await;
+    ws.send(&Ws::open_element()).await;
+    ws.expect("open").await;
+    let features = ws.expect("features").await;
+    assert!(
+        features.contains("<mechanism>PLAIN</mechanism>"),
+        "{features}"
+    );
+    assert!(!features.contains("starttls"), "{features}");
+    // TCP on the same proxy still requires STARTTLS first.
+    let mut tcp = Raw::connect(proxy.c2s()).await;
+    tcp.send(&Raw::header("localhost")).await;
+    let tcp_features = tcp.expect("features").await;
+    let tcp_features = String::from_utf8_lossy(tcp_features.bytes()).into_owned();
+    assert!(tcp_features.contains("starttls"), "{tcp_features}");
+    assert!(!tcp_features.contains("mechanism"), "{tcp_features}");
 }
