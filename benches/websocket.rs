@@ -1,13 +1,15 @@
 //! WebSocket bench: closed-loop message round trips through stanzagate over its TCP
 //! client port and over its WebSocket listener (RFC 7395), in the same run, against
-//! the fast echo upstream, at 1 and 50 connections. Prints round trips/s per path and
-//! WebSocket ÷ TCP.
+//! the fast echo upstream, at 1, 50 and 500 connections. Prints round trips/s per path,
+//! WebSocket ÷ TCP, stanzagate's CPU per round trip on each path, and its memory per
+//! logged-in idle session on each path.
 //!
 //! The paths take turns in short slices (one per path per sweep, order alternating)
 //! so the machine's drifting load hits both alike; every sweep gives a ratio.
 //!
 //! Run with `cargo bench --bench websocket`; under `cargo test` it exits at once.
-//! Knobs: `WS_SLICE_MS` (1000), `WS_SWEEPS` (6), `WS_CONNS` (`1,50`), `STANZAGATE_BIN`.
+//! Knobs: `WS_SLICE_MS` (1000), `WS_SWEEPS` (6), `WS_CONNS` (`1,50,500`),
+//! `STANZAGATE_BIN`.
 
 mod support;
 
@@ -232,7 +234,7 @@ fn main() {
     let conn_counts: Vec<usize> = std::env::var("WS_CONNS")
         .ok()
         .map(|v| v.split(',').filter_map(|c| c.trim().parse().ok()).collect())
-        .unwrap_or_else(|| vec![1, 50]);
+        .unwrap_or_else(|| vec![1, 50, 500]);
     process::watchdog(
         Duration::from_secs(120) + slice_len * (2 * sweeps * conn_counts.len()) as u32,
     );
@@ -271,10 +273,14 @@ fn main() {
          -------------------------:|----------:|---:|"
     );
     let pid = proxy.process.pid();
+    let mut memory = Vec::new();
     for conns in conn_counts {
         runtime.block_on(async {
             let mut tcp_fleet = Fleet::new();
             let mut ws_fleet = Fleet::new();
+            // Logged in one fleet after the other, reading stanzagate's RSS around
+            // each: memory per idle session on each path.
+            let rss_before = process::rss_kib(pid);
             for _ in 0..conns {
                 let mut tcp = TcpStream::connect(proxy.c2s).await.expect("connect");
                 tcp.set_nodelay(true).expect("nodelay");
@@ -286,6 +292,10 @@ fn main() {
                     tcp_fleet.phase.clone(),
                     tcp_fleet.count.clone(),
                 ));
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+            let rss_tcp = process::rss_kib(pid);
+            for _ in 0..conns {
                 let ws = ws_login(ws_addr).await.expect("ws login");
                 ws_fleet.clients.spawn(ws_client(
                     ws,
@@ -293,6 +303,13 @@ fn main() {
                     ws_fleet.count.clone(),
                 ));
             }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+            let rss_ws = process::rss_kib(pid);
+            memory.push((
+                conns,
+                rss_tcp.saturating_sub(rss_before) as f64 / conns as f64,
+                rss_ws.saturating_sub(rss_tcp) as f64 / conns as f64,
+            ));
             // Warm-up, one slice each.
             slice(&tcp_fleet, TCP, slice_len, pid).await;
             slice(&ws_fleet, WS, slice_len, pid).await;
@@ -331,6 +348,11 @@ fn main() {
                 ws_cpu / tcp_cpu,
             );
         });
+    }
+    println!();
+    println!("stanzagate RSS per logged-in idle session (KiB), TCP then WebSocket fleet:");
+    for (conns, tcp, ws) in memory {
+        println!("  {conns:>5} sessions: TCP {tcp:.1}, WebSocket {ws:.1}");
     }
 }
 

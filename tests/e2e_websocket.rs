@@ -81,6 +81,22 @@ async fn a_websocket_client_gets_the_same_routing_as_a_tcp_client() {
         reply.starts_with("<message xmlns='jabber:client'"),
         "{reply}"
     );
+    // A message far larger than the WebSocket read buffer, both ways.
+    let big = "0123456789".repeat(10_000);
+    alice
+        .send(&format!("<message xmlns='jabber:client' to='{bob_jid}' type='chat' id='big'><body>{big}</body></message>"))
+        .await;
+    let got = bob.expect("message").await;
+    assert!(
+        String::from_utf8_lossy(got.bytes()).contains(&big),
+        "the large message whole"
+    );
+    bob.send(&format!(
+        "<message to='{alice_jid}' type='chat' id='big2'><body>{big}</body></message>"
+    ))
+    .await;
+    let back = alice.expect("message").await;
+    assert!(back.contains(&big), "the large message back whole");
 
     // Delegation to the component.
     alice
