@@ -45,15 +45,18 @@ impl Conn {
             Conn::Plain(_) => false,
             Conn::Accepted(tls) => !tls.get_ref().1.wants_read(),
             Conn::Connected(tls) => !tls.get_ref().1.wants_read(),
-            // A message may wait decoded in the WebSocket layer: always read (such
-            // sessions keep their read buffer while idle).
-            Conn::WebSocket(_) => true,
+            Conn::WebSocket(ws) => ws.has_buffered_input(),
         }
     }
 
-    /// Readiness of the socket for reading (see `TcpStream::poll_read_ready`).
-    pub fn poll_read_ready(&self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        self.tcp().poll_read_ready(cx)
+    /// Readiness for reading: the socket's (see `TcpStream::poll_read_ready`), or for
+    /// a WebSocket, the next message having arrived (a socket can be readable with no
+    /// complete message yet, or quiet with one already buffered).
+    pub fn poll_read_ready(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        match self {
+            Conn::WebSocket(ws) => ws.poll_input(cx),
+            other => other.tcp().poll_read_ready(cx),
+        }
     }
 }
 

@@ -345,23 +345,29 @@ fn ws_io(error: tokio_tungstenite::tungstenite::Error) -> io::Error {
     }
 }
 
-impl AsyncRead for WsBridge {
-    fn poll_read(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &mut ReadBuf<'_>,
-    ) -> Poll<io::Result<()>> {
-        let this = self.get_mut();
+impl WsBridge {
+    /// True when translated bytes wait (or the end of the stream does): a read returns
+    /// at once.
+    pub fn has_buffered_input(&self) -> bool {
+        !self.inbound.is_empty() || self.read_state == ReadState::Closed
+    }
+
+    /// Ready once a read can return without waiting: the next message has arrived and
+    /// been translated (or the client closed). This is the readiness the session waits
+    /// for with its read buffer released, as TCP sessions wait on their socket.
+    /// Cancel-safe: a message taken off the WebSocket is kept until it is read.
+    pub fn poll_input(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         loop {
-            if !this.inbound.is_empty() {
-                let n = this.inbound.len().min(buf.remaining());
-                buf.put_slice(&this.inbound.split_to(n));
+            if self.has_buffered_input() {
                 return Poll::Ready(Ok(()));
             }
-            if this.read_state == ReadState::Closed {
-                return Poll::Ready(Ok(()));
+            let next = Pin::new(&mut self.ws).poll_next(cx);
+            if next.is_pending() {
+                // About to wait: a session idles here, so the outgoing framer's buffer
+                // goes too (freed only when it holds nothing).
+                self.outbound.release_buffer();
             }
-            let message = match ready!(Pin::new(&mut this.ws).poll_next(cx)) {
+            let message = match ready!(next) {
                 Some(Ok(message)) => message,
                 Some(Err(tokio_tungstenite::tungstenite::Error::Capacity(error))) => {
                     let error = InboundError::TooLarge(error.to_string());
@@ -369,7 +375,7 @@ impl AsyncRead for WsBridge {
                 }
                 Some(Err(error)) => return Poll::Ready(Err(ws_io(error))),
                 None => {
-                    this.read_state = ReadState::Closed;
+                    self.read_state = ReadState::Closed;
                     continue;
                 }
             };
@@ -377,20 +383,35 @@ impl AsyncRead for WsBridge {
                 Message::Text(text) => inbound(Bytes::from(text)),
                 Message::Binary(_) => Err(InboundError::Binary),
                 Message::Close(_) => {
-                    this.read_state = ReadState::Closed;
+                    self.read_state = ReadState::Closed;
                     continue;
                 }
                 // Pings are answered by tungstenite itself.
                 Message::Ping(_) | Message::Pong(_) | Message::Frame(_) => continue,
             };
             match translated {
-                Ok(Inbound::Bytes(bytes)) => this.inbound = bytes,
+                Ok(Inbound::Bytes(bytes)) => self.inbound = bytes,
                 Ok(Inbound::Nothing) => {}
                 Err(error) => {
                     return Poll::Ready(Err(io::Error::new(io::ErrorKind::InvalidData, error)))
                 }
             }
         }
+    }
+}
+
+impl AsyncRead for WsBridge {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        let this = self.get_mut();
+        ready!(this.poll_input(cx))?;
+        // Empty only at the end of the stream: then nothing is put, which reads as EOF.
+        let n = this.inbound.len().min(buf.remaining());
+        buf.put_slice(&this.inbound.split_to(n));
+        Poll::Ready(Ok(()))
     }
 }
 
