@@ -171,13 +171,6 @@ fn percentile_us(ns: &mut [u64], p: f64) -> f64 {
     ns[at] as f64 / 1000.0
 }
 
-fn env_num(name: &str, default: u64) -> u64 {
-    std::env::var(name)
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
-}
-
 /// The PIDs the watchdog kills before ending the bench.
 static WATCHED: Mutex<Vec<u32>> = Mutex::new(Vec::new());
 
@@ -215,14 +208,11 @@ fn main() {
     // Before any thread exists: the harness starts stanzagate with this RUST_LOG.
     std::env::set_var("STANZAGATE_TEST_LOG", PROXY_LOG);
 
-    let client_counts: Vec<usize> = std::env::var("DELEG_CLIENTS")
-        .ok()
-        .map(|v| v.split(',').filter_map(|c| c.trim().parse().ok()).collect())
-        .unwrap_or_else(|| vec![1, 100]);
-    let warmup = Duration::from_secs(env_num("DELEG_WARMUP_SECS", 2));
-    let sweeps = env_num("DELEG_SWEEPS", 8).max(1) as u32;
-    let slice = Duration::from_millis(env_num("DELEG_SLICE_MS", 1000).max(100));
-    let latency_sweeps = env_num("DELEG_LATENCY_SWEEPS", 6) as u32;
+    let client_counts: Vec<usize> = support::stats::env_counts("DELEG_CLIENTS", &[1, 100]);
+    let warmup = Duration::from_secs(support::stats::env_num("DELEG_WARMUP_SECS", 2));
+    let sweeps = support::stats::env_num("DELEG_SWEEPS", 8).max(1) as u32;
+    let slice = Duration::from_millis(support::stats::env_num("DELEG_SLICE_MS", 1000).max(100));
+    let latency_sweeps = support::stats::env_num("DELEG_LATENCY_SWEEPS", 6) as u32;
     let max_clients = client_counts.iter().copied().max().unwrap_or(1).max(1);
     let per_run = |sweeps: u32| (warmup + (slice + LEAD_IN) * sweeps) * 2;
     let budget = per_run(sweeps) * client_counts.len() as u32

@@ -35,10 +35,7 @@ fn main() {
         return;
     }
     process::watchdog(Duration::from_secs(300));
-    let counts: Vec<usize> = std::env::var("IDLE_SESSIONS")
-        .ok()
-        .map(|v| v.split(',').filter_map(|c| c.trim().parse().ok()).collect())
-        .unwrap_or_else(|| vec![1000, 5000]);
+    let counts: Vec<usize> = support::stats::env_counts("IDLE_SESSIONS", &[1000, 5000]);
     let plain: usize = std::env::var("IDLE_PLAIN")
         .ok()
         .and_then(|v| v.parse().ok())

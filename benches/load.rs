@@ -111,13 +111,6 @@ impl Fleet {
     }
 }
 
-fn env_num(name: &str, default: u64) -> u64 {
-    std::env::var(name)
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
-}
-
 fn main() {
     if process::run_relay_child() {
         return;
@@ -125,14 +118,11 @@ fn main() {
     if !support::invoked_as_bench() {
         return;
     }
-    let warmup = Duration::from_secs(env_num("LOAD_WARMUP_SECS", 3));
-    let measure = Duration::from_secs(env_num("LOAD_MEASURE_SECS", 6));
-    let slice = Duration::from_millis(env_num("LOAD_SLICE_MS", 1000).max(100));
+    let warmup = Duration::from_secs(support::stats::env_num("LOAD_WARMUP_SECS", 3));
+    let measure = Duration::from_secs(support::stats::env_num("LOAD_MEASURE_SECS", 6));
+    let slice = Duration::from_millis(support::stats::env_num("LOAD_SLICE_MS", 1000).max(100));
     let sweeps = (measure.as_millis() / slice.as_millis()).max(1) as u32;
-    let conn_counts: Vec<usize> = std::env::var("LOAD_CONNS")
-        .ok()
-        .map(|v| v.split(',').filter_map(|c| c.trim().parse().ok()).collect())
-        .unwrap_or_else(|| vec![1, 100, 1000]);
+    let conn_counts: Vec<usize> = support::stats::env_counts("LOAD_CONNS", &[1, 100, 1000]);
     let selected = std::env::var("LOAD_PATHS").ok();
     let selected = |key: &str| {
         selected

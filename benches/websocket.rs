@@ -38,13 +38,6 @@ const GAP: Duration = Duration::from_millis(50);
 const MESSAGE_BYTES: usize = 250;
 const FRAMING: &str = "urn:ietf:params:xml:ns:xmpp-framing";
 
-fn env_num(name: &str, default: u64) -> u64 {
-    std::env::var(name)
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
-}
-
 /// The same 250-byte message on both paths, namespace declared (a WebSocket message
 /// must stand alone; on TCP the declaration is redundant but legal).
 fn message() -> String {
@@ -229,12 +222,9 @@ fn main() {
     if !support::invoked_as_bench() {
         return;
     }
-    let slice_len = Duration::from_millis(env_num("WS_SLICE_MS", 1000).max(100));
-    let sweeps = env_num("WS_SWEEPS", 6).max(1) as usize;
-    let conn_counts: Vec<usize> = std::env::var("WS_CONNS")
-        .ok()
-        .map(|v| v.split(',').filter_map(|c| c.trim().parse().ok()).collect())
-        .unwrap_or_else(|| vec![1, 50, 500]);
+    let slice_len = Duration::from_millis(support::stats::env_num("WS_SLICE_MS", 1000).max(100));
+    let sweeps = support::stats::env_num("WS_SWEEPS", 6).max(1) as usize;
+    let conn_counts: Vec<usize> = support::stats::env_counts("WS_CONNS", &[1, 50, 500]);
     process::watchdog(
         Duration::from_secs(120) + slice_len * (2 * sweeps * conn_counts.len()) as u32,
     );

@@ -62,3 +62,12 @@ pub fn env_num(name: &str, default: u64) -> u64 {
         .and_then(|v| v.trim().parse().ok())
         .unwrap_or(default)
 }
+
+/// A comma-separated list of counts from `name` (e.g. `LOAD_CONNS=1,100`), else
+/// `default`.
+pub fn env_counts(name: &str, default: &[usize]) -> Vec<usize> {
+    std::env::var(name)
+        .ok()
+        .map(|v| v.split(',').filter_map(|c| c.trim().parse().ok()).collect())
+        .unwrap_or_else(|| default.to_vec())
+}

@@ -60,15 +60,7 @@ impl Raw {
         let tcp = TcpStream::connect(("127.0.0.1", port))
             .await
             .expect("connect");
-        let mut config = rustls::ClientConfig::builder_with_provider(Arc::new(
-            rustls::crypto::ring::default_provider(),
-        ))
-        .with_safe_default_protocol_versions()
-        .expect("protocol versions")
-        .with_root_certificates(roots)
-        .with_no_client_auth();
-        config.alpn_protocols = alpn.iter().map(|p| p.to_vec()).collect();
-        let connector = tokio_rustls::TlsConnector::from(Arc::new(config));
+        let connector = super::certs::connector(roots, alpn);
         let name = rustls::pki_types::ServerName::try_from("localhost").expect("name");
         let tls = connector.connect(name, tcp).await.expect("TLS handshake");
         let leaf = tls

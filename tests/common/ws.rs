@@ -48,20 +48,11 @@ impl Ws {
 
     /// `wss://` trusting `roots`; returns the ALPN protocol the server picked too.
     pub async fn connect_tls(port: u16, roots: rustls::RootCertStore) -> (Ws, Option<Vec<u8>>) {
-        use std::sync::Arc;
         let tcp = TcpStream::connect(("127.0.0.1", port))
             .await
             .expect("connect");
-        let mut config = rustls::ClientConfig::builder_with_provider(Arc::new(
-            rustls::crypto::ring::default_provider(),
-        ))
-        .with_safe_default_protocol_versions()
-        .expect("protocol versions")
-        .with_root_certificates(roots)
-        .with_no_client_auth();
         // What browsers offer.
-        config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
-        let connector = tokio_rustls::TlsConnector::from(Arc::new(config));
+        let connector = super::certs::connector(roots, &[b"h2", b"http/1.1"]);
         let name = rustls::pki_types::ServerName::try_from("localhost").expect("name");
         let tls = connector.connect(name, tcp).await.expect("TLS handshake");
         let alpn = tls.get_ref().1.alpn_protocol().map(<[u8]>::to_vec);
