@@ -718,3 +718,55 @@ fn roster_item_subscription(roster: &Stanza, jid: &str) -> Option<String> {
         .find(|item| root_attr(item, "jid").as_deref() == Some(jid))
         .map(|item| root_attr(item, "subscription").unwrap_or_else(|| "none".into()))
 }
+
+// ---- Old components ------------------------------------------------------------------
+
+/// `privilege_namespace = "urn:xmpp:privilege:1"` (Spectrum2 speaks only `:1`): the
+/// advertisement comes in `:1` without the permissions `:1` lacks, a `:1` privileged
+/// message is honoured, and a `:2` wrapper from that component is not a privilege.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn privilege_namespace_1_for_old_components() {
+    let Some(_peers) = peers() else { return };
+    let toml = format!(
+        "[hosts.\"localhost\".privileged_entities.\"{GATEWAY}\"]\nroster = \"both\"\n\
+message = \"outgoing\"\npresence = \"roster\"\n"
+    );
+    let prosody = Prosody::start(
+        &ProsodySpec::default()
+            .with_subscription("alice", "bob")
+            .with_component(GATEWAY, SECRET),
+    );
+    let spec = ProxySpec::plaintext()
+        .with_extra(&format!(
+            "[components.\"{GATEWAY}\"]\nsecret = \"{SECRET}\"\nprivilege_namespace = \"urn:xmpp:privilege:1\"\n{toml}"
+        ));
+    let proxy = Proxy::start(&spec, &prosody);
+    let mut gw = Raw::component(proxy.ports.component, GATEWAY, SECRET).await;
+    let advertisement = text(&gw.next_stanza().await);
+    assert_eq!(
+        advertisement,
+        format!(
+            "<message from='localhost' to='{GATEWAY}'><privilege xmlns='urn:xmpp:privilege:1'>\
+<perm access='roster' type='both'/><perm access='message' type='outgoing'/>\
+<perm access='presence' type='roster'/></privilege></message>"
+        )
+    );
+    let _alice = Raw::login(proxy.c2s(), "alice").await;
+    let mut bob = Raw::login(proxy.c2s(), "bob").await;
+    let bob_jid = bob.jid.clone().expect("jid");
+    let wrap = |ns: &str, id: &str, body: &str| {
+        format!(
+            "<message id='{id}' from='{GATEWAY}' to='localhost'><privilege xmlns='{ns}'>\
+<forwarded xmlns='urn:xmpp:forward:0'><message xmlns='jabber:client' from='alice@localhost' \
+to='{bob_jid}' type='chat'><body>{body}</body></message></forwarded></privilege></message>"
+        )
+    };
+    gw.send(&wrap("urn:xmpp:privilege:2", "v2", "in version 2"))
+        .await;
+    gw.send(&wrap("urn:xmpp:privilege:1", "v1", "in version 1"))
+        .await;
+    let got = bob.expect("message").await;
+    let got = text(&got);
+    assert!(got.contains("in version 1"), "the :1 wrapper only: {got}");
+    assert!(got.contains("from='alice@localhost"), "{got}");
+}

@@ -31,7 +31,16 @@ impl Advertised {
         let cfg = shared.config.current();
         let grants = shared.privilege.table(&cfg).for_entity(name);
         if grants != self.privileges {
-            out.extend(privilege_advertisements(&self.privileges, &grants, name));
+            let ns = cfg
+                .component(name)
+                .map(|c| c.privilege_namespace)
+                .unwrap_or_default();
+            out.extend(privilege_advertisements(
+                &self.privileges,
+                &grants,
+                name,
+                ns,
+            ));
             self.privileges = grants;
         }
         let rules = shared.delegation.table(&cfg).for_component(name);

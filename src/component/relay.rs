@@ -218,10 +218,17 @@ impl ComponentSession {
             .map_err(|e| Stop::ComponentError("not-well-formed", e.to_string()))?;
         let name = self.name.as_str();
         let (delegation, privilege) = (&self.shared.delegation, &self.shared.privilege);
+        let ns = self
+            .shared
+            .config
+            .current()
+            .component(name)
+            .map(|c| c.privilege_namespace)
+            .unwrap_or_default();
         let view = ComponentView {
             name: &self.name,
             awaits_reply: &|id| delegation.awaits_reply(id, name),
-            privileged: &|head| privilege.classify(head),
+            privileged: &|head| privilege.classify(head, ns),
         };
         let verdict = component::verdict(&view, head);
         self.apply(&stanza, head, verdict)

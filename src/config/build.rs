@@ -13,8 +13,8 @@ use super::files::{read_secret, resolve};
 use super::read::{Entry, Fields, Reader};
 use super::schema::{
     Component, Config, Delegation, DelegationNs, Host, HostTls, IqPerm, Limits, Listen,
-    MessagePerm, PresencePerm, Privileges, Quotas, RosterAdmin, RosterPerm, TlsConfig, Upstream,
-    UpstreamProxyProtocol, UpstreamTls,
+    MessagePerm, PresencePerm, PrivilegeNs, Privileges, Quotas, RosterAdmin, RosterPerm, TlsConfig,
+    Upstream, UpstreamProxyProtocol, UpstreamTls,
 };
 use super::secret::Secret;
 use super::validate;
@@ -315,6 +315,11 @@ fn component(base: &Path) -> impl FnMut(&mut Reader<'_>, Entry<'_>) -> Component
             delegation_namespace: f
                 .read(r, "delegation_namespace", |r, e| {
                     r.choice(e, DelegationNs::CHOICES)
+                })
+                .unwrap_or_default(),
+            privilege_namespace: f
+                .read(r, "privilege_namespace", |r, e| {
+                    r.choice(e, PrivilegeNs::CHOICES)
                 })
                 .unwrap_or_default(),
         };

@@ -396,6 +396,11 @@ impl Differ {
             old.delegation_namespace.to_string(),
             new.delegation_namespace.to_string(),
         );
+        self.value(
+            &path.field("privilege_namespace"),
+            old.privilege_namespace.to_string(),
+            new.privilege_namespace.to_string(),
+        );
     }
 }
 

@@ -364,11 +364,22 @@ pub struct Component {
     /// What the proxy presents upstream, when it differs from `secret`.
     pub upstream_secret: Option<Secret>,
     pub delegation_namespace: DelegationNs,
+    pub privilege_namespace: PrivilegeNs,
 }
 
 impl Component {
     pub fn secret_for_upstream(&self) -> &Secret {
         self.upstream_secret.as_ref().unwrap_or(&self.secret)
+    }
+}
+
+config_enum! {
+    /// The XEP-0356 namespace version spoken with a component: `:1` for components
+    /// written before 2023 (Spectrum2), which know no `iq` permission.
+    PrivilegeNs {
+        V1 = "urn:xmpp:privilege:1",
+        #[default]
+        V2 = "urn:xmpp:privilege:2",
     }
 }
 

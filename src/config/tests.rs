@@ -189,6 +189,7 @@ fn full_example_round_trips() {
                 secret: Secret::new("s3cret"),
                 upstream_secret: Some(Secret::new("upstream-pass")),
                 delegation_namespace: DelegationNs::V2,
+                privilege_namespace: PrivilegeNs::V2,
             },
         )]),
         source,
@@ -782,4 +783,55 @@ fn websocket_tls_needs_a_certificate_and_its_own_address() {
     ) + "[hosts.\"a\"]\n";
     let cfg = Config::from_str(&fine, Path::new("/p.toml")).unwrap();
     assert_eq!(cfg.listen.websocket, Some(addr("127.0.0.1:5290")));
+}
+
+#[test]
+fn privilege_namespace_per_component_and_no_iq_grants_in_version_1() {
+    let component = |ns: &str, iq: bool| {
+        let iq = if iq {
+            "iq = { \"urn:example:x\" = \"get\" }\n"
+        } else {
+            ""
+        };
+        let base = BASE
+            .replace(
+                "c2s = \"0.0.0.0:5222\"\n",
+                "c2s = \"0.0.0.0:5222\"\ncomponent = \"127.0.0.1:5347\"\n",
+            )
+            .replace(
+                "c2s = \"127.0.0.1:15222\"\n",
+                "c2s = \"127.0.0.1:15222\"\ncomponent = \"127.0.0.1:15347\"\n",
+            );
+        format!(
+            "{base}[hosts.\"a\"]\n[hosts.\"a\".privileged_entities.\"gw.a\"]\nroster = \"get\"\n{iq}\
+[components.\"gw.a\"]\nsecret = \"s\"\nprivilege_namespace = \"{ns}\"\n"
+        )
+    };
+    let v1 = Config::from_str(
+        &component("urn:xmpp:privilege:1", false),
+        Path::new("/p.toml"),
+    )
+    .unwrap();
+    assert_eq!(v1.components["gw.a"].privilege_namespace, PrivilegeNs::V1);
+    let text = component("urn:xmpp:privilege:1", true);
+    let found = issues(&text);
+    assert!(
+        found
+            .iter()
+            .any(|i| i.key == "hosts.\"a\".privileged_entities.\"gw.a\".iq"
+                && i.message.contains("has no iq permission")),
+        "{found:#?}"
+    );
+    assert!(Config::from_str(
+        &component("urn:xmpp:privilege:2", true),
+        Path::new("/p.toml")
+    )
+    .is_ok());
+    let text = component("urn:xmpp:privilege:3", false);
+    assert_single_issue(
+        &text,
+        "components.\"gw.a\".privilege_namespace",
+        "privilege:3",
+        "urn:xmpp:privilege:1",
+    );
 }

@@ -6,7 +6,7 @@ use std::net::{Ipv6Addr, SocketAddr};
 
 use super::jid::{Domain, Jid, JidError};
 use super::keypath::KeyPath;
-use super::schema::{Config, PresencePerm};
+use super::schema::{Config, IqPerm, PresencePerm, PrivilegeNs, Privileges};
 use crate::xml::ns::{
     BARE_DISCO_INFO_ANY, BARE_DISCO_ITEMS_ALIAS, BARE_DISCO_ITEMS_ANY, DELEGATION_PREFIX,
 };
@@ -239,6 +239,9 @@ fn check_privileged_entities(cfg: &Config, problems: &mut Vec<Problem>) {
             {
                 problems.push((path.clone(), message));
             }
+            if let Some(message) = iq_without_namespace(cfg, name, privileges) {
+                problems.push((path.field("iq"), message));
+            }
             if privileges.presence == PresencePerm::Roster && !privileges.roster.allows_get() {
                 let message = format!(
                     "presence = \"roster\" requires roster = \"get\" or \"both\", found {:?}",
@@ -248,6 +251,19 @@ fn check_privileged_entities(cfg: &Config, problems: &mut Vec<Problem>) {
             }
         }
     }
+}
+
+/// `iq` permissions granted to a component spoken to in `urn:xmpp:privilege:1`, which
+/// has no such permission: the component could never use them.
+fn iq_without_namespace(cfg: &Config, name: &str, privileges: &Privileges) -> Option<String> {
+    let component = cfg.components.get(name)?;
+    let granted = privileges.iq.values().any(|perm| *perm != IqPerm::None);
+    (granted && component.privilege_namespace == PrivilegeNs::V1).then(|| {
+        format!(
+            "urn:xmpp:privilege:1 has no iq permission, and components.\"{name}\".privilege_namespace \
+             is urn:xmpp:privilege:1"
+        )
+    })
 }
 
 /// A plain-domain entity is a component and must be declared as one, otherwise

@@ -1,13 +1,13 @@
 //! The `<privilege/>` advertisement (checklist 38–40): one message per served domain,
 //! `from` exactly the bare domain (slixmpp keys permissions by it), with only the
-//! granted permissions, each `<namespace/>` with its type.
+//! granted permissions, each `<namespace/>` with its type. In `urn:xmpp:privilege:1`
+//! for old components, which know neither the `iq` permission nor `push`.
 
 use std::collections::BTreeMap;
 
 use bytes::Bytes;
 
-use crate::config::{IqPerm, MessagePerm, PresencePerm, Privileges, RosterPerm};
-use crate::xml::ns::NS_PRIVILEGE;
+use crate::config::{IqPerm, MessagePerm, PresencePerm, PrivilegeNs, Privileges, RosterPerm};
 use crate::xml::writer::push_attr;
 
 /// Advertisements after a change from `before` to `now` (initially `before` is empty).
@@ -17,15 +17,16 @@ pub fn advertisements(
     before: &BTreeMap<String, Privileges>,
     now: &BTreeMap<String, Privileges>,
     entity: &str,
+    ns: PrivilegeNs,
 ) -> Vec<Bytes> {
     let current = now
         .iter()
         .filter(|(_, p)| grants_anything(p))
-        .map(|(domain, p)| message(domain, entity, Some(p)));
+        .map(|(domain, p)| message(domain, entity, Some(p), ns));
     let withdrawn = before
         .iter()
         .filter(|(domain, p)| grants_anything(p) && !now.get(*domain).is_some_and(grants_anything))
-        .map(|(domain, _)| message(domain, entity, None));
+        .map(|(domain, _)| message(domain, entity, None, ns));
     current.chain(withdrawn).collect()
 }
 
@@ -36,25 +37,26 @@ pub fn grants_anything(p: &Privileges) -> bool {
         || p.iq.values().any(|perm| *perm != IqPerm::None)
 }
 
-fn message(domain: &str, entity: &str, privileges: Option<&Privileges>) -> Bytes {
+fn message(domain: &str, entity: &str, privileges: Option<&Privileges>, ns: PrivilegeNs) -> Bytes {
     let mut out = String::from("<message");
     push_attr(&mut out, "from", domain);
     push_attr(&mut out, "to", entity);
     out.push_str("><privilege xmlns='");
-    out.push_str(NS_PRIVILEGE);
+    out.push_str(ns.as_str());
     out.push_str("'>");
     if let Some(p) = privileges {
-        perms(&mut out, p);
+        perms(&mut out, p, ns);
     }
     out.push_str("</privilege></message>");
     Bytes::from(out)
 }
 
-fn perms(out: &mut String, p: &Privileges) {
+fn perms(out: &mut String, p: &Privileges, ns: PrivilegeNs) {
+    let v2 = ns == PrivilegeNs::V2;
     if p.roster != RosterPerm::None {
         out.push_str("<perm access='roster'");
         push_attr(out, "type", p.roster.as_str());
-        if !p.roster_push && p.roster.allows_get() {
+        if v2 && !p.roster_push && p.roster.allows_get() {
             out.push_str(" push='false'");
         }
         out.push_str("/>");
@@ -73,7 +75,8 @@ fn perms(out: &mut String, p: &Privileges) {
         p.iq.iter()
             .filter(|(_, perm)| **perm != IqPerm::None)
             .collect();
-    if !granted.is_empty() {
+    // check-config refuses iq grants for `:1` components; never advertise them there.
+    if v2 && !granted.is_empty() {
         out.push_str("<perm access='iq'>");
         for (ns, perm) in granted {
             out.push_str("<namespace");
@@ -110,7 +113,7 @@ mod tests {
     fn advertisement_lists_granted_perms_with_types_checklist_38_39_40() {
         let mut now = BTreeMap::new();
         now.insert("example.org".to_owned(), privileges());
-        let ads = advertisements(&BTreeMap::new(), &now, "gw.example.org");
+        let ads = advertisements(&BTreeMap::new(), &now, "gw.example.org", PrivilegeNs::V2);
         assert_eq!(ads.len(), 1);
         assert_eq!(
             std::str::from_utf8(&ads[0]).unwrap(),
@@ -126,13 +129,28 @@ mod tests {
     fn nothing_granted_nothing_sent_and_withdrawal_is_explicit() {
         let mut none = BTreeMap::new();
         none.insert("example.org".to_owned(), Privileges::default());
-        assert!(advertisements(&BTreeMap::new(), &none, "gw").is_empty());
+        assert!(advertisements(&BTreeMap::new(), &none, "gw", PrivilegeNs::V2).is_empty());
         let mut before = BTreeMap::new();
         before.insert("example.org".to_owned(), privileges());
-        let ads = advertisements(&before, &none, "gw");
+        let ads = advertisements(&before, &none, "gw", PrivilegeNs::V2);
         assert_eq!(
             std::str::from_utf8(&ads[0]).unwrap(),
             "<message from='example.org' to='gw'><privilege xmlns='urn:xmpp:privilege:2'></privilege></message>"
+        );
+    }
+
+    /// Old components get `urn:xmpp:privilege:1`, without what it does not know (the
+    /// `iq` permission, `push`).
+    #[test]
+    fn version_1_advertisement_for_old_components() {
+        let mut now = BTreeMap::new();
+        now.insert("example.org".to_owned(), privileges());
+        let ads = advertisements(&BTreeMap::new(), &now, "gw", PrivilegeNs::V1);
+        assert_eq!(
+            std::str::from_utf8(&ads[0]).unwrap(),
+            "<message from='example.org' to='gw'><privilege xmlns='urn:xmpp:privilege:1'>\
+<perm access='roster' type='both'/><perm access='message' type='outgoing'/>\
+<perm access='presence' type='roster'/></privilege></message>"
         );
     }
 }

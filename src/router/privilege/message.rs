@@ -5,25 +5,26 @@
 use bytes::{Bytes, BytesMut};
 
 use super::{answer_component, count, Op};
-use crate::config::{MessagePerm, Privileges};
+use crate::config::{MessagePerm, PrivilegeNs, Privileges};
 use crate::hub::{Command, Hub};
 use crate::jid::Jid;
 
 use super::Privilege;
 use crate::xml::children::strict_children;
-use crate::xml::ns::{NS_CARBONS, NS_CLIENT, NS_COMPONENT, NS_DELAY, NS_FORWARD, NS_PRIVILEGE};
+use crate::xml::ns::{NS_CARBONS, NS_CLIENT, NS_COMPONENT, NS_DELAY, NS_FORWARD};
 use crate::xml::writer::{element_with, push_attr, stanza_error, StanzaError};
 use crate::xml::{extract_stanza_for_stream, Head, Stanza};
 
 /// Whether a component message is a privilege wrapper: addressed to a served domain
-/// (no localpart, no resource), not an error, with a `<privilege/>` child
-/// (checklist 55). Others are routed as usual.
-pub fn is_wrapper(head: &Head) -> bool {
+/// (no localpart, no resource), not an error, with a `<privilege/>` child in the
+/// namespace version spoken with that component (checklist 55). Others are routed as
+/// usual.
+pub fn is_wrapper(head: &Head, ns: PrivilegeNs) -> bool {
     head.name() == "message"
         && head.type_().as_deref() != Some("error")
         && head
             .child()
-            .is_some_and(|c| c.name() == "privilege" && c.ns() == Some(NS_PRIVILEGE))
+            .is_some_and(|c| c.name() == "privilege" && c.ns() == Some(ns.as_str()))
 }
 
 /// Handles a wrapper from `component` to `domain`.
@@ -96,8 +97,10 @@ pub fn check(
         return Err(("modify", "bad-request", "exactly one <privilege/> expected"));
     }
     let privilege = head.child().map(|c| c.range()).unwrap_or_default();
+    // The wrapper's own version (`is_wrapper` checked it is the component's).
+    let wrapper_ns = head.child().and_then(|c| c.ns());
     let bytes = stanza.bytes();
-    let kids = strict_children(&bytes[privilege.clone()], Some(NS_PRIVILEGE))
+    let kids = strict_children(&bytes[privilege.clone()], wrapper_ns)
         .map_err(|_| ("modify", "bad-request", "malformed <privilege/>"))?;
     let [forwarded] = kids.as_slice() else {
         return Err((

@@ -23,8 +23,8 @@ use arc_swap::ArcSwap;
 use bytes::Bytes;
 use metrics::counter;
 
-use crate::config::Config;
 use crate::config::ConfigHandle;
+use crate::config::{Config, PrivilegeNs};
 use crate::hub::{bare, Hub};
 use crate::jid::{BareJid, Domain, Jid};
 use crate::roster::RosterService;
@@ -182,9 +182,10 @@ impl Privilege {
         self.table(&self.config.current())
     }
 
-    /// What a stanza from `component` is to privileges (`None`: ordinary traffic,
-    /// including IQs without `<privileged_iq/>`, checklist 64). Reads only.
-    pub fn classify(&self, head: &Head) -> Option<Operation> {
+    /// What a stanza from a component spoken to in `ns` is to privileges (`None`:
+    /// ordinary traffic, including IQs without `<privileged_iq/>`, checklist 64).
+    /// Reads only.
+    pub fn classify(&self, head: &Head, ns: PrivilegeNs) -> Option<Operation> {
         if self.pushes.awaits(head) {
             return Some(Operation::PushAnswer);
         }
@@ -194,7 +195,9 @@ impl Privilege {
         self.config.current().host(domain.as_str())?;
         let user = (!to.is_domain()).then(|| to.clone());
         match (head.name(), user) {
-            ("message", None) if message::is_wrapper(head) => Some(Operation::Message { domain }),
+            ("message", None) if message::is_wrapper(head, ns) => {
+                Some(Operation::Message { domain })
+            }
             ("iq", user) if matches!(head.type_().as_deref(), Some("get" | "set")) => {
                 let child = head.child()?;
                 match (child.name(), child.ns(), user) {
