@@ -15,6 +15,8 @@
 //! - [`router`]: delegation (XEP-0355) and the other routing decisions.
 //! - [`roster`]: rosters owned by the operator's web app (HTTP roster admin).
 //! - [`admin`]: admin HTTP listener and metrics.
+//! - [`store`]: the durable store of work done on users' behalf (queues for offline
+//!   users), surviving restarts.
 
 pub mod admin;
 pub mod c2s;
@@ -27,6 +29,7 @@ pub mod net;
 pub mod roster;
 pub mod router;
 pub mod shared;
+pub mod store;
 pub mod tls;
 pub mod util;
 pub mod xml;

@@ -13,8 +13,8 @@ use super::files::{read_secret, resolve};
 use super::read::{Entry, Fields, Reader};
 use super::schema::{
     Component, Config, Delegation, DelegationNs, Host, HostTls, IqPerm, Limits, Listen,
-    MessagePerm, PresencePerm, PrivilegeNs, Privileges, Quotas, RosterAdmin, RosterPerm, TlsConfig,
-    Upstream, UpstreamProxyProtocol, UpstreamTls,
+    MessagePerm, PresencePerm, PrivilegeNs, Privileges, Quotas, RosterAdmin, RosterPerm,
+    StoreConfig, TlsConfig, Upstream, UpstreamProxyProtocol, UpstreamTls,
 };
 use super::secret::Secret;
 use super::validate;
@@ -36,6 +36,7 @@ pub(crate) fn config(
     let tls = tls(top.section(r, "tls"), r, base);
     let upstream = upstream(top.section(r, "upstream"), r, base);
     let limits = limits(top.section(r, "limits"), r);
+    let store = store(top.section(r, "store"), r, base);
     let hosts = top
         .get(r, "hosts")
         .map(|entry| named(r, &entry, validate::domain_name, host(base)))
@@ -50,10 +51,27 @@ pub(crate) fn config(
         tls,
         upstream,
         limits,
+        store,
         hosts,
         components,
         source,
     }
+}
+
+fn store(mut f: Fields<'_>, r: &mut Reader<'_>, base: &Path) -> StoreConfig {
+    let store = StoreConfig {
+        path: f
+            .read(r, "path", path_reader(base))
+            .unwrap_or_else(|| StoreConfig::default_path(base)),
+        max_queued_per_user: f
+            .read(r, "max_queued_per_user", |r, e| r.count(e, 1))
+            .unwrap_or(StoreConfig::DEFAULT_MAX_QUEUED_PER_USER),
+        max_queue_age: f
+            .read(r, "max_queue_age_s", Reader::seconds)
+            .unwrap_or(StoreConfig::DEFAULT_MAX_QUEUE_AGE),
+    };
+    f.finish(r);
+    store
 }
 
 /// Reads a table keyed by user-chosen names. Names are normalised (case, aliases)

@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use super::keypath::KeyPath;
 use super::schema::{
-    Component, Config, Delegation, Host, Limits, Privileges, RosterAdmin, TlsConfig,
+    Component, Config, Delegation, Host, Limits, Privileges, RosterAdmin, StoreConfig, TlsConfig,
 };
 use super::secret::Secret;
 
@@ -32,6 +32,7 @@ impl ConfigDiff {
         d.restart_settings(old, new);
         d.tls(&old.tls, &new.tls);
         d.upstream_reloadable(old, new);
+        d.store(&old.store, &new.store);
         d.limits(&old.limits, &new.limits);
         let hosts = KeyPath::root().field("hosts");
         d.map(&hosts, &old.hosts, &new.hosts, Differ::host);
@@ -56,6 +57,7 @@ pub(crate) fn keep_restart_settings(old: &Config, mut new: Config) -> Config {
     new.upstream.c2s = old.upstream.c2s.clone();
     new.upstream.component = old.upstream.component.clone();
     new.upstream.tls = old.upstream.tls;
+    new.store.path = old.store.path.clone();
     new
 }
 
@@ -157,6 +159,11 @@ impl Differ {
             unset_or(b.component.as_ref()),
         );
         self.restart(&upstream.field("tls"), a.tls.to_string(), b.tls.to_string());
+        self.restart(
+            &KeyPath::root().field("store").field("path"),
+            old.store.path.display().to_string(),
+            new.store.path.display().to_string(),
+        );
     }
 
     fn tls(&mut self, old: &TlsConfig, new: &TlsConfig) {
@@ -175,6 +182,20 @@ impl Differ {
             &tls.field("key"),
             path_text(old.key.as_ref()),
             path_text(new.key.as_ref()),
+        );
+    }
+
+    fn store(&mut self, old: &StoreConfig, new: &StoreConfig) {
+        let store = KeyPath::root().field("store");
+        self.value(
+            &store.field("max_queued_per_user"),
+            old.max_queued_per_user.to_string(),
+            new.max_queued_per_user.to_string(),
+        );
+        self.value(
+            &store.field("max_queue_age_s"),
+            old.max_queue_age.as_secs().to_string(),
+            new.max_queue_age.as_secs().to_string(),
         );
     }
 

@@ -17,12 +17,17 @@ impl Config {
         let text = std::fs::read_to_string(path).map_err(|e| {
             whole_file_error(path, None, format!("cannot read the configuration: {e}"))
         })?;
-        Config::from_str(&text, path)
+        Config::parse(&text, path, Checks::WithFiles)
     }
 
     /// Parses and validates `text` as if it had been read from `source`; relative
-    /// paths inside it are resolved against `source`'s directory.
+    /// paths inside it are resolved against `source`'s directory. What the config only
+    /// names (the store's directory) is not looked at: `source` need not exist.
     pub fn from_str(text: &str, source: &Path) -> Result<Config, ConfigErrors> {
+        Config::parse(text, source, Checks::TextOnly)
+    }
+
+    fn parse(text: &str, source: &Path, checks: Checks) -> Result<Config, ConfigErrors> {
         let mut reader = Reader::new(text, source);
         let doc = ImDocument::parse(text).map_err(|e| {
             let line = e.span().map(|span| reader.line_at(span.start));
@@ -34,8 +39,21 @@ impl Config {
         for (path, message) in validate::cross_check(&cfg) {
             reader.report(&path, message);
         }
+        if checks == Checks::WithFiles {
+            for (path, message) in validate::places(&cfg) {
+                reader.report(&path, message);
+            }
+        }
         reader.finish(cfg)
     }
+}
+
+/// How far loading looks beyond the text.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Checks {
+    TextOnly,
+    /// Also the places the config names on this machine (see [`validate::places`]).
+    WithFiles,
 }
 
 fn whole_file_error(file: &Path, line: Option<usize>, message: String) -> ConfigErrors {

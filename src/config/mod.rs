@@ -22,8 +22,8 @@ pub use prosody::{import as import_prosody, ImportError, Imported, Untranslated}
 pub use reload::{spawn_reloader, ConfigHandle};
 pub use schema::{
     Component, Config, Delegation, DelegationNs, Host, HostTls, IqPerm, Limits, Listen,
-    MessagePerm, PresencePerm, PrivilegeNs, Privileges, Quotas, RosterAdmin, RosterPerm, TlsConfig,
-    Upstream, UpstreamProxyProtocol, UpstreamTls,
+    MessagePerm, PresencePerm, PrivilegeNs, Privileges, Quotas, RosterAdmin, RosterPerm,
+    StoreConfig, TlsConfig, Upstream, UpstreamProxyProtocol, UpstreamTls,
 };
 pub use secret::Secret;
 

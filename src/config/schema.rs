@@ -44,6 +44,7 @@ pub struct Config {
     pub tls: TlsConfig,
     pub upstream: Upstream,
     pub limits: Limits,
+    pub store: StoreConfig,
     /// Keyed by prepared domain (see `crate::jid`).
     pub hosts: BTreeMap<String, Host>,
     /// Keyed by prepared component domain.
@@ -106,6 +107,43 @@ pub struct TlsConfig {
     pub required: bool,
     pub cert: Option<PathBuf>,
     pub key: Option<PathBuf>,
+}
+
+/// `[store]`: the durable store of work done on users' behalf (see `crate::store`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoreConfig {
+    /// The database file. Default: `stanzagate.redb` in systemd's state directory
+    /// (`$STATE_DIRECTORY`) when there is one, else next to the config file.
+    pub path: PathBuf,
+    /// Operations queued for one offline user; more are refused to the entity.
+    pub max_queued_per_user: usize,
+    /// Queued operations older than this are dropped, not applied.
+    pub max_queue_age: Duration,
+}
+
+impl StoreConfig {
+    pub const FILE_NAME: &'static str = "stanzagate.redb";
+    pub const DEFAULT_MAX_QUEUED_PER_USER: usize = 100;
+    pub const DEFAULT_MAX_QUEUE_AGE: Duration = Duration::from_secs(7 * 24 * 3600);
+
+    /// Where the store goes when `store.path` is not set: systemd's state directory
+    /// (the first, if it lists several), else the config file's directory.
+    pub fn default_path(config_dir: &std::path::Path) -> PathBuf {
+        Self::default_path_in(std::env::var_os("STATE_DIRECTORY"), config_dir)
+    }
+
+    /// [`Self::default_path`] with `$STATE_DIRECTORY`'s value given.
+    pub fn default_path_in(
+        state_directory: Option<std::ffi::OsString>,
+        config_dir: &std::path::Path,
+    ) -> PathBuf {
+        let state = state_directory
+            .and_then(|dirs| std::env::split_paths(&dirs).next())
+            .filter(|dir| !dir.as_os_str().is_empty());
+        state
+            .unwrap_or_else(|| config_dir.to_path_buf())
+            .join(Self::FILE_NAME)
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]

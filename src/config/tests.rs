@@ -45,6 +45,11 @@ handshake_timeout_ms = 30000       # stream start to authenticated
 delegation_timeout_ms = 30000
 privileged_iq_timeout_ms = 30000
 
+[store]    # all optional
+path = "stanzagate.redb"           # default: $STATE_DIRECTORY, else next to this file
+max_queued_per_user = 50
+max_queue_age_s = 86400
+
 [hosts."capulet.lit".delegations."urn:xmpp:mam:2"]
 jid = "pubsub.capulet.lit"
 filtering = ["node"]
@@ -182,6 +187,11 @@ fn full_example_round_trips() {
             proxy_protocol: UpstreamProxyProtocol::None,
         },
         limits: Limits::default(),
+        store: StoreConfig {
+            path: dir.path().join("stanzagate.redb"),
+            max_queued_per_user: 50,
+            max_queue_age: Duration::from_secs(86400),
+        },
         hosts: BTreeMap::from([("capulet.lit".to_owned(), host)]),
         components: BTreeMap::from([(
             pubsub.clone(),
@@ -834,4 +844,37 @@ fn privilege_namespace_per_component_and_no_iq_grants_in_version_1() {
         "privilege:3",
         "urn:xmpp:privilege:1",
     );
+}
+
+#[test]
+fn store_path_defaults_and_checks() {
+    let etc = Path::new("/etc/stanzagate");
+    assert_eq!(
+        StoreConfig::default_path_in(None, etc),
+        etc.join("stanzagate.redb")
+    );
+    // systemd's StateDirectory= (several directories: the first).
+    assert_eq!(
+        StoreConfig::default_path_in(Some("/var/lib/stanzagate:/var/lib/other".into()), etc),
+        Path::new("/var/lib/stanzagate/stanzagate.redb")
+    );
+    let dir = temp_dir();
+    let with_path = |path: &str| format!("{BASE}[store]\npath = \"{path}\"\n[hosts.\"a\"]\n");
+    let source = write(dir.path(), "proxy.toml", &with_path("state/db.redb"));
+    let found = Config::load(&source).unwrap_err().0;
+    assert_eq!(found.len(), 1, "{found:#?}");
+    assert_eq!(found[0].key, "store.path");
+    assert!(found[0].message.contains("does not exist"), "{found:#?}");
+    assert_eq!(
+        found[0].line,
+        Some(line_of(&with_path("state/db.redb"), "path ="))
+    );
+    std::fs::create_dir(dir.path().join("state")).unwrap();
+    let cfg = Config::load(&source).unwrap();
+    assert_eq!(cfg.store.path, dir.path().join("state/db.redb"));
+    let source = write(dir.path(), "proxy.toml", &with_path("state"));
+    let found = Config::load(&source).unwrap_err().0;
+    assert!(found[0].message.contains("is a directory"), "{found:#?}");
+    // Parsing text alone does not look at the machine.
+    assert!(Config::from_str(&with_path("/nowhere/db.redb"), Path::new("/p.toml")).is_ok());
 }

@@ -159,6 +159,27 @@ fn check_component_endpoints(cfg: &Config, problems: &mut Vec<Problem>) {
     }
 }
 
+/// Checks of the places on this machine the config names but that loading does not
+/// read: the store's file must be creatable (its directory exists, and the path is not
+/// a directory). Whether the proxy's user may write there shows when it starts, which
+/// then fails with the reason: check-config may run as another user.
+pub(crate) fn places(cfg: &Config) -> Vec<Problem> {
+    let path = &cfg.store.path;
+    let key = root().field("store").field("path");
+    if path.is_dir() {
+        return vec![(
+            key,
+            format!("{} is a directory; name a file", path.display()),
+        )];
+    }
+    let parent = path.parent().filter(|p| !p.as_os_str().is_empty());
+    if parent.is_some_and(std::path::Path::is_dir) {
+        return Vec::new();
+    }
+    let shown = parent.map_or_else(|| ".".into(), |p| p.display().to_string());
+    vec![(key, format!("directory {shown} does not exist"))]
+}
+
 fn check_tls_files(cfg: &Config, problems: &mut Vec<Problem>) {
     let tls = root().field("tls");
     let reason = if cfg.listen.c2s_direct_tls.is_some() {

@@ -1,0 +1,232 @@
+//! The embedded store: one `redb` file. redb is a pure-Rust, single-file, ACID
+//! key-value store (copy-on-write B-trees, every commit durable before it returns), so
+//! it needs no set-up, no C library, and survives a crash mid-write.
+//!
+//! The queue table is keyed by (user's bare JID, sequence number): a user's operations
+//! are one contiguous range, in the order they were queued.
+
+use std::path::Path;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use bytes::Bytes;
+use redb::{Database, ReadableTable, TableDefinition};
+use serde::{Deserialize, Serialize};
+
+use super::{millis, EnqueueError, Entry, OpKind, Queued, Store, StoreError};
+
+/// (user, sequence) → a [`Record`] as JSON.
+const QUEUE: TableDefinition<(&str, u64), &[u8]> = TableDefinition::new("queue");
+/// Counters: `next` is the next sequence number (global, so ids never repeat).
+const META: TableDefinition<&str, u64> = TableDefinition::new("meta");
+
+/// A queued operation as stored. JSON, so a record stays readable (and migratable)
+/// whatever the proxy's version.
+#[derive(Serialize, Deserialize)]
+struct Record {
+    kind: String,
+    entity: String,
+    queued_at_ms: u64,
+    stanza: String,
+}
+
+pub struct Embedded {
+    db: Database,
+}
+
+impl Embedded {
+    /// Opens the store at `path`, creating it if needed.
+    pub fn open(path: &Path) -> Result<Embedded, StoreError> {
+        let open = |reason: String| StoreError::Open {
+            path: path.display().to_string(),
+            reason,
+        };
+        let db = Database::create(path).map_err(|e| open(e.to_string()))?;
+        // Both tables exist from the start, so reads never meet a missing table.
+        let txn = db.begin_write().map_err(|e| open(e.to_string()))?;
+        txn.open_table(QUEUE).map_err(|e| open(e.to_string()))?;
+        txn.open_table(META).map_err(|e| open(e.to_string()))?;
+        txn.commit().map_err(|e| open(e.to_string()))?;
+        Ok(Embedded { db })
+    }
+}
+
+fn backend(error: impl std::fmt::Display) -> StoreError {
+    StoreError::Backend(error.to_string())
+}
+
+fn encode(op: &Queued) -> Result<Vec<u8>, StoreError> {
+    let stanza = std::str::from_utf8(&op.stanza)
+        .map_err(|e| StoreError::Corrupt(format!("stanza is not UTF-8: {e}")))?;
+    let record = Record {
+        kind: op.kind.as_str().to_owned(),
+        entity: op.entity.clone(),
+        queued_at_ms: millis(op.queued_at),
+        stanza: stanza.to_owned(),
+    };
+    serde_json::to_vec(&record).map_err(|e| StoreError::Corrupt(e.to_string()))
+}
+
+fn decode(bytes: &[u8]) -> Result<Queued, StoreError> {
+    let record: Record =
+        serde_json::from_slice(bytes).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+    let kind = OpKind::parse(&record.kind)
+        .ok_or_else(|| StoreError::Corrupt(format!("unknown kind {:?}", record.kind)))?;
+    Ok(Queued {
+        kind,
+        entity: record.entity,
+        queued_at: UNIX_EPOCH + Duration::from_millis(record.queued_at_ms),
+        stanza: Bytes::from(record.stanza),
+    })
+}
+
+impl Store for Embedded {
+    fn enqueue(&self, user: &str, op: &Queued, max: usize) -> Result<u64, EnqueueError> {
+        let value = encode(op)?;
+        let txn = self.db.begin_write().map_err(backend)?;
+        let id = {
+            let mut queue = txn.open_table(QUEUE).map_err(backend)?;
+            let waiting = queue
+                .range((user, 0)..=(user, u64::MAX))
+                .map_err(backend)?
+                .count();
+            if waiting >= max {
+                return Err(EnqueueError::Full {
+                    user: user.to_owned(),
+                    max,
+                });
+            }
+            let mut meta = txn.open_table(META).map_err(backend)?;
+            let id = meta.get("next").map_err(backend)?.map_or(1, |v| v.value());
+            meta.insert("next", id.saturating_add(1)).map_err(backend)?;
+            queue
+                .insert((user, id), value.as_slice())
+                .map_err(backend)?;
+            id
+        };
+        txn.commit().map_err(backend)?;
+        Ok(id)
+    }
+
+    fn queued(
+        &self,
+        user: &str,
+        now: SystemTime,
+        max_age: Duration,
+    ) -> Result<(Vec<Entry>, usize), StoreError> {
+        let txn = self.db.begin_write().map_err(backend)?;
+        let (entries, expired) = {
+            let mut queue = txn.open_table(QUEUE).map_err(backend)?;
+            let mut entries = Vec::new();
+            let mut expired = Vec::new();
+            for item in queue.range((user, 0)..=(user, u64::MAX)).map_err(backend)? {
+                let (key, value) = item.map_err(backend)?;
+                let id = key.value().1;
+                let op = decode(value.value())?;
+                let age = now.duration_since(op.queued_at).unwrap_or_default();
+                match age > max_age {
+                    true => expired.push(id),
+                    false => entries.push(Entry { id, op }),
+                }
+            }
+            for id in &expired {
+                queue.remove((user, *id)).map_err(backend)?;
+            }
+            (entries, expired.len())
+        };
+        txn.commit().map_err(backend)?;
+        Ok((entries, expired))
+    }
+
+    fn remove(&self, user: &str, id: u64) -> Result<(), StoreError> {
+        let txn = self.db.begin_write().map_err(backend)?;
+        txn.open_table(QUEUE)
+            .map_err(backend)?
+            .remove((user, id))
+            .map_err(backend)?;
+        txn.commit().map_err(backend)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn op(text: &str, at: SystemTime) -> Queued {
+        Queued {
+            kind: OpKind::Message,
+            entity: "gw.example.org".into(),
+            queued_at: at,
+            stanza: Bytes::from(text.to_owned()),
+        }
+    }
+
+    #[test]
+    fn queues_survive_reopening_in_order_per_user_and_bounded() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("s.redb");
+        let now = SystemTime::now();
+        {
+            let store = Embedded::open(&path).unwrap();
+            store.enqueue("alice@a", &op("<m1/>", now), 2).unwrap();
+            store.enqueue("bob@a", &op("<b1/>", now), 2).unwrap();
+            store.enqueue("alice@a", &op("<m2/>", now), 2).unwrap();
+            let full = store.enqueue("alice@a", &op("<m3/>", now), 2);
+            assert!(matches!(full, Err(EnqueueError::Full { max: 2, .. })));
+        }
+        // A new process: the same file, the same queues.
+        let store = Embedded::open(&path).unwrap();
+        let (alice, expired) = store
+            .queued("alice@a", now, Duration::from_secs(60))
+            .unwrap();
+        assert_eq!(expired, 0);
+        let stanzas: Vec<&[u8]> = alice.iter().map(|e| &e.op.stanza[..]).collect();
+        assert_eq!(stanzas, [&b"<m1/>"[..], b"<m2/>"]);
+        assert_eq!(alice[0].op.entity, "gw.example.org");
+        store.remove("alice@a", alice[0].id).unwrap();
+        let (alice, _) = store
+            .queued("alice@a", now, Duration::from_secs(60))
+            .unwrap();
+        assert_eq!(alice.len(), 1);
+        // A prefix of another user's JID is another user.
+        let (al, _) = store
+            .queued("alice@", now, Duration::from_secs(60))
+            .unwrap();
+        assert!(al.is_empty());
+        let (bob, _) = store.queued("bob@a", now, Duration::from_secs(60)).unwrap();
+        assert_eq!(bob.len(), 1);
+    }
+
+    #[test]
+    fn old_operations_are_dropped_not_applied() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Embedded::open(&dir.path().join("s.redb")).unwrap();
+        let now = SystemTime::now();
+        let old = now - Duration::from_secs(3600);
+        store.enqueue("alice@a", &op("<old/>", old), 10).unwrap();
+        store.enqueue("alice@a", &op("<new/>", now), 10).unwrap();
+        let (left, expired) = store
+            .queued("alice@a", now, Duration::from_secs(60))
+            .unwrap();
+        assert_eq!(expired, 1);
+        assert_eq!(&left[0].op.stanza[..], b"<new/>");
+        let (left, expired) = store
+            .queued("alice@a", now, Duration::from_secs(60))
+            .unwrap();
+        assert_eq!(
+            (left.len(), expired),
+            (1, 0),
+            "expired ones are gone for good"
+        );
+    }
+
+    #[test]
+    fn a_second_open_of_the_same_file_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("s.redb");
+        let _first = Embedded::open(&path).unwrap();
+        assert!(matches!(
+            Embedded::open(&path),
+            Err(StoreError::Open { .. })
+        ));
+    }
+}

@@ -1,0 +1,116 @@
+//! The durable store: what the proxy must remember across restarts on users' behalf.
+//! Today that is privileged operations queued for users who are offline, applied on
+//! their stream at their next login. It sits behind the small [`Store`] trait so a
+//! networked backend can replace the embedded one ([`Embedded`], a `redb` file) when
+//! several proxies serve one server.
+
+mod embedded;
+
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use bytes::Bytes;
+
+pub use embedded::Embedded;
+
+/// What a queued operation does once its user is back.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OpKind {
+    /// A privileged message, sent as the user (with a XEP-0203 `<delay/>`).
+    Message,
+}
+
+impl OpKind {
+    fn as_str(self) -> &'static str {
+        match self {
+            OpKind::Message => "message",
+        }
+    }
+
+    fn parse(text: &str) -> Option<OpKind> {
+        match text {
+            "message" => Some(OpKind::Message),
+            _ => None,
+        }
+    }
+}
+
+/// One operation waiting for its user.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Queued {
+    pub kind: OpKind,
+    /// The entity that asked for it.
+    pub entity: String,
+    /// When the entity asked (for the `<delay/>` stamp and the age limit).
+    pub queued_at: SystemTime,
+    /// The stanza to send on the user's stream, re-parsed and standalone.
+    pub stanza: Bytes,
+}
+
+/// An operation read back with its key in the user's queue.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Entry {
+    pub id: u64,
+    pub op: Queued,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("cannot open the store {path}: {reason}")]
+    Open { path: String, reason: String },
+    #[error("store: {0}")]
+    Backend(String),
+    #[error("a stored operation could not be read back: {0}")]
+    Corrupt(String),
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum EnqueueError {
+    #[error("{user} already has {max} operations waiting (store.max_queued_per_user)")]
+    Full { user: String, max: usize },
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// The operations of the durable store. Every call is one transaction: it happened
+/// completely, or not at all, whatever crashes in between.
+pub trait Store: Send + Sync {
+    /// Appends `op` to `user`'s queue unless `max` are already waiting.
+    fn enqueue(&self, user: &str, op: &Queued, max: usize) -> Result<u64, EnqueueError>;
+
+    /// `user`'s operations in the order they were queued. Those older than `max_age`
+    /// at `now` are removed instead, and counted in the second value.
+    fn queued(
+        &self,
+        user: &str,
+        now: SystemTime,
+        max_age: Duration,
+    ) -> Result<(Vec<Entry>, usize), StoreError>;
+
+    /// Removes one operation (applied).
+    fn remove(&self, user: &str, id: u64) -> Result<(), StoreError>;
+}
+
+/// Milliseconds since the epoch (0 before it: clocks before 1970 are not worth an
+/// error).
+fn millis(time: SystemTime) -> u64 {
+    let since = time.duration_since(UNIX_EPOCH).unwrap_or_default();
+    u64::try_from(since.as_millis()).unwrap_or(u64::MAX)
+}
+
+/// XEP-0082 DateTime in UTC with milliseconds, for `<delay stamp=…/>` (RFC 3339,
+/// which XEP-0082 profiles).
+pub fn stamp(time: SystemTime) -> String {
+    humantime::format_rfc3339_millis(time).to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn stamps_are_xep_0082_utc() {
+        assert_eq!(stamp(UNIX_EPOCH), "1970-01-01T00:00:00.000Z");
+        let t = UNIX_EPOCH + Duration::from_millis(1_796_601_600_123);
+        assert_eq!(stamp(t), "2026-12-07T00:00:00.123Z");
+    }
+}
