@@ -132,8 +132,13 @@ fn run(config_path: PathBuf) -> anyhow::Result<()> {
 async fn serve(config_path: PathBuf) -> anyhow::Result<()> {
     let config = Config::load(&config_path).map_err(|errors| anyhow::anyhow!("{errors}"))?;
     let metrics = stanzagate::metrics::install().context("cannot install the metrics recorder")?;
+    // Opened before anything listens: a proxy that cannot keep its promises to offline
+    // users must not start (one process per file; redb refuses a second opener).
+    let store = stanzagate::store::Embedded::open(&config.store.path)
+        .context("cannot open the durable store (store.path)")?;
     let handle = ConfigHandle::new(config);
-    let shared = Shared::new(handle.clone()).context("cannot load TLS material")?;
+    let shared =
+        Shared::new(handle.clone(), Arc::new(store)).context("cannot load TLS material")?;
     let cfg = handle.current();
 
     // One store for every client listener: a stream may resume on any of them.

@@ -11,6 +11,7 @@ use crate::net::Admission;
 use crate::roster::RosterService;
 use crate::router::delegation::Delegations;
 use crate::router::privilege::Privilege;
+use crate::store::Store;
 use crate::tls::{ServerTls, TlsError, UpstreamConnector};
 
 pub struct Shared {
@@ -24,10 +25,12 @@ pub struct Shared {
     pub roster: Arc<RosterService>,
     /// Per-address limits on the client listeners.
     pub admission: Admission,
+    /// Operations queued for offline users, applied at their next login.
+    pub store: Arc<dyn Store>,
 }
 
 impl Shared {
-    pub fn new(config: Arc<ConfigHandle>) -> Result<Arc<Self>, TlsError> {
+    pub fn new(config: Arc<ConfigHandle>, store: Arc<dyn Store>) -> Result<Arc<Self>, TlsError> {
         let current = config.current();
         let hub = Arc::new(Hub::default());
         let roster = Arc::new(RosterService::new(hub.clone(), config.clone()));
@@ -35,7 +38,13 @@ impl Shared {
             server_tls: ServerTls::new(&current)?,
             upstream_tls: arc_swap::ArcSwapOption::empty(),
             delegation: Arc::new(Delegations::new(hub.clone(), config.clone())),
-            privilege: Arc::new(Privilege::new(hub.clone(), config.clone(), roster.clone())),
+            privilege: Arc::new(Privilege::new(
+                hub.clone(),
+                config.clone(),
+                roster.clone(),
+                store.clone(),
+            )),
+            store,
             roster,
             hub,
             config,

@@ -197,6 +197,7 @@ fn the_manifests_take_proxy_protocol_and_keep_state_writable() {
         "{service}"
     );
     assert!(manifest.contains("mountPath: /var/lib/stanzagate"));
+    assert!(manifest.contains("{ name: STATE_DIRECTORY, value: /var/lib/stanzagate }"));
     assert!(manifest.contains("readOnlyRootFilesystem: true"));
     assert!(manifest.contains("claimName: stanzagate-state"));
     let unit =

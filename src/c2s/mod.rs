@@ -9,6 +9,7 @@ mod client;
 mod close;
 mod features;
 mod listener;
+mod queued;
 mod relay;
 pub mod sm;
 mod stage;

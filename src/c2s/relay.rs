@@ -425,6 +425,8 @@ impl Session {
                 for stanza in resumed.to_server {
                     self.inject_up(stanza)?;
                 }
+                // Back after a break: what was queued meanwhile goes out now.
+                self.apply_queued()?;
             }
             return Ok(());
         }
@@ -453,6 +455,10 @@ impl Session {
                     self.sm.enabled_relayed(id, resume, max);
                 }
                 self.relay_down(stanza.bytes().clone());
+                // Bound inline (Bind2): the login is complete.
+                if self.stage.bound().is_some() {
+                    self.apply_queued()?;
+                }
             }
             ("error", Some(NS_STREAMS)) => {
                 let condition = stream_error_condition(stanza.bytes())
@@ -471,18 +477,26 @@ impl Session {
     fn upstream_stanza(&mut self, stanza: &Stanza, head: &Head) -> Result<(), Stop> {
         self.refresh_rules();
         let Stage::Bound(bound) = &self.stage else {
+            let mut just_bound = false;
             if head.name() == "iq" && self.stage.is_bind_answer(head.id().as_deref()) {
                 let jid = (head.type_().as_deref() == Some("result"))
                     .then(|| descendant_text(stanza.bytes(), "jid"))
                     .flatten();
                 match jid {
-                    Some(jid) => self.bound(jid),
+                    Some(jid) => {
+                        self.bound(jid);
+                        just_bound = true;
+                    }
                     None => self.stage.bind_failed(),
                 }
             }
             self.sm.relayed_down();
             self.tally.down_stanzas += 1;
             self.relay_down(stanza.bytes().clone());
+            if just_bound {
+                // Right after the bind result, before any client stanza is relayed.
+                self.apply_queued()?;
+            }
             return Ok(());
         };
         let view = server::ServerView {

@@ -113,11 +113,13 @@ impl Store for Embedded {
         now: SystemTime,
         max_age: Duration,
     ) -> Result<(Vec<Entry>, usize), StoreError> {
-        let txn = self.db.begin_write().map_err(backend)?;
-        let (entries, expired) = {
-            let mut queue = txn.open_table(QUEUE).map_err(backend)?;
-            let mut entries = Vec::new();
-            let mut expired = Vec::new();
+        // Every login asks: a read transaction costs no disk write, so an empty queue
+        // costs next to nothing. Only expired entries make it write.
+        let mut entries = Vec::new();
+        let mut expired = Vec::new();
+        {
+            let txn = self.db.begin_read().map_err(backend)?;
+            let queue = txn.open_table(QUEUE).map_err(backend)?;
             for item in queue.range((user, 0)..=(user, u64::MAX)).map_err(backend)? {
                 let (key, value) = item.map_err(backend)?;
                 let id = key.value().1;
@@ -128,21 +130,21 @@ impl Store for Embedded {
                     false => entries.push(Entry { id, op }),
                 }
             }
-            for id in &expired {
-                queue.remove((user, *id)).map_err(backend)?;
-            }
-            (entries, expired.len())
-        };
-        txn.commit().map_err(backend)?;
-        Ok((entries, expired))
+        }
+        if !expired.is_empty() {
+            self.remove(user, &expired)?;
+        }
+        Ok((entries, expired.len()))
     }
 
-    fn remove(&self, user: &str, id: u64) -> Result<(), StoreError> {
+    fn remove(&self, user: &str, ids: &[u64]) -> Result<(), StoreError> {
         let txn = self.db.begin_write().map_err(backend)?;
-        txn.open_table(QUEUE)
-            .map_err(backend)?
-            .remove((user, id))
-            .map_err(backend)?;
+        {
+            let mut queue = txn.open_table(QUEUE).map_err(backend)?;
+            for id in ids {
+                queue.remove((user, *id)).map_err(backend)?;
+            }
+        }
         txn.commit().map_err(backend)
     }
 }
@@ -182,7 +184,7 @@ mod tests {
         let stanzas: Vec<&[u8]> = alice.iter().map(|e| &e.op.stanza[..]).collect();
         assert_eq!(stanzas, [&b"<m1/>"[..], b"<m2/>"]);
         assert_eq!(alice[0].op.entity, "gw.example.org");
-        store.remove("alice@a", alice[0].id).unwrap();
+        store.remove("alice@a", &[alice[0].id]).unwrap();
         let (alice, _) = store
             .queued("alice@a", now, Duration::from_secs(60))
             .unwrap();

@@ -20,7 +20,7 @@ pub enum OpKind {
 }
 
 impl OpKind {
-    fn as_str(self) -> &'static str {
+    pub fn as_str(self) -> &'static str {
         match self {
             OpKind::Message => "message",
         }
@@ -86,8 +86,17 @@ pub trait Store: Send + Sync {
         max_age: Duration,
     ) -> Result<(Vec<Entry>, usize), StoreError>;
 
-    /// Removes one operation (applied).
-    fn remove(&self, user: &str, id: u64) -> Result<(), StoreError>;
+    /// Removes operations (applied), in one transaction.
+    fn remove(&self, user: &str, ids: &[u64]) -> Result<(), StoreError>;
+}
+
+/// Queued operations by kind and outcome: `queued`, `full` (refused to the entity),
+/// `error` (the store failed; refused), `applied`, `expired` (too old, dropped).
+pub const QUEUED_TOTAL: &str = "stanzagate_queued_operations_total";
+
+pub fn count(kind: OpKind, outcome: &'static str, n: usize) {
+    metrics::counter!(QUEUED_TOTAL, "kind" => kind.as_str(), "outcome" => outcome)
+        .increment(n as u64);
 }
 
 /// Milliseconds since the epoch (0 before it: clocks before 1970 are not worth an

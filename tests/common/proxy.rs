@@ -123,27 +123,19 @@ impl Proxy {
         };
         let config_path = dir.path().join("proxy.toml");
         std::fs::write(&config_path, ports.render(spec)).expect("write proxy.toml");
-        // STANZAGATE_BIN runs the same tests against another build (e.g. to show that
-        // a test fails on an older commit); by default, the one Cargo built.
-        let binary = std::env::var("STANZAGATE_BIN")
-            .unwrap_or_else(|_| env!("CARGO_BIN_EXE_stanzagate").to_owned());
-        let mut command = Command::new(binary);
-        command.arg("--config").arg(&config_path).env(
-            "RUST_LOG",
-            std::env::var("STANZAGATE_TEST_LOG").unwrap_or_else(|_| "stanzagate=debug,info".into()),
-        );
-        let process = Owned::spawn("stanzagate", command);
-        if process
-            .wait_line("ready", Duration::from_secs(20))
-            .is_none()
-        {
-            panic!("stanzagate did not get ready:\n{}", process.output());
-        }
+        let process = launch(&config_path);
         Proxy {
             dir,
             ports,
             process,
         }
+    }
+
+    /// Stops the proxy (SIGTERM) and starts it again on the same config, ports and
+    /// store.
+    pub fn restart(&mut self) {
+        self.process.stop();
+        self.process = launch(&self.config_path());
     }
 
     pub fn c2s(&self) -> u16 {
@@ -252,4 +244,25 @@ pub fn test_certs() -> (tempfile::TempDir, Certs) {
         .expect("temp dir");
     let certs = Certs::new(dir.path());
     (dir, certs)
+}
+
+/// Starts the binary on `config_path` and waits until it is ready.
+fn launch(config_path: &std::path::Path) -> Owned {
+    // STANZAGATE_BIN runs the same tests against another build (e.g. to show that
+    // a test fails on an older commit); by default, the one Cargo built.
+    let binary = std::env::var("STANZAGATE_BIN")
+        .unwrap_or_else(|_| env!("CARGO_BIN_EXE_stanzagate").to_owned());
+    let mut command = Command::new(binary);
+    command.arg("--config").arg(config_path).env(
+        "RUST_LOG",
+        std::env::var("STANZAGATE_TEST_LOG").unwrap_or_else(|_| "stanzagate=debug,info".into()),
+    );
+    let process = Owned::spawn("stanzagate", command);
+    if process
+        .wait_line("ready", Duration::from_secs(20))
+        .is_none()
+    {
+        panic!("stanzagate did not get ready:\n{}", process.output());
+    }
+    process
 }

@@ -1,6 +1,10 @@
 //! XEP-0356 message permission (checklist 51–56): a `<message/>` the entity forwards
 //! in `<privilege/>` is sent as the user, on the user's own stream, so the legacy
-//! server archives it and sends carbons as if the user had sent it.
+//! server archives it and sends carbons as if the user had sent it. When the user is
+//! offline, a chat or normal message is queued in the durable store and sent at the
+//! next login with a XEP-0203 `<delay/>`; notifications are refused instead.
+
+use std::time::SystemTime;
 
 use bytes::{Bytes, BytesMut};
 
@@ -10,8 +14,9 @@ use crate::hub::{Command, Hub};
 use crate::jid::Jid;
 
 use super::Privilege;
+use crate::store::{EnqueueError, OpKind, Queued};
 use crate::xml::children::strict_children;
-use crate::xml::ns::{NS_CARBONS, NS_CLIENT, NS_COMPONENT, NS_DELAY, NS_FORWARD};
+use crate::xml::ns::{NS_CARBONS, NS_CLIENT, NS_COMPONENT, NS_DELAY, NS_FORWARD, NS_PUBSUB_EVENT};
 use crate::xml::writer::{element_with, push_attr, stanza_error, StanzaError};
 use crate::xml::{extract_stanza_for_stream, Head, Stanza};
 
@@ -56,17 +61,151 @@ pub fn handle(
         }
         Ok(message) => match send_as(&service.hub, &message) {
             Ok(()) => "ok",
-            Err(text) => {
+            Err(NotSent::Busy(text)) => {
                 answer_component(
                     &service.hub,
                     component,
-                    refuse("wait", "recipient-unavailable", &text),
+                    refuse("wait", "resource-constraint", &text),
                 );
-                "no_session"
+                "busy"
             }
+            // The user is offline: a message the server would keep is queued and sent
+            // at the next login; a notification would be stale by then.
+            Err(NotSent::Offline(text)) => match queue(service, component, domain, &message) {
+                Ok(()) => "queued",
+                Err(Unqueued::Notification) => {
+                    let text = format!("{text}; notifications are not queued for later");
+                    answer_component(
+                        &service.hub,
+                        component,
+                        refuse("wait", "recipient-unavailable", &text),
+                    );
+                    "no_session"
+                }
+                Err(Unqueued::Full(text)) => {
+                    answer_component(
+                        &service.hub,
+                        component,
+                        refuse("wait", "resource-constraint", &text),
+                    );
+                    "queue_full"
+                }
+                Err(Unqueued::Store(text)) => {
+                    answer_component(
+                        &service.hub,
+                        component,
+                        refuse("wait", "internal-server-error", &text),
+                    );
+                    "store_error"
+                }
+            },
         },
     };
     count(Op::Message, outcome);
+}
+
+/// Why a message for an offline user was not queued.
+enum Unqueued {
+    /// Headlines and pubsub event notifications: not kept for later.
+    Notification,
+    Full(String),
+    Store(String),
+}
+
+/// Queues `message` for its sender's next login, stamped with a XEP-0203 `<delay/>`
+/// of now (when the entity sent it). Only what a server would store for an offline
+/// user: chat and normal messages that are not pubsub event notifications.
+fn queue(
+    service: &Privilege,
+    component: &str,
+    domain: &str,
+    message: &Inner,
+) -> Result<(), Unqueued> {
+    if !keeps_for_later(&message.stanza) {
+        return Err(Unqueued::Notification);
+    }
+    let now = SystemTime::now();
+    let stanza = with_delay(message, domain, &crate::store::stamp(now))
+        .map_err(|_| Unqueued::Store("the message could not be stamped".into()))?;
+    let op = Queued {
+        kind: OpKind::Message,
+        entity: component.to_owned(),
+        queued_at: now,
+        stanza,
+    };
+    let max = service.config.current().store.max_queued_per_user;
+    match service.store.enqueue(&message.from, &op, max) {
+        Ok(_) => {
+            crate::store::count(OpKind::Message, "queued", 1);
+            Ok(())
+        }
+        Err(error @ EnqueueError::Full { .. }) => {
+            crate::store::count(OpKind::Message, "full", 1);
+            Err(Unqueued::Full(error.to_string()))
+        }
+        Err(EnqueueError::Store(error)) => {
+            tracing::error!(%error, "cannot queue a privileged message");
+            crate::store::count(OpKind::Message, "error", 1);
+            Err(Unqueued::Store(
+                "the proxy could not store the message".into(),
+            ))
+        }
+    }
+}
+
+/// Whether a server would keep `message` for an offline user (RFC 6121 §8.5.2,
+/// XEP-0160): not a headline, not a pubsub event notification (XEP-0163 sends those
+/// with no `type`, so the payload decides).
+fn keeps_for_later(message: &Stanza) -> bool {
+    let Ok(head) = message.head() else {
+        return false;
+    };
+    let kind = head.type_();
+    if !matches!(kind.as_deref(), None | Some("normal" | "chat")) {
+        return false;
+    }
+    match strict_children(message.bytes(), head.ns()) {
+        Ok(children) => !children
+            .iter()
+            .any(|c| c.name == "event" && c.ns.as_deref() == Some(NS_PUBSUB_EVENT)),
+        Err(_) => false,
+    }
+}
+
+/// The inner message (from its bare JID) with `<delay from=domain stamp=…/>` added.
+fn with_delay(message: &Inner, domain: &str, stamp: &str) -> Result<Bytes, ()> {
+    let head = message.stanza.head().map_err(|_| ())?;
+    let attributes: Vec<(String, String)> = head
+        .attrs()
+        .filter(|(name, _)| *name != "xmlns")
+        .map(|(name, value)| (name.to_owned(), value.into_owned()))
+        .collect();
+    let mut content = BytesMut::from(&message.stanza.bytes()[head.content_range()]);
+    let mut delay = String::from("<delay");
+    push_attr(&mut delay, "xmlns", NS_DELAY);
+    push_attr(&mut delay, "from", domain);
+    push_attr(&mut delay, "stamp", stamp);
+    delay.push_str("/>");
+    content.extend_from_slice(delay.as_bytes());
+    Ok(element(
+        "message",
+        &attributes,
+        &[("xmlns", NS_CLIENT)],
+        &content,
+    ))
+}
+
+/// A queued message (as [`queue`] stored it) ready to send on the user's session
+/// `full`: the stanza and its carbon, as for a message sent live.
+pub fn replay(stored: Bytes, full: &str) -> Result<(Bytes, Bytes), String> {
+    let stanza = Stanza::standalone(stored).map_err(|e| e.to_string())?;
+    let from = stanza
+        .head()
+        .ok()
+        .and_then(|h| h.from())
+        .map(|f| f.into_owned())
+        .ok_or("a queued message without 'from'")?;
+    build(&Inner { from, stanza }, full)
 }
 
 /// The inner message, ready to send as `from` (a bare JID).
@@ -178,18 +317,26 @@ pub fn check(
     })
 }
 
+/// Why a message could not go out on the user's stream now.
+enum NotSent {
+    /// No session of the user crosses the proxy.
+    Offline(String),
+    /// A session exists but cannot take it (queue full, or ending).
+    Busy(String),
+}
+
 /// Sends the inner message on one of the user's sessions (the server stamps `from`).
-fn send_as(hub: &Hub, message: &Inner) -> Result<(), String> {
+fn send_as(hub: &Hub, message: &Inner) -> Result<(), NotSent> {
     let Some((full, session)) = hub.sessions.any_for_bare(&message.from) else {
-        return Err(format!(
+        return Err(NotSent::Offline(format!(
             "{} has no session through this proxy to send from",
             message.from
-        ));
+        )));
     };
-    let (stanza, carbon) = build(message, &full)?;
+    let (stanza, carbon) = build(message, &full).map_err(NotSent::Busy)?;
     session
         .send(Command::SendAs { stanza, carbon })
-        .map_err(|_| "the user's session is gone or busy".to_owned())
+        .map_err(|_| NotSent::Busy("the user's session is gone or busy".to_owned()))
 }
 
 /// The message to send on the user's stream from its session `full`, and the

@@ -28,6 +28,7 @@ use crate::config::{Config, PrivilegeNs};
 use crate::hub::{bare, Hub};
 use crate::jid::{BareJid, Domain, Jid};
 use crate::roster::RosterService;
+use crate::store::Store;
 use crate::xml::writer::{stanza_error, StanzaError};
 use crate::xml::{extract_stanza_for_stream, Head, ReaddressError, Stanza};
 use table::Table;
@@ -137,6 +138,7 @@ pub struct Privilege {
     pub(crate) hub: Arc<Hub>,
     pub(crate) config: Arc<ConfigHandle>,
     pub(crate) roster: Arc<RosterService>,
+    pub(crate) store: Arc<dyn Store>,
     table: ArcSwap<(Option<Arc<Config>>, Arc<Table>)>,
     pub presence: presence::Book,
     pub pushes: pushes::Pushes,
@@ -145,11 +147,17 @@ pub struct Privilege {
 }
 
 impl Privilege {
-    pub fn new(hub: Arc<Hub>, config: Arc<ConfigHandle>, roster: Arc<RosterService>) -> Self {
+    pub fn new(
+        hub: Arc<Hub>,
+        config: Arc<ConfigHandle>,
+        roster: Arc<RosterService>,
+        store: Arc<dyn Store>,
+    ) -> Self {
         Privilege {
             hub,
             config,
             roster,
+            store,
             table: ArcSwap::from_pointee((None, Arc::new(Table::default()))),
             presence: presence::Book::default(),
             pushes: pushes::Pushes::default(),

@@ -1,0 +1,194 @@
+//! Acting for users who are offline (issue "act for users as the server would"): a
+//! privileged chat message for a user with no session through the proxy is kept in
+//! the durable store and sent on the user's stream at the next login, with a XEP-0203
+//! `<delay/>`, even across a proxy restart; notifications are refused instead of kept;
+//! each user's queue is bounded. Against a real Prosody, with a raw component.
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use common::{peers, Prosody, ProsodySpec, Proxy, ProxySpec, Raw};
+use stanzagate::xml::children::stanza_error_condition;
+use stanzagate::xml::Stanza;
+
+const GATEWAY: &str = "gateway.localhost";
+const SECRET: &str = "secret";
+const QUEUED: &str = "stanzagate_queued_operations_total{kind=\"message\",outcome=\"queued\"}";
+
+fn setup(extra: &str) -> (Prosody, Proxy) {
+    let prosody = Prosody::start(
+        &ProsodySpec::default()
+            .with_subscription("alice", "bob")
+            .with_component(GATEWAY, SECRET),
+    );
+    let spec = ProxySpec::plaintext()
+        .with_component(GATEWAY, SECRET)
+        .with_extra(&format!(
+        "[hosts.\"localhost\".privileged_entities.\"{GATEWAY}\"]\nmessage = \"outgoing\"\n{extra}"
+    ));
+    let proxy = Proxy::start(&spec, &prosody);
+    (prosody, proxy)
+}
+
+fn text(stanza: &Stanza) -> String {
+    String::from_utf8_lossy(stanza.bytes()).into_owned()
+}
+
+/// A privileged message from `from` to `to` with `inner` attributes and payload.
+fn privileged(id: &str, from: &str, to: &str, attrs: &str, payload: &str) -> String {
+    format!(
+        "<message id='{id}' from='{GATEWAY}' to='localhost'><privilege xmlns='urn:xmpp:privilege:2'>\
+<forwarded xmlns='urn:xmpp:forward:0'><message xmlns='jabber:client' from='{from}' to='{to}'{attrs}>\
+{payload}</message></forwarded></privilege></message>"
+    )
+}
+
+/// Waits until the metric sample `name` reads `value` (bounded).
+async fn await_metric(proxy: &Proxy, name: &str, value: &str) {
+    let deadline = Instant::now() + Duration::from_secs(15);
+    loop {
+        let now = common::http::metric(proxy.ports.http, name).await;
+        if now == value {
+            return;
+        }
+        assert!(Instant::now() < deadline, "{name} is {now:?}, not {value}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_message_for_an_offline_user_is_sent_at_login_even_after_a_restart() {
+    let Some(_peers) = peers() else { return };
+    let (_prosody, mut proxy) = setup("");
+    let mut gw = Raw::component(proxy.ports.component, GATEWAY, SECRET).await;
+    gw.next_stanza().await; // the advertisement
+                            // Alice has no session: the message is kept, and the gateway gets no error.
+    let sent_at = std::time::SystemTime::now();
+    gw.send(&privileged(
+        "q1",
+        "alice@localhost",
+        "bob@localhost",
+        " type='chat'",
+        "<body>while you were away</body>",
+    ))
+    .await;
+    await_metric(&proxy, QUEUED, "1").await;
+
+    proxy.restart();
+    let mut bob = Raw::login(proxy.c2s(), "bob").await;
+    bob.send("<presence/>").await;
+    let alice = Raw::login(proxy.c2s(), "alice").await;
+    let got = bob.until(|s| s.head().unwrap().name() == "message").await;
+    let got = text(&got);
+    assert!(got.contains("while you were away"), "{got}");
+    assert!(
+        got.contains("from='alice@localhost/"),
+        "sent on alice's stream: {got}"
+    );
+    // XEP-0203: stamped with when the gateway sent it, from the server's domain.
+    let doc = roxmltree::Document::parse(&got).expect("the message parses");
+    let delay = doc
+        .descendants()
+        .find(|n| n.has_tag_name(("urn:xmpp:delay", "delay")))
+        .unwrap_or_else(|| panic!("no <delay/> in {got}"));
+    assert_eq!(delay.attribute("from"), Some("localhost"));
+    let stamp =
+        humantime::parse_rfc3339(delay.attribute("stamp").expect("stamp")).expect("RFC 3339");
+    // Between sending and now (the stamp keeps milliseconds only).
+    let ms = Duration::from_millis(1);
+    assert!(
+        stamp + ms >= sent_at,
+        "stamped when queued, not before: {got}"
+    );
+    assert!(
+        stamp <= std::time::SystemTime::now(),
+        "not in the future: {got}"
+    );
+    // Once only: applied, then gone from the store.
+    let applied = "stanzagate_queued_operations_total{kind=\"message\",outcome=\"applied\"}";
+    await_metric(&proxy, applied, "1").await;
+    drop(alice);
+    let mut again = Raw::login(proxy.c2s(), "alice").await;
+    again.ping("second-login").await;
+    bob.ping("barrier").await;
+    assert_eq!(common::http::metric(proxy.ports.http, applied).await, "1");
+}
+
+#[tokio::test]
+async fn notifications_for_offline_users_are_refused_not_kept() {
+    let Some(_peers) = peers() else { return };
+    let (_prosody, proxy) = setup("");
+    let mut gw = Raw::component(proxy.ports.component, GATEWAY, SECRET).await;
+    gw.next_stanza().await;
+    let event = "<event xmlns='http://jabber.org/protocol/pubsub#event'><items node='n'/></event>";
+    for (id, attrs, payload) in [
+        ("headline", " type='headline'", "<body>news</body>"),
+        ("pep", "", event),
+    ] {
+        gw.send(&privileged(
+            id,
+            "alice@localhost",
+            "bob@localhost",
+            attrs,
+            payload,
+        ))
+        .await;
+        let answer = gw
+            .until(|s| s.head().unwrap().id().as_deref() == Some(id))
+            .await;
+        assert_eq!(
+            stanza_error_condition(answer.bytes()).as_deref(),
+            Some("recipient-unavailable"),
+            "{id}: {}",
+            text(&answer)
+        );
+    }
+    assert_eq!(common::http::metric(proxy.ports.http, QUEUED).await, "");
+}
+
+#[tokio::test]
+async fn each_users_queue_is_bounded() {
+    let Some(_peers) = peers() else { return };
+    let (_prosody, proxy) = setup("[store]\nmax_queued_per_user = 2\n");
+    let mut gw = Raw::component(proxy.ports.component, GATEWAY, SECRET).await;
+    gw.next_stanza().await;
+    for n in 1..=2 {
+        gw.send(&privileged(
+            &format!("m{n}"),
+            "alice@localhost",
+            "bob@localhost",
+            "",
+            "<body>x</body>",
+        ))
+        .await;
+    }
+    await_metric(&proxy, QUEUED, "2").await;
+    gw.send(&privileged(
+        "m3",
+        "alice@localhost",
+        "bob@localhost",
+        "",
+        "<body>x</body>",
+    ))
+    .await;
+    let answer = gw
+        .until(|s| s.head().unwrap().id().as_deref() == Some("m3"))
+        .await;
+    assert_eq!(
+        stanza_error_condition(answer.bytes()).as_deref(),
+        Some("resource-constraint"),
+        "{}",
+        text(&answer)
+    );
+    // Another user's queue is another queue.
+    gw.send(&privileged(
+        "c1",
+        "carol@localhost",
+        "bob@localhost",
+        "",
+        "<body>x</body>",
+    ))
+    .await;
+    await_metric(&proxy, QUEUED, "3").await;
+}
