@@ -59,6 +59,13 @@ pub fn handle(
             answer_component(&service.hub, component, refuse(kind, condition, text));
             condition
         }
+        // A notification for recipients connected through the proxy: delivered by the
+        // proxy itself, from the bare JID as sent (XEP-0163), owner online or not.
+        Ok(message)
+            if !keeps_for_later(&message.stanza) && deliver_locally(&service.hub, &message) =>
+        {
+            "local"
+        }
         Ok(message) => match send_as(&service.hub, &message) {
             Ok(()) => "ok",
             Err(NotSent::Busy(text)) => {
@@ -174,6 +181,18 @@ fn keeps_for_later(message: &Stanza) -> bool {
 
 /// The inner message (from its bare JID) with `<delay from=domain stamp=…/>` added.
 fn with_delay(message: &Inner, domain: &str, stamp: &str) -> Result<Bytes, ()> {
+    let mut delay = String::from("<delay");
+    push_attr(&mut delay, "xmlns", NS_DELAY);
+    push_attr(&mut delay, "from", domain);
+    push_attr(&mut delay, "stamp", stamp);
+    delay.push_str("/>");
+    as_client(message, delay.as_bytes())
+}
+
+/// The inner message as a standalone `jabber:client` stanza with its own `from` (the
+/// bare JID) and `to`, `extra` appended to its content. (slixmpp puts the inner
+/// message in `jabber:component:accept`; clients must see `jabber:client`.)
+fn as_client(message: &Inner, extra: &[u8]) -> Result<Bytes, ()> {
     let head = message.stanza.head().map_err(|_| ())?;
     let attributes: Vec<(String, String)> = head
         .attrs()
@@ -181,18 +200,60 @@ fn with_delay(message: &Inner, domain: &str, stamp: &str) -> Result<Bytes, ()> {
         .map(|(name, value)| (name.to_owned(), value.into_owned()))
         .collect();
     let mut content = BytesMut::from(&message.stanza.bytes()[head.content_range()]);
-    let mut delay = String::from("<delay");
-    push_attr(&mut delay, "xmlns", NS_DELAY);
-    push_attr(&mut delay, "from", domain);
-    push_attr(&mut delay, "stamp", stamp);
-    delay.push_str("/>");
-    content.extend_from_slice(delay.as_bytes());
+    content.extend_from_slice(extra);
     Ok(element(
         "message",
         &attributes,
         &[("xmlns", NS_CLIENT)],
         &content,
     ))
+}
+
+/// Delivers a notification to the recipients connected through the proxy, as RFC 6121
+/// §8.5 routes a message: a full JID to that session; a bare JID to each session with
+/// an available presence of non-negative priority. `false` when none is connected (the
+/// caller then tries the owner's stream). A session that cannot take it now is skipped:
+/// a notification is not worth holding up the others.
+fn deliver_locally(hub: &Hub, message: &Inner) -> bool {
+    let Some(to) = message.stanza.head().ok().and_then(|h| h.to()) else {
+        return false;
+    };
+    let Ok(to) = Jid::parse(&to) else {
+        return false;
+    };
+    let recipients: Vec<String> = match &to {
+        Jid::Full(full) => hub
+            .sessions
+            .get(full.as_str())
+            .map(|_| vec![full.as_str().to_owned()])
+            .unwrap_or_default(),
+        Jid::Bare(bare) => hub
+            .sessions
+            .presence_of(bare.as_str())
+            .into_iter()
+            .filter(|(_, presence)| priority(presence) >= 0)
+            .map(|(full, _)| full)
+            .collect(),
+    };
+    if recipients.is_empty() {
+        return false;
+    }
+    let Ok(stanza) = as_client(message, b"") else {
+        return false;
+    };
+    for full in recipients {
+        if let Some(session) = hub.sessions.get(&full) {
+            let _ = session.send(Command::ToClient(stanza.clone()));
+        }
+    }
+    true
+}
+
+/// A presence's `<priority/>` (RFC 6121 §4.7.2.3: 0 when absent or unreadable).
+fn priority(presence: &[u8]) -> i8 {
+    crate::xml::children::descendant_text(presence, "priority")
+        .and_then(|p| p.trim().parse().ok())
+        .unwrap_or(0)
 }
 
 /// A queued message (as [`queue`] stored it) ready to send on the user's session

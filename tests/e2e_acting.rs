@@ -1,8 +1,11 @@
-//! Acting for users who are offline (issue "act for users as the server would"): a
-//! privileged chat message for a user with no session through the proxy is kept in
-//! the durable store and sent on the user's stream at the next login, with a XEP-0203
-//! `<delay/>`, even across a proxy restart; notifications are refused instead of kept;
-//! each user's queue is bounded. Against a real Prosody, with a raw component.
+//! Acting for users as the server would, route by route (README, "What on behalf of
+//! the user means"), against a real Prosody with a raw component:
+//! - the durable queue: a privileged chat message for a user with no session through
+//!   the proxy is kept and sent on the user's stream at the next login, with a
+//!   XEP-0203 `<delay/>`, even across a proxy restart; each user's queue is bounded;
+//! - local delivery: a pubsub notification or headline reaches recipients connected
+//!   through the proxy from the owner's bare JID, owner online or not; with no such
+//!   recipient and the owner offline it is refused, never queued.
 
 mod common;
 
@@ -115,12 +118,71 @@ async fn a_message_for_an_offline_user_is_sent_at_login_even_after_a_restart() {
     assert_eq!(common::http::metric(proxy.ports.http, applied).await, "1");
 }
 
+/// XEP-0163: subscribers key PEP data on the owner's bare JID. A notification the
+/// owner's stream carried would come from a full JID, and not at all while the owner
+/// is offline.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn notifications_reach_connected_recipients_from_the_bare_jid() {
+    let Some(_peers) = peers() else { return };
+    let (_prosody, proxy) = setup("");
+    let mut gw = Raw::component(proxy.ports.component, GATEWAY, SECRET).await;
+    gw.next_stanza().await;
+    let mut bob = Raw::login(proxy.c2s(), "bob").await;
+    bob.send("<presence/>").await;
+    let bob_full = bob.jid.clone().expect("jid");
+    // The proxy records bob's presence as it relays it; the server's echo of it to
+    // bob comes after that.
+    bob.until(|s| {
+        let head = s.head().unwrap();
+        head.name() == "presence" && head.from().as_deref() == Some(bob_full.as_str())
+    })
+    .await;
+    let event = "<event xmlns='http://jabber.org/protocol/pubsub#event'><items node='urn:xmpp:avatar:metadata'><item id='a1'/></items></event>";
+    // Alice, the owner, is offline.
+    gw.send(&privileged(
+        "pep",
+        "alice@localhost",
+        "bob@localhost",
+        "",
+        event,
+    ))
+    .await;
+    let got = bob.until(|s| s.head().unwrap().name() == "message").await;
+    let head = got.head().unwrap();
+    assert_eq!(
+        head.from().as_deref(),
+        Some("alice@localhost"),
+        "{}",
+        text(&got)
+    );
+    assert_eq!(head.ns(), Some("jabber:client"));
+    assert!(text(&got).contains("urn:xmpp:avatar:metadata"));
+    // A headline to bob's full JID, alice now online: still from the bare JID.
+    let _alice = Raw::login(proxy.c2s(), "alice").await;
+    gw.send(&privileged(
+        "h1",
+        "alice@localhost",
+        &bob_full,
+        " type='headline'",
+        "<body>news</body>",
+    ))
+    .await;
+    let got = bob
+        .until(|s| s.head().unwrap().name() == "message" && text(s).contains("news"))
+        .await;
+    assert_eq!(
+        got.head().unwrap().from().as_deref(),
+        Some("alice@localhost")
+    );
+}
+
 #[tokio::test]
 async fn notifications_for_offline_users_are_refused_not_kept() {
     let Some(_peers) = peers() else { return };
     let (_prosody, proxy) = setup("");
     let mut gw = Raw::component(proxy.ports.component, GATEWAY, SECRET).await;
     gw.next_stanza().await;
+    // Nobody connected to deliver to, and the owner offline.
     let event = "<event xmlns='http://jabber.org/protocol/pubsub#event'><items node='n'/></event>";
     for (id, attrs, payload) in [
         ("headline", " type='headline'", "<body>news</body>"),
