@@ -254,3 +254,52 @@ async fn each_users_queue_is_bounded() {
     .await;
     await_metric(&proxy, QUEUED, "3").await;
 }
+
+/// slidge at start sets every registered user's roster: for a user who is offline,
+/// the set is stored, the gateway gets its result at once, and the user's first roster
+/// request after logging in (even after a proxy restart) already shows the item.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_roster_set_for_an_offline_user_is_answered_and_applied_at_login() {
+    let Some(_peers) = peers() else { return };
+    let (_prosody, mut proxy) = setup("roster = \"both\"\n");
+    let mut gw = Raw::component(proxy.ports.component, GATEWAY, SECRET).await;
+    gw.next_stanza().await;
+    gw.send(&format!(
+        "<iq type='set' id='rs' from='{GATEWAY}' to='alice@localhost'><query xmlns='jabber:iq:roster'>\
+<item jid='carol@localhost' name='Carol'><group>Friends</group></item></query></iq>"
+    ))
+    .await;
+    let answer = gw
+        .until(|s| s.head().unwrap().id().as_deref() == Some("rs"))
+        .await;
+    assert_eq!(
+        answer.head().unwrap().type_().as_deref(),
+        Some("result"),
+        "{}",
+        text(&answer)
+    );
+    let queued = "stanzagate_queued_operations_total{kind=\"roster_set\",outcome=\"queued\"}";
+    assert_eq!(common::http::metric(proxy.ports.http, queued).await, "1");
+
+    proxy.restart();
+    let mut alice = Raw::login(proxy.c2s(), "alice").await;
+    // Her very first stanza after binding.
+    alice
+        .send("<iq type='get' id='r1'><query xmlns='jabber:iq:roster'/></iq>")
+        .await;
+    let roster = text(&alice.expect_iq("r1").await);
+    let doc = roxmltree::Document::parse(&roster).expect("the roster parses");
+    let carol = doc
+        .descendants()
+        .find(|n| {
+            n.has_tag_name(("jabber:iq:roster", "item"))
+                && n.attribute("jid") == Some("carol@localhost")
+        })
+        .unwrap_or_else(|| panic!("carol is in the roster: {roster}"));
+    assert_eq!(carol.attribute("name"), Some("Carol"));
+    let group = carol
+        .children()
+        .find(|n| n.has_tag_name("group"))
+        .and_then(|g| g.text());
+    assert_eq!(group, Some("Friends"));
+}

@@ -8,7 +8,7 @@ use std::time::SystemTime;
 use super::relay::{Session, Stop};
 use crate::hub::Command;
 use crate::jid::FullJid;
-use crate::router::privilege::message;
+use crate::router::privilege::{message, roster, subscription};
 use crate::store::{count, OpKind};
 
 impl Session {
@@ -32,26 +32,46 @@ impl Session {
                     return Ok(());
                 }
             };
-        count(OpKind::Message, "expired", expired);
+        for kind in expired {
+            count(kind, "expired", 1);
+        }
         if entries.is_empty() {
             return Ok(());
         }
         let mut done = Vec::with_capacity(entries.len());
         for entry in entries {
-            match entry.op.kind {
+            let kind = entry.op.kind;
+            // Each was re-parsed when it was queued, so one that no longer reads is a
+            // damaged record: it is dropped rather than retried at every login.
+            let applied = match kind {
                 OpKind::Message => match message::replay(entry.op.stanza, &full) {
                     Ok((stanza, carbon)) => {
                         self.command(Command::SendAs { stanza, carbon })?;
-                        count(OpKind::Message, "applied", 1);
+                        true
                     }
-                    // Re-parsed when it was queued, so this is a damaged record: it is
-                    // dropped rather than retried at every login.
                     Err(error) => {
                         tracing::error!(%error, "a queued message is unreadable");
-                        count(OpKind::Message, "unreadable", 1);
+                        false
                     }
                 },
-            }
+                OpKind::RosterSet => {
+                    let items = roster::queued_items(&entry.op.stanza, &bare);
+                    let readable = !items.is_empty();
+                    for item in items {
+                        // The server's answer is consumed like a live set's; nobody
+                        // waits for it any more (the entity had its result).
+                        let id = format!("sg-{}", crate::util::random_id());
+                        let (reply, _) = tokio::sync::oneshot::channel();
+                        let stanza = roster::set_iq(&id, &item.bytes);
+                        self.command(Command::Request { stanza, id, reply })?;
+                        for command in subscription::commands(&item.jid, item.subscription) {
+                            self.command(command)?;
+                        }
+                    }
+                    readable
+                }
+            };
+            count(kind, if applied { "applied" } else { "unreadable" }, 1);
             done.push(entry.id);
         }
         let applied = done;

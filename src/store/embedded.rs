@@ -112,7 +112,7 @@ impl Store for Embedded {
         user: &str,
         now: SystemTime,
         max_age: Duration,
-    ) -> Result<(Vec<Entry>, usize), StoreError> {
+    ) -> Result<(Vec<Entry>, Vec<OpKind>), StoreError> {
         // Every login asks: a read transaction costs no disk write, so an empty queue
         // costs next to nothing. Only expired entries make it write.
         let mut entries = Vec::new();
@@ -126,15 +126,16 @@ impl Store for Embedded {
                 let op = decode(value.value())?;
                 let age = now.duration_since(op.queued_at).unwrap_or_default();
                 match age > max_age {
-                    true => expired.push(id),
+                    true => expired.push((id, op.kind)),
                     false => entries.push(Entry { id, op }),
                 }
             }
         }
         if !expired.is_empty() {
-            self.remove(user, &expired)?;
+            let ids: Vec<u64> = expired.iter().map(|(id, _)| *id).collect();
+            self.remove(user, &ids)?;
         }
-        Ok((entries, expired.len()))
+        Ok((entries, expired.into_iter().map(|(_, kind)| kind).collect()))
     }
 
     fn remove(&self, user: &str, ids: &[u64]) -> Result<(), StoreError> {
@@ -180,7 +181,7 @@ mod tests {
         let (alice, expired) = store
             .queued("alice@a", now, Duration::from_secs(60))
             .unwrap();
-        assert_eq!(expired, 0);
+        assert!(expired.is_empty());
         let stanzas: Vec<&[u8]> = alice.iter().map(|e| &e.op.stanza[..]).collect();
         assert_eq!(stanzas, [&b"<m1/>"[..], b"<m2/>"]);
         assert_eq!(alice[0].op.entity, "gw.example.org");
@@ -209,13 +210,13 @@ mod tests {
         let (left, expired) = store
             .queued("alice@a", now, Duration::from_secs(60))
             .unwrap();
-        assert_eq!(expired, 1);
+        assert_eq!(expired, [OpKind::Message]);
         assert_eq!(&left[0].op.stanza[..], b"<new/>");
         let (left, expired) = store
             .queued("alice@a", now, Duration::from_secs(60))
             .unwrap();
         assert_eq!(
-            (left.len(), expired),
+            (left.len(), expired.len()),
             (1, 0),
             "expired ones are gone for good"
         );

@@ -17,18 +17,23 @@ pub use embedded::Embedded;
 pub enum OpKind {
     /// A privileged message, sent as the user (with a XEP-0203 `<delay/>`).
     Message,
+    /// A privileged roster set (its items, validated), applied as the user with the
+    /// subscriptions it asks for completed.
+    RosterSet,
 }
 
 impl OpKind {
     pub fn as_str(self) -> &'static str {
         match self {
             OpKind::Message => "message",
+            OpKind::RosterSet => "roster_set",
         }
     }
 
     fn parse(text: &str) -> Option<OpKind> {
         match text {
             "message" => Some(OpKind::Message),
+            "roster_set" => Some(OpKind::RosterSet),
             _ => None,
         }
     }
@@ -78,13 +83,13 @@ pub trait Store: Send + Sync {
     fn enqueue(&self, user: &str, op: &Queued, max: usize) -> Result<u64, EnqueueError>;
 
     /// `user`'s operations in the order they were queued. Those older than `max_age`
-    /// at `now` are removed instead, and counted in the second value.
+    /// at `now` are removed instead; the second value says of which kinds they were.
     fn queued(
         &self,
         user: &str,
         now: SystemTime,
         max_age: Duration,
-    ) -> Result<(Vec<Entry>, usize), StoreError>;
+    ) -> Result<(Vec<Entry>, Vec<OpKind>), StoreError>;
 
     /// Removes operations (applied), in one transaction.
     fn remove(&self, user: &str, ids: &[u64]) -> Result<(), StoreError>;

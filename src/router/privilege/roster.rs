@@ -2,6 +2,7 @@
 //! managed user, carried out on the user's own stream.
 
 use std::sync::Arc;
+use std::time::SystemTime;
 
 use bytes::{Bytes, BytesMut};
 
@@ -11,6 +12,7 @@ use super::{answer_component, count, iq_error, Op};
 use crate::config::Privileges;
 use crate::hub::Hub;
 use crate::jid::Jid;
+use crate::store::{EnqueueError, OpKind, Queued};
 use crate::xml::children::{children, Child};
 use crate::xml::escape::escape_attr;
 use crate::xml::ns::NS_ROSTER;
@@ -87,7 +89,7 @@ impl RosterOp {
 pub async fn run(service: Arc<Privilege>, op: RosterOp) {
     let timeout = service.config.current().limits.privileged_iq_timeout;
     let (answer, outcome) = if op.set {
-        set(&service.hub, &op, timeout).await
+        set(&service, &op, timeout).await
     } else {
         get(&service.hub, &op, timeout).await
     };
@@ -147,7 +149,14 @@ async fn get(hub: &Hub, op: &RosterOp, timeout: std::time::Duration) -> (Bytes, 
 
 /// RFC 6121 allows one item per set, so a multi-item set from the entity (slixmpp's
 /// `set_roster` sends several) is applied item by item and answered once (checklist 46).
-async fn set(hub: &Hub, op: &RosterOp, timeout: std::time::Duration) -> (Bytes, &'static str) {
+/// For a user with no session through the proxy, the set is queued in the durable
+/// store and applied at the next login; the entity gets its result once it is stored.
+async fn set(
+    service: &Privilege,
+    op: &RosterOp,
+    timeout: std::time::Duration,
+) -> (Bytes, &'static str) {
+    let hub = &service.hub;
     if op.items.is_empty() {
         return (
             op.error("modify", "bad-request", Some("a roster set needs an item")),
@@ -163,16 +172,11 @@ async fn set(hub: &Hub, op: &RosterOp, timeout: std::time::Duration) -> (Bytes, 
             }
         }
     }
+    if hub.sessions.any_for_bare(&op.user).is_none() {
+        return queue(service, op);
+    }
     for item in prepared {
-        let built = |id: &str| {
-            let mut iq = BytesMut::new();
-            iq.extend_from_slice(
-                format!("<iq type='set' id='{id}'><query xmlns='{NS_ROSTER}'>").as_bytes(),
-            );
-            iq.extend_from_slice(&item.bytes);
-            iq.extend_from_slice(b"</query></iq>");
-            iq.freeze()
-        };
+        let built = |id: &str| set_iq(id, &item.bytes);
         match request(hub, &op.user, built, timeout).await {
             Ok((full, answer)) => {
                 if is_error(&answer) {
@@ -190,6 +194,76 @@ async fn set(hub: &Hub, op: &RosterOp, timeout: std::time::Duration) -> (Bytes, 
         escape_attr(&op.id)
     ));
     (done, "ok")
+}
+
+/// A roster set of one prepared item, with this `id`.
+pub fn set_iq(id: &str, item: &[u8]) -> Bytes {
+    let mut iq = BytesMut::new();
+    iq.extend_from_slice(
+        format!("<iq type='set' id='{id}'><query xmlns='{NS_ROSTER}'>").as_bytes(),
+    );
+    iq.extend_from_slice(item);
+    iq.extend_from_slice(b"</query></iq>");
+    iq.freeze()
+}
+
+/// Stores the set for the user's next login; the entity's answer.
+fn queue(service: &Privilege, op: &RosterOp) -> (Bytes, &'static str) {
+    let mut query = BytesMut::from(format!("<query xmlns='{NS_ROSTER}'>").as_bytes());
+    for item in &op.items {
+        query.extend_from_slice(item);
+    }
+    query.extend_from_slice(b"</query>");
+    let queued = Queued {
+        kind: OpKind::RosterSet,
+        entity: op.component.clone(),
+        queued_at: SystemTime::now(),
+        stanza: query.freeze(),
+    };
+    let max = service.config.current().store.max_queued_per_user;
+    match service.store.enqueue(&op.user, &queued, max) {
+        Ok(_) => {
+            crate::store::count(OpKind::RosterSet, "queued", 1);
+            let done = Bytes::from(format!(
+                "<iq type='result' from='{}' to='{}' id='{}'/>",
+                escape_attr(&op.user),
+                escape_attr(&op.component),
+                escape_attr(&op.id)
+            ));
+            (done, "queued")
+        }
+        Err(error @ EnqueueError::Full { .. }) => {
+            crate::store::count(OpKind::RosterSet, "full", 1);
+            let text = error.to_string();
+            (
+                op.error("wait", "resource-constraint", Some(&text)),
+                "queue_full",
+            )
+        }
+        Err(EnqueueError::Store(error)) => {
+            tracing::error!(%error, "cannot queue a privileged roster set");
+            crate::store::count(OpKind::RosterSet, "error", 1);
+            let text = "the proxy could not store the roster set";
+            (
+                op.error("wait", "internal-server-error", Some(text)),
+                "store_error",
+            )
+        }
+    }
+}
+
+/// The items of a queued set (as [`queue`] stored it), prepared again for `user`.
+pub fn queued_items(stored: &Bytes, user: &str) -> Vec<Prepared> {
+    let Ok(stanza) = Stanza::standalone(stored.clone()) else {
+        return Vec::new();
+    };
+    children(stanza.bytes(), Some(NS_ROSTER))
+        .unwrap_or_default()
+        .into_iter()
+        .filter(|c| c.name == "item")
+        .filter_map(|c| extract_element(&stanza, c.range).ok())
+        .filter_map(|item| prepare_item(user, &item).ok())
+        .collect()
 }
 
 /// One roster item as it goes to the server, and what subscription to complete.

@@ -42,19 +42,26 @@ impl Wanted {
 /// Sends the presences that make the server's subscription state match `wanted`, on
 /// the session `full` of the user.
 pub fn complete(hub: &Hub, full: &str, contact: &str, wanted: Wanted) {
-    if wanted == Wanted::None {
-        return;
-    }
     let Some(session) = hub.sessions.get(full) else {
         return;
     };
+    for command in commands(contact, wanted) {
+        let _ = session.send(command);
+    }
+}
+
+/// What a user's session carries out, in order, to make the subscription with
+/// `contact` match `wanted`.
+pub fn commands(contact: &str, wanted: Wanted) -> Vec<Command> {
+    let mut out = Vec::new();
     if wanted.approves() {
-        let _ = session.send(Command::ToServer(presence("subscribed", contact)));
+        out.push(Command::ToServer(presence("subscribed", contact)));
     }
     if wanted.requests() {
-        let _ = session.send(Command::ExpectSubscribed(contact.to_owned()));
-        let _ = session.send(Command::ToServer(presence("subscribe", contact)));
+        out.push(Command::ExpectSubscribed(contact.to_owned()));
+        out.push(Command::ToServer(presence("subscribe", contact)));
     }
+    out
 }
 
 fn presence(kind: &str, to: &str) -> Bytes {
