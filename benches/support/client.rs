@@ -62,11 +62,19 @@ async fn expect<S: AsyncRead + Unpin>(
 
 /// Full login through resource binding as `user<n>`.
 pub async fn login<S: AsyncRead + AsyncWrite + Unpin>(stream: &mut S, user: u64) -> io::Result<()> {
+    login_as(stream, &format!("user{user}")).await
+}
+
+/// Full login through resource binding as `user`.
+pub async fn login_as<S: AsyncRead + AsyncWrite + Unpin>(
+    stream: &mut S,
+    user: &str,
+) -> io::Result<()> {
     use base64::Engine as _;
     let mut buf = Vec::with_capacity(1024);
     stream.write_all(header().as_bytes()).await?;
     expect(stream, &mut buf, b"</stream:features>").await?;
-    let creds = base64::engine::general_purpose::STANDARD.encode(format!("\0user{user}\0secret"));
+    let creds = base64::engine::general_purpose::STANDARD.encode(format!("\0{user}\0secret"));
     let auth =
         format!("<auth xmlns='urn:ietf:params:xml:ns:xmpp-sasl' mechanism='PLAIN'>{creds}</auth>");
     stream.write_all(auth.as_bytes()).await?;

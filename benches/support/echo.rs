@@ -46,7 +46,9 @@ pub async fn spawn() -> SocketAddr {
 
 async fn serve(mut tcp: TcpStream) -> std::io::Result<()> {
     tcp.set_nodelay(true)?;
-    let user = NEXT_USER.fetch_add(1, Ordering::Relaxed);
+    // Bound as the SASL PLAIN user when there is one (the login bench addresses
+    // queued work to it), else as the next `user<n>`.
+    let mut user = format!("user{}", NEXT_USER.fetch_add(1, Ordering::Relaxed));
     let mut framer = Framer::default();
     let mut out: Vec<u8> = Vec::with_capacity(1024);
     let mut authenticated = false;
@@ -77,6 +79,9 @@ async fn serve(mut tcp: TcpStream) -> std::io::Result<()> {
                     };
                     match head.name() {
                         "auth" => {
+                            if let Some(name) = plain_user(stanza.bytes()) {
+                                user = name;
+                            }
                             out.extend_from_slice(SUCCESS);
                             framer.restart();
                             authenticated = true;
@@ -86,7 +91,7 @@ async fn serve(mut tcp: TcpStream) -> std::io::Result<()> {
                             out.extend_from_slice(
                                 format!(
                                     "<iq type='result' id='{id}'><bind xmlns='urn:ietf:params:xml:ns:xmpp-bind'>\
-                                     <jid>user{user}@bench.local/r</jid></bind></iq>"
+                                     <jid>{user}@bench.local/r</jid></bind></iq>"
                                 )
                                 .as_bytes(),
                             );
@@ -124,4 +129,18 @@ async fn serve(mut tcp: TcpStream) -> std::io::Result<()> {
             return Ok(());
         }
     }
+}
+
+/// The authentication identity of a SASL PLAIN `<auth/>` (`\0user\0password`).
+fn plain_user(auth: &[u8]) -> Option<String> {
+    use base64::Engine as _;
+    let start = memchr::memchr(b'>', auth)? + 1;
+    let end = memchr::memmem::rfind(auth, b"</auth>")?;
+    let decoded = base64::engine::general_purpose::STANDARD
+        .decode(auth.get(start..end)?)
+        .ok()?;
+    let mut parts = decoded.split(|b| *b == 0);
+    let _authzid = parts.next()?;
+    let user = std::str::from_utf8(parts.next()?).ok()?;
+    (!user.is_empty()).then(|| user.to_owned())
 }
