@@ -34,16 +34,18 @@ impl Shared {
         let current = config.current();
         let hub = Arc::new(Hub::default());
         let roster = Arc::new(RosterService::new(hub.clone(), config.clone()));
+        let delegation = Arc::new(Delegations::new(hub.clone(), config.clone()));
         let shared = Shared {
             server_tls: ServerTls::new(&current)?,
             upstream_tls: arc_swap::ArcSwapOption::empty(),
-            delegation: Arc::new(Delegations::new(hub.clone(), config.clone())),
             privilege: Arc::new(Privilege::new(
                 hub.clone(),
                 config.clone(),
                 roster.clone(),
                 store.clone(),
+                delegation.clone(),
             )),
+            delegation,
             store,
             roster,
             hub,

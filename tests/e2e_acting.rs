@@ -303,3 +303,69 @@ async fn a_roster_set_for_an_offline_user_is_answered_and_applied_at_login() {
         .and_then(|g| g.text());
     assert_eq!(group, Some("Friends"));
 }
+
+/// The delegation route: a privileged IQ in a namespace delegated for the user's domain
+/// goes to the delegate as the user's own IQ (from the user's bare JID), with the user
+/// offline, and the delegate's answer comes back to the entity, wrapped as XEP-0356
+/// says. (libervia-pubsub serving PEP through delegation, asked by a gateway.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_privileged_iq_in_a_delegated_namespace_goes_to_the_delegate_for_an_offline_user() {
+    const DELEGATE: &str = "pubsub.localhost";
+    const NS: &str = "urn:example:delegated";
+    let Some(_peers) = peers() else { return };
+    let prosody = Prosody::start(
+        &ProsodySpec::default()
+            .with_component(GATEWAY, SECRET)
+            .with_component(DELEGATE, SECRET),
+    );
+    let spec = ProxySpec::plaintext()
+        .with_component(GATEWAY, SECRET)
+        .with_component(DELEGATE, SECRET)
+        .with_extra(&format!(
+            "[hosts.\"localhost\".privileged_entities.\"{GATEWAY}\"]\niq = {{ \"{NS}\" = \"get\" }}\n\
+[hosts.\"localhost\".delegations.\"{NS}\"]\njid = \"{DELEGATE}\"\n"
+        ));
+    let proxy = Proxy::start(&spec, &prosody);
+    let mut delegate = Raw::component(proxy.ports.component, DELEGATE, SECRET).await;
+    let mut gw = Raw::component(proxy.ports.component, GATEWAY, SECRET).await;
+    gw.next_stanza().await;
+    gw.send(&format!(
+        "<iq type='get' id='pi' from='{GATEWAY}' to='alice@localhost'><privileged_iq xmlns='urn:xmpp:privilege:2'>\
+<iq xmlns='jabber:client' type='get' id='inner' to='alice@localhost'><query xmlns='{NS}'/></iq></privileged_iq></iq>"
+    ))
+    .await;
+    let wrapper = delegate
+        .until(|s| s.head().unwrap().name() == "iq" && text(s).contains("<delegation"))
+        .await;
+    let wrapped = text(&wrapper);
+    assert!(
+        wrapped.contains("from='alice@localhost'"),
+        "as alice's own IQ: {wrapped}"
+    );
+    let wrapper_id = wrapper.head().unwrap().id().expect("id").into_owned();
+    delegate
+        .send(&format!(
+            "<iq type='result' id='{wrapper_id}' from='{DELEGATE}' to='localhost'><delegation xmlns='urn:xmpp:delegation:2'>\
+<forwarded xmlns='urn:xmpp:forward:0'><iq xmlns='jabber:client' type='result' id='inner' from='alice@localhost' to='alice@localhost'>\
+<query xmlns='{NS}'><answer>42</answer></query></iq></forwarded></delegation></iq>"
+        ))
+        .await;
+    let answer = gw
+        .until(|s| s.head().unwrap().id().as_deref() == Some("pi"))
+        .await;
+    let t = text(&answer);
+    assert_eq!(
+        answer.head().unwrap().type_().as_deref(),
+        Some("result"),
+        "{t}"
+    );
+    assert!(
+        t.contains("<privilege xmlns='urn:xmpp:privilege:2'>"),
+        "{t}"
+    );
+    assert!(
+        t.contains("<answer>42</answer>"),
+        "the delegate's answer: {t}"
+    );
+    assert!(t.contains("id='inner'"), "the entity's inner id: {t}");
+}

@@ -25,7 +25,7 @@ use crate::hub::{Command, Hub, QueueError};
 use crate::jid::Jid;
 use crate::util::Slots;
 use crate::xml::{Head, Stanza};
-use pending::{Outcome, Pending, Waiting};
+use pending::{AnswerTo, Outcome, Pending, Waiting};
 use reply::Original;
 use table::{Rule, Table};
 
@@ -102,6 +102,32 @@ impl Delegations {
         head: &Head,
         sender: &str,
     ) -> Option<Bytes> {
+        self.delegate_to(rule, stanza, head, sender, AnswerTo::Session)
+    }
+
+    /// [`Delegations::delegate`] for an IQ sent as a user (`sender`, a bare JID) by
+    /// someone else, e.g. a privileged entity: as the server would route the user's
+    /// own IQ, whether the user is online or not. `answer` gets the answer the user's
+    /// session would have got; the returned error is that answer when the IQ cannot go.
+    pub fn delegate_as_user(
+        self: &Arc<Self>,
+        rule: &Rule,
+        stanza: &Stanza,
+        head: &Head,
+        sender: &str,
+        answer: Box<dyn FnOnce(Bytes) + Send + Sync>,
+    ) -> Option<Bytes> {
+        self.delegate_to(rule, stanza, head, sender, AnswerTo::Callback(answer))
+    }
+
+    fn delegate_to(
+        self: &Arc<Self>,
+        rule: &Rule,
+        stanza: &Stanza,
+        head: &Head,
+        sender: &str,
+        answer_to: AnswerTo,
+    ) -> Option<Bytes> {
         let original = Original {
             sender: sender.to_owned(),
             id: head.id().map(|id| id.into_owned()).unwrap_or_default(),
@@ -116,14 +142,20 @@ impl Delegations {
         };
         let cfg = self.config.current();
         let quotas = &cfg.limits.quotas;
-        let Some(session_slot) = self
-            .per_session
-            .start(sender, quotas.max_delegations_per_session)
-        else {
-            pending::count(&rule.ns, Outcome::Refused);
-            let text = "too many of your requests are waiting for the service";
-            return Some(reply::resource_constraint(&original, text));
-        };
+        let mut slots = Vec::with_capacity(2);
+        // A session's own IQs count against its quota; an entity's count against the
+        // entity's privileged-operation quota, where they come from.
+        if matches!(answer_to, AnswerTo::Session) {
+            let Some(session_slot) = self
+                .per_session
+                .start(sender, quotas.max_delegations_per_session)
+            else {
+                pending::count(&rule.ns, Outcome::Refused);
+                let text = "too many of your requests are waiting for the service";
+                return Some(reply::resource_constraint(&original, text));
+            };
+            slots.push(session_slot);
+        }
         let Some(component_slot) = self
             .per_component
             .start(&rule.component, quotas.max_delegations_per_component)
@@ -142,12 +174,14 @@ impl Delegations {
             rule.wrapper_ns(),
             sender,
         );
+        slots.push(component_slot);
         let waiting = Waiting::Client {
             original: original.clone(),
+            answer_to,
             ns: rule.ns.clone(),
             wrapper_ns: rule.wrapper_ns(),
             started: Instant::now(),
-            slots: Box::new([session_slot, component_slot]),
+            slots: slots.into_boxed_slice(),
         };
         let timeout = cfg.limits.delegation_timeout;
         self.pending
@@ -194,6 +228,7 @@ impl Delegations {
         match waiting {
             Waiting::Client {
                 original,
+                answer_to,
                 ns,
                 wrapper_ns,
                 started,
@@ -202,7 +237,7 @@ impl Delegations {
                 let (answer, outcome) = client_answer(stanza, head, wrapper_ns, &original);
                 pending::count(&ns, outcome);
                 pending::observe(started);
-                self.deliver(&original.sender, answer);
+                self.answer(&original, answer_to, answer);
             }
             Waiting::Nesting { domain, ns, level } => {
                 self.disco
@@ -219,16 +254,31 @@ impl Delegations {
             "answering what waits on a gone component"
         );
         for (_, waiting) in self.pending.drain_component(component) {
-            if let Waiting::Client { original, ns, .. } = waiting {
+            if let Waiting::Client {
+                original,
+                answer_to,
+                ns,
+                ..
+            } = waiting
+            {
                 pending::count(&ns, Outcome::ComponentOffline);
                 let text = "the service disconnected before answering";
-                self.deliver(
-                    &original.sender,
+                self.answer(
+                    &original,
+                    answer_to,
                     reply::service_unavailable(&original, Some(text)),
                 );
             }
         }
         self.disco.forget_component(component);
+    }
+
+    /// Hands the answer to whoever waits for it.
+    fn answer(&self, original: &Original, to: AnswerTo, answer: Bytes) {
+        match to {
+            AnswerTo::Session => self.deliver(&original.sender, answer),
+            AnswerTo::Callback(callback) => callback(answer),
+        }
     }
 
     /// Hands an answer to the client's session (wherever it is now, e.g. after a

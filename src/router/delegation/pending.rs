@@ -53,16 +53,36 @@ pub fn observe(started: Instant) {
     histogram!(RTT_SECONDS).record(started.elapsed().as_secs_f64());
 }
 
+/// Where the answer to a delegated IQ goes.
+pub enum AnswerTo {
+    /// The client session that sent it (`Original::sender`, a full JID).
+    Session,
+    /// Whoever sent it for a user without that user's session (a privileged entity):
+    /// handed the answer as the user's session would have got it.
+    Callback(Box<dyn FnOnce(bytes::Bytes) + Send + Sync>),
+}
+
+impl std::fmt::Debug for AnswerTo {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            AnswerTo::Session => f.write_str("Session"),
+            AnswerTo::Callback(_) => f.write_str("Callback"),
+        }
+    }
+}
+
 /// What one wrapper id stands for.
 #[derive(Debug)]
 pub enum Waiting {
     Client {
         original: Original,
+        answer_to: AnswerTo,
         ns: String,
         wrapper_ns: &'static str,
         started: Instant,
-        /// Held while the IQ waits: the per-session and per-component quotas.
-        slots: Box<[Slot; 2]>,
+        /// Held while the IQ waits: the quotas it counts against (per session, per
+        /// component).
+        slots: Box<[Slot]>,
     },
     Nesting {
         domain: String,
@@ -157,12 +177,19 @@ fn expire(service: &Delegations, id: &str) {
     let Some((component, waiting)) = service.pending.remove(id) else {
         return;
     };
-    if let Waiting::Client { original, ns, .. } = waiting {
+    if let Waiting::Client {
+        original,
+        answer_to,
+        ns,
+        ..
+    } = waiting
+    {
         tracing::info!(component, ns, "delegated IQ timed out");
         count(&ns, Outcome::Timeout);
         let text = "the service did not answer in time";
-        service.deliver(
-            &original.sender,
+        service.answer(
+            &original,
+            answer_to,
             super::reply::service_unavailable(&original, Some(text)),
         );
     }

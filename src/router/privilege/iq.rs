@@ -10,13 +10,14 @@ use super::Privilege;
 use super::{answer_component, count, iq_error, Op};
 use crate::config::Privileges;
 use crate::jid::Jid;
+use crate::router::delegation::Decision;
 use crate::xml::children::strict_children;
 use crate::xml::ns::{NS_CLIENT, NS_FORWARD, NS_PRIVILEGE};
 use crate::xml::writer::{close_element, push_attr};
 use crate::xml::{extract_children, extract_element, Head, Stanza};
 
 /// A checked privileged IQ, ready to be sent as the user.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub struct PrivilegedIq {
     pub component: String,
     pub user: String,
@@ -163,6 +164,9 @@ pub fn check(
 
 /// Sends it as the user and answers the component.
 pub async fn run(service: Arc<Privilege>, iq: PrivilegedIq) {
+    if via_delegation(&service, &iq) {
+        return;
+    }
     let timeout = service.config.current().limits.privileged_iq_timeout;
     let built = |id: &str| iq.request(id);
     let (answer, outcome) = match request(&service.hub, &iq.user, built, timeout).await {
@@ -183,6 +187,51 @@ pub async fn run(service: Arc<Privilege>, iq: PrivilegedIq) {
     };
     count(Op::Iq, outcome);
     answer_component(&service.hub, &iq.component, answer);
+}
+
+/// The delegation route: an IQ in a namespace delegated for the user's domain goes to
+/// the delegate as the user's own IQ would (from the user's bare JID), whether the user
+/// is online or not, and its answer comes back to the entity. `false`: not delegated.
+fn via_delegation(service: &Privilege, iq: &PrivilegedIq) -> bool {
+    let Some(domain) = Jid::parse(&iq.user)
+        .ok()
+        .map(|j| j.domain().as_str().to_owned())
+    else {
+        return false;
+    };
+    let Ok(inner) = Stanza::standalone(iq.request(&iq.inner_id)) else {
+        return false;
+    };
+    let Ok(head) = inner.head() else {
+        return false;
+    };
+    let Decision::Delegate(rule) = service.delegation.decide(head, &domain) else {
+        return false;
+    };
+    let (hub, for_answer) = (service.hub.clone(), iq.clone());
+    let on_answer = Box::new(move |answer: Bytes| {
+        let (wrapped, outcome) = wrap_response(&for_answer, &answer);
+        count(Op::Iq, delegated(outcome));
+        answer_component(&hub, &for_answer.component, wrapped);
+    });
+    // When it cannot go, the error is the answer the user would have had.
+    if let Some(error) = service
+        .delegation
+        .delegate_as_user(&rule, &inner, head, &iq.user, on_answer)
+    {
+        let (wrapped, outcome) = wrap_response(iq, &error);
+        count(Op::Iq, delegated(outcome));
+        answer_component(&service.hub, &iq.component, wrapped);
+    }
+    true
+}
+
+/// The metric outcome of an IQ that went the delegation route.
+fn delegated(outcome: &'static str) -> &'static str {
+    match outcome {
+        "ok" => "delegated",
+        _ => "delegated_error",
+    }
 }
 
 /// `<iq type=T from=USER to=COMPONENT id=TOP><privilege><forwarded><iq …response…/>`;

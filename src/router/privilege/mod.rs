@@ -28,6 +28,7 @@ use crate::config::{Config, PrivilegeNs};
 use crate::hub::{bare, Hub};
 use crate::jid::{BareJid, Domain, Jid};
 use crate::roster::RosterService;
+use crate::router::delegation::Delegations;
 use crate::store::Store;
 use crate::xml::writer::{stanza_error, StanzaError};
 use crate::xml::{extract_stanza_for_stream, Head, ReaddressError, Stanza};
@@ -139,6 +140,8 @@ pub struct Privilege {
     pub(crate) config: Arc<ConfigHandle>,
     pub(crate) roster: Arc<RosterService>,
     pub(crate) store: Arc<dyn Store>,
+    /// For the delegation route: privileged IQs in a delegated namespace.
+    pub(crate) delegation: Arc<Delegations>,
     table: ArcSwap<(Option<Arc<Config>>, Arc<Table>)>,
     pub presence: presence::Book,
     pub pushes: pushes::Pushes,
@@ -152,12 +155,14 @@ impl Privilege {
         config: Arc<ConfigHandle>,
         roster: Arc<RosterService>,
         store: Arc<dyn Store>,
+        delegation: Arc<Delegations>,
     ) -> Self {
         Privilege {
             hub,
             config,
             roster,
             store,
+            delegation,
             table: ArcSwap::from_pointee((None, Arc::new(Table::default()))),
             presence: presence::Book::default(),
             pushes: pushes::Pushes::default(),
