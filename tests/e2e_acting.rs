@@ -369,3 +369,51 @@ async fn a_privileged_iq_in_a_delegated_namespace_goes_to_the_delegate_for_an_of
     );
     assert!(t.contains("id='inner'"), "the entity's inner id: {t}");
 }
+
+/// Roster reads for a user who is offline come from the proxy's mirror of the last
+/// roster the server gave the user, kept current with the server's pushes; a user
+/// whose roster the proxy never saw gets `recipient-unavailable`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_roster_get_for_an_offline_user_reads_the_mirror() {
+    let Some(_peers) = peers() else { return };
+    let (_prosody, proxy) = setup("roster = \"both\"\n");
+    let mut gw = Raw::component(proxy.ports.component, GATEWAY, SECRET).await;
+    gw.next_stanza().await;
+    let get = |id: &str| {
+        format!("<iq type='get' id='{id}' from='{GATEWAY}' to='alice@localhost'><query xmlns='jabber:iq:roster'/></iq>")
+    };
+    // Never seen: refused.
+    gw.send(&get("g0")).await;
+    let answer = gw
+        .until(|s| s.head().unwrap().id().as_deref() == Some("g0"))
+        .await;
+    assert_eq!(
+        stanza_error_condition(answer.bytes()).as_deref(),
+        Some("recipient-unavailable")
+    );
+    // Alice logs in, reads her roster (bob), adds dave: the mirror follows.
+    let mut alice = Raw::login(proxy.c2s(), "alice").await;
+    alice
+        .send("<iq type='get' id='r1'><query xmlns='jabber:iq:roster'/></iq>")
+        .await;
+    alice.expect_iq("r1").await;
+    alice
+        .send("<iq type='set' id='r2'><query xmlns='jabber:iq:roster'><item jid='dave@localhost' name='Dave'/></query></iq>")
+        .await;
+    alice.expect_iq("r2").await;
+    drop(alice);
+    // Offline again (the proxy saw the connection end): the entity reads the mirror.
+    await_metric(&proxy, "stanzagate_connections_open{listener=\"c2s\"}", "0").await;
+    gw.send(&get("g1")).await;
+    let answer = gw
+        .until(|s| s.head().unwrap().id().as_deref() == Some("g1"))
+        .await;
+    let t = text(&answer);
+    assert!(
+        t.contains("bob@localhost") && t.contains("name='Dave'"),
+        "{t}"
+    );
+    let mirrored =
+        "stanzagate_privileged_operations_total{operation=\"roster_get\",outcome=\"mirror\"}";
+    assert_ne!(common::http::metric(proxy.ports.http, mirrored).await, "");
+}

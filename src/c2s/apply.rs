@@ -10,7 +10,7 @@ use super::relay::{Session, Stop};
 use super::stage::Stage;
 use crate::hub::{ActingError, Command};
 use crate::metrics::{FlowCounters, VERDICTS_TOTAL};
-use crate::router::privilege::presence;
+use crate::router::privilege::{mirror, presence};
 use crate::router::verdict::{
     Answer, ClientVerdict, Consumed, PassNote, Relayed, ServerNote, ServerVerdict,
 };
@@ -182,7 +182,16 @@ impl Session {
             ServerNote::None => {}
             ServerNote::CarbonsAnswered { enabled } => bound.route.carbons_answered(enabled),
             ServerNote::ContactPresence => privilege.contact_presence(&bound.jid, stanza),
-            ServerNote::RosterPush => privilege.roster_push(&bound.jid, stanza, head),
+            ServerNote::RosterPush => {
+                privilege.roster_push(&bound.jid, stanza, head);
+                privilege.mirror(&bound.jid, stanza, head, mirror::Change::Push);
+            }
+            ServerNote::RosterMirror => {
+                privilege.mirror(&bound.jid, stanza, head, mirror::Change::Push)
+            }
+            ServerNote::RosterResult => {
+                privilege.mirror(&bound.jid, stanza, head, mirror::Change::Whole)
+            }
         }
     }
 

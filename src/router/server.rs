@@ -55,8 +55,7 @@ fn iq(view: &ServerView<'_>, stanza: &Stanza, head: &Head) -> ServerVerdict {
         Some(enable) => ServerNote::CarbonsAnswered {
             enabled: (kind.as_deref() == Some("result")).then_some(enable),
         },
-        None if is_roster_push(view, head) => ServerNote::RosterPush,
-        None => ServerNote::None,
+        None => roster_note(view, head),
     };
     let relayed = match kind.as_deref() == Some("result") && !view.rules.delegations.is_empty() {
         true => rewrite_result(stanza, head, &view.rules.delegations, view.disco)
@@ -66,18 +65,24 @@ fn iq(view: &ServerView<'_>, stanza: &Stanza, head: &Head) -> ServerVerdict {
     ServerVerdict::Relay(relayed, note)
 }
 
-/// A roster push the server sent (RFC 6121 §2.1.6: no `from`, or the user's bare
-/// JID), when some entity is entitled to copies. A "push" from anyone else is
-/// ordinary traffic and never copied.
-fn is_roster_push(view: &ServerView<'_>, head: &Head) -> bool {
-    let push = head.type_().as_deref() == Some("set")
-        && head
-            .child()
-            .is_some_and(|c| c.name() == "query" && c.ns() == Some(NS_ROSTER));
-    push && from_own_account(head, view.jid)
-        && view.rules.privileges.wants(view.jid, |p: &Privileges| {
-            p.roster.allows_get() && p.roster_push
-        })
+/// What a roster IQ from the server means to privileges. Only the server's own: a
+/// push has no `from` or the user's bare JID (RFC 6121 §2.1.6), and so does the
+/// answer to a roster get. A "push" from anyone else is ordinary traffic, never
+/// copied or mirrored. Nothing is kept unless some entity may read this roster.
+fn roster_note(view: &ServerView<'_>, head: &Head) -> ServerNote {
+    let roster = head
+        .child()
+        .is_some_and(|c| c.name() == "query" && c.ns() == Some(NS_ROSTER));
+    if !roster || !from_own_account(head, view.jid) {
+        return ServerNote::None;
+    }
+    let wants = |grant: fn(&Privileges) -> bool| view.rules.privileges.wants(view.jid, grant);
+    match head.type_().as_deref() {
+        Some("set") if wants(|p| p.roster.allows_get() && p.roster_push) => ServerNote::RosterPush,
+        Some("set") if wants(|p| p.roster.allows_get()) => ServerNote::RosterMirror,
+        Some("result") if wants(|p| p.roster.allows_get()) => ServerNote::RosterResult,
+        _ => ServerNote::None,
+    }
 }
 
 fn from_own_account(head: &Head, full: &str) -> bool {

@@ -107,8 +107,15 @@ pub enum ServerNote {
     },
     /// A contact's presence: copied to entities holding `presence='roster'`.
     ContactPresence,
-    /// A roster push from the server: copied to entities holding roster pushes.
+    /// A roster push from the server: copied to entities holding roster pushes, and
+    /// applied to the proxy's mirror of the roster.
     RosterPush,
+    /// A roster push no entity wants a copy of, applied to the mirror only (some
+    /// entity may read this user's roster).
+    RosterMirror,
+    /// The user's whole roster as the server gave it: the mirror is replaced (read by
+    /// entities while the user is offline).
+    RosterResult,
 }
 
 /// Why the proxy took a server stanza.

@@ -18,6 +18,10 @@ use super::{millis, EnqueueError, Entry, OpKind, Queued, Store, StoreError};
 const QUEUE: TableDefinition<(&str, u64), &[u8]> = TableDefinition::new("queue");
 /// Counters: `next` is the next sequence number (global, so ids never repeat).
 const META: TableDefinition<&str, u64> = TableDefinition::new("meta");
+/// Mirrored rosters: (user, contact) → the `<item/>`.
+const ROSTER: TableDefinition<(&str, &str), &[u8]> = TableDefinition::new("roster");
+/// Users whose roster is mirrored → when it was last replaced (ms since the epoch).
+const MIRRORED: TableDefinition<&str, u64> = TableDefinition::new("mirrored");
 
 /// A queued operation as stored. JSON, so a record stays readable (and migratable)
 /// whatever the proxy's version.
@@ -45,6 +49,8 @@ impl Embedded {
         let txn = db.begin_write().map_err(|e| open(e.to_string()))?;
         txn.open_table(QUEUE).map_err(|e| open(e.to_string()))?;
         txn.open_table(META).map_err(|e| open(e.to_string()))?;
+        txn.open_table(ROSTER).map_err(|e| open(e.to_string()))?;
+        txn.open_table(MIRRORED).map_err(|e| open(e.to_string()))?;
         txn.commit().map_err(|e| open(e.to_string()))?;
         Ok(Embedded { db })
     }
@@ -136,6 +142,81 @@ impl Store for Embedded {
             self.remove(user, &ids)?;
         }
         Ok((entries, expired.into_iter().map(|(_, kind)| kind).collect()))
+    }
+
+    fn replace_roster(&self, user: &str, items: &[(String, Bytes)]) -> Result<(), StoreError> {
+        let mut txn = self.db.begin_write().map_err(backend)?;
+        // A mirror is a cache of the server's roster: losing the last update to a
+        // crash costs a stale read until the user's next login, not a lost operation,
+        // so it is not worth a disk flush at every login.
+        txn.set_durability(redb::Durability::Eventual);
+        {
+            let mut roster = txn.open_table(ROSTER).map_err(backend)?;
+            let old: Vec<String> = roster
+                .range((user, "")..)
+                .map_err(backend)?
+                .map_while(|item| item.ok())
+                .take_while(|(key, _)| key.value().0 == user)
+                .map(|(key, _)| key.value().1.to_owned())
+                .collect();
+            for contact in &old {
+                roster.remove((user, contact.as_str())).map_err(backend)?;
+            }
+            for (contact, item) in items {
+                roster
+                    .insert((user, contact.as_str()), &item[..])
+                    .map_err(backend)?;
+            }
+            let mut mirrored = txn.open_table(MIRRORED).map_err(backend)?;
+            mirrored
+                .insert(user, millis(SystemTime::now()))
+                .map_err(backend)?;
+        }
+        txn.commit().map_err(backend)
+    }
+
+    fn update_roster(
+        &self,
+        user: &str,
+        contact: &str,
+        item: Option<&Bytes>,
+    ) -> Result<(), StoreError> {
+        let mut txn = self.db.begin_write().map_err(backend)?;
+        txn.set_durability(redb::Durability::Eventual);
+        {
+            let mirrored = txn.open_table(MIRRORED).map_err(backend)?;
+            if mirrored.get(user).map_err(backend)?.is_none() {
+                return Ok(());
+            }
+            let mut roster = txn.open_table(ROSTER).map_err(backend)?;
+            match item {
+                Some(item) => {
+                    roster.insert((user, contact), &item[..]).map_err(backend)?;
+                }
+                None => {
+                    roster.remove((user, contact)).map_err(backend)?;
+                }
+            }
+        }
+        txn.commit().map_err(backend)
+    }
+
+    fn roster(&self, user: &str) -> Result<Option<Vec<Bytes>>, StoreError> {
+        let txn = self.db.begin_read().map_err(backend)?;
+        let mirrored = txn.open_table(MIRRORED).map_err(backend)?;
+        if mirrored.get(user).map_err(backend)?.is_none() {
+            return Ok(None);
+        }
+        let roster = txn.open_table(ROSTER).map_err(backend)?;
+        let mut items = Vec::new();
+        for item in roster.range((user, "")..).map_err(backend)? {
+            let (key, value) = item.map_err(backend)?;
+            if key.value().0 != user {
+                break;
+            }
+            items.push(Bytes::copy_from_slice(value.value()));
+        }
+        Ok(Some(items))
     }
 
     fn remove(&self, user: &str, ids: &[u64]) -> Result<(), StoreError> {
@@ -231,5 +312,43 @@ mod tests {
             Embedded::open(&path),
             Err(StoreError::Open { .. })
         ));
+    }
+
+    #[test]
+    fn roster_mirrors_are_replaced_and_updated_per_user() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Embedded::open(&dir.path().join("s.redb")).unwrap();
+        let item = |jid: &str| Bytes::from(format!("<item xmlns='jabber:iq:roster' jid='{jid}'/>"));
+        assert_eq!(store.roster("alice@a").unwrap(), None, "never mirrored");
+        // A push before any whole roster: nothing to apply it to.
+        store
+            .update_roster("alice@a", "bob@a", Some(&item("bob@a")))
+            .unwrap();
+        assert_eq!(store.roster("alice@a").unwrap(), None);
+        store
+            .replace_roster(
+                "alice@a",
+                &[
+                    ("bob@a".into(), item("bob@a")),
+                    ("carol@a".into(), item("carol@a")),
+                ],
+            )
+            .unwrap();
+        store
+            .replace_roster("alice@ab", &[("zed@a".into(), item("zed@a"))])
+            .unwrap();
+        store
+            .update_roster("alice@a", "dave@a", Some(&item("dave@a")))
+            .unwrap();
+        store.update_roster("alice@a", "bob@a", None).unwrap();
+        let got = store.roster("alice@a").unwrap().unwrap();
+        assert_eq!(got, [item("carol@a"), item("dave@a")]);
+        store.replace_roster("alice@a", &[]).unwrap();
+        assert_eq!(
+            store.roster("alice@a").unwrap(),
+            Some(vec![]),
+            "an empty roster is a roster"
+        );
+        assert_eq!(store.roster("alice@ab").unwrap().unwrap(), [item("zed@a")]);
     }
 }

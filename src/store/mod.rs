@@ -93,6 +93,22 @@ pub trait Store: Send + Sync {
 
     /// Removes operations (applied), in one transaction.
     fn remove(&self, user: &str, ids: &[u64]) -> Result<(), StoreError>;
+
+    /// Replaces the mirror of `user`'s roster with `items` (contact bare JID, the
+    /// `<item/>` as the server gave it, standalone).
+    fn replace_roster(&self, user: &str, items: &[(String, Bytes)]) -> Result<(), StoreError>;
+
+    /// Applies one roster push to the mirror: the item, or `None` for a removal. A
+    /// user without a mirror yet is left without one (a push is no whole roster).
+    fn update_roster(
+        &self,
+        user: &str,
+        contact: &str,
+        item: Option<&Bytes>,
+    ) -> Result<(), StoreError>;
+
+    /// The mirrored roster's items; `None` if the server never gave it.
+    fn roster(&self, user: &str) -> Result<Option<Vec<Bytes>>, StoreError>;
 }
 
 /// Queued operations by kind and outcome: `queued`, `full` (refused to the entity),

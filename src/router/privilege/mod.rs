@@ -11,6 +11,7 @@ pub mod advertise;
 pub mod inject;
 pub mod iq;
 pub mod message;
+pub mod mirror;
 pub mod presence;
 pub mod pushes;
 pub mod roster;
@@ -341,6 +342,12 @@ impl Privilege {
         let max = self.config.current().limits.quotas.max_push_copies;
         let copies = self.pushes.push(&table, user, stanza, head, max);
         self.send_copies("roster_push", copies);
+    }
+
+    /// A roster IQ the server sent the session `full`: kept in the roster mirror.
+    pub fn mirror(&self, full: &str, stanza: &Stanza, head: &Head, change: mirror::Change) {
+        let user = full.split('/').next().unwrap_or(full);
+        mirror::apply(self.store.as_ref(), user, stanza, head, change);
     }
 
     /// A roster change the proxy made itself (web-app rosters): copied to entities.

@@ -10,7 +10,6 @@ use super::inject::{request, InjectError};
 use super::Privilege;
 use super::{answer_component, count, iq_error, Op};
 use crate::config::Privileges;
-use crate::hub::Hub;
 use crate::jid::Jid;
 use crate::store::{EnqueueError, OpKind, Queued};
 use crate::xml::children::{children, Child};
@@ -91,7 +90,7 @@ pub async fn run(service: Arc<Privilege>, op: RosterOp) {
     let (answer, outcome) = if op.set {
         set(&service, &op, timeout).await
     } else {
-        get(&service.hub, &op, timeout).await
+        get(&service, &op, timeout).await
     };
     count(if op.set { Op::RosterSet } else { Op::RosterGet }, outcome);
     answer_component(&service.hub, &op.component, answer);
@@ -138,12 +137,58 @@ pub async fn run_web_app(service: Arc<Privilege>, op: RosterOp, domain: String) 
     answer_component(&service.hub, &op.component, answer);
 }
 
-async fn get(hub: &Hub, op: &RosterOp, timeout: std::time::Duration) -> (Bytes, &'static str) {
+async fn get(
+    service: &Privilege,
+    op: &RosterOp,
+    timeout: std::time::Duration,
+) -> (Bytes, &'static str) {
     let query = format!("<query xmlns='{NS_ROSTER}'/>");
     let built = |id: &str| Bytes::from(format!("<iq type='get' id='{id}'>{query}</iq>"));
-    match request(hub, &op.user, built, timeout).await {
+    match request(&service.hub, &op.user, built, timeout).await {
         Ok((_, answer)) => relay_answer(op, &answer),
+        Err(InjectError::NoSession(_)) => from_mirror(service, op),
         Err(error) => (unavailable(op, &error), error.label()),
+    }
+}
+
+/// A roster get for a user who is offline: the roster the server last gave the user
+/// (see [`super::mirror`]).
+fn from_mirror(service: &Privilege, op: &RosterOp) -> (Bytes, &'static str) {
+    match service.store.roster(&op.user) {
+        Ok(Some(items)) => {
+            let mut out = BytesMut::from(
+                format!(
+                    "<iq type='result' from='{}' to='{}' id='{}'><query xmlns='{NS_ROSTER}'>",
+                    escape_attr(&op.user),
+                    escape_attr(&op.component),
+                    escape_attr(&op.id)
+                )
+                .as_bytes(),
+            );
+            for item in items {
+                out.extend_from_slice(&item);
+            }
+            out.extend_from_slice(b"</query></iq>");
+            (out.freeze(), "mirror")
+        }
+        Ok(None) => {
+            let text = format!(
+                "{} has no session through this proxy, and the proxy has not seen their roster yet",
+                op.user
+            );
+            (
+                op.error("wait", "recipient-unavailable", Some(&text)),
+                "no_session",
+            )
+        }
+        Err(error) => {
+            tracing::error!(%error, "cannot read the roster mirror");
+            let text = "the proxy could not read its copy of the roster";
+            (
+                op.error("wait", "internal-server-error", Some(text)),
+                "store_error",
+            )
+        }
     }
 }
 

@@ -1,0 +1,70 @@
+//! The proxy's mirror of users' rosters, for entities that read the roster of a user
+//! who is offline (the server's answer needs the user's stream). Each whole roster the
+//! server gives the user replaces it; each push from the server updates it. Only
+//! rosters some entity may read are kept (see `router::server::roster_note`).
+
+use bytes::Bytes;
+
+use crate::jid::Jid;
+use crate::store::Store;
+use crate::xml::children::children;
+use crate::xml::ns::NS_ROSTER;
+use crate::xml::{extract_element, Head, Stanza};
+
+/// What to keep of a roster IQ from the server.
+pub enum Change {
+    /// A roster result: the whole roster.
+    Whole,
+    /// A push: the items it changes.
+    Push,
+}
+
+/// Applies a roster IQ the server sent the user `bare` to the mirror. Failures are
+/// logged: the mirror is a cache, and the user's session goes on.
+pub fn apply(store: &dyn Store, bare: &str, stanza: &Stanza, head: &Head, change: Change) {
+    let items = items(stanza, head);
+    let outcome = match change {
+        Change::Whole => {
+            let kept: Vec<(String, Bytes)> = items
+                .into_iter()
+                .filter_map(|(contact, item)| item.map(|item| (contact, item)))
+                .collect();
+            store.replace_roster(bare, &kept)
+        }
+        Change::Push => items
+            .iter()
+            .try_for_each(|(contact, item)| store.update_roster(bare, contact, item.as_ref())),
+    };
+    if let Err(error) = outcome {
+        tracing::warn!(%error, "roster mirror not updated");
+    }
+}
+
+/// The items of the roster query: (contact's prepared bare JID, the item standalone,
+/// or `None` for `subscription='remove'`). Unreadable items are skipped.
+fn items(stanza: &Stanza, head: &Head) -> Vec<(String, Option<Bytes>)> {
+    let Some(query) = head.child() else {
+        return Vec::new();
+    };
+    let range = query.range();
+    children(&stanza.bytes()[range.clone()], Some(NS_ROSTER))
+        .unwrap_or_default()
+        .into_iter()
+        .filter(|c| c.name == "item" && c.ns.as_deref() == Some(NS_ROSTER))
+        .filter_map(|c| {
+            let item = extract_element(
+                stanza,
+                range.start + c.range.start..range.start + c.range.end,
+            )
+            .ok()?;
+            let parsed = Stanza::standalone(item.clone()).ok()?;
+            let head = parsed.head().ok()?;
+            let contact = Jid::parse(&head.attr("jid")?).ok()?;
+            let removed = head.attr("subscription").as_deref() == Some("remove");
+            Some((
+                contact.bare().as_str().to_owned(),
+                (!removed).then_some(item),
+            ))
+        })
+        .collect()
+}
