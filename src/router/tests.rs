@@ -379,3 +379,31 @@ fn component_replies_and_operations_are_taken() {
         ComponentVerdict::Bounce(_)
     ));
 }
+
+/// The roster the server gives the user is kept for entities that may read it while
+/// the user is offline; a result from anyone else is not the user's roster.
+#[test]
+fn roster_results_from_the_server_are_mirrored() {
+    let (rules, state) = (rules(false), RouteState::default());
+    let result = |from: &str| {
+        format!("<iq type='result' id='r'{from}><query xmlns='jabber:iq:roster'><item jid='bob@x'/></query></iq>")
+    };
+    for from in ["", " from='alice@example.org'"] {
+        assert!(
+            matches!(
+                server_verdict(&rules, &state, &result(from)),
+                ServerVerdict::Relay(_, ServerNote::RosterResult)
+            ),
+            "from {from:?}"
+        );
+    }
+    assert!(matches!(
+        server_verdict(&rules, &state, &result(" from='mallory@evil.example'")),
+        ServerVerdict::Relay(_, ServerNote::None)
+    ));
+    // A roster set's empty result is no roster.
+    assert!(matches!(
+        server_verdict(&rules, &state, "<iq type='result' id='s'/>"),
+        ServerVerdict::Relay(_, ServerNote::None)
+    ));
+}
