@@ -14,7 +14,7 @@ use crate::hub::{Command, Hub};
 use crate::jid::Jid;
 
 use super::Privilege;
-use crate::store::{EnqueueError, OpKind, Queued};
+use crate::store::{OpKind, Queued};
 use crate::xml::children::strict_children;
 use crate::xml::ns::{NS_CARBONS, NS_CLIENT, NS_COMPONENT, NS_DELAY, NS_FORWARD, NS_PUBSUB_EVENT};
 use crate::xml::writer::{element_with, push_attr, stanza_error, StanzaError};
@@ -89,21 +89,9 @@ pub fn handle(
                     );
                     "no_session"
                 }
-                Err(Unqueued::Full(text)) => {
-                    answer_component(
-                        &service.hub,
-                        component,
-                        refuse("wait", "resource-constraint", &text),
-                    );
-                    "queue_full"
-                }
-                Err(Unqueued::Store(text)) => {
-                    answer_component(
-                        &service.hub,
-                        component,
-                        refuse("wait", "internal-server-error", &text),
-                    );
-                    "store_error"
+                Err(Unqueued::Refused(condition, text, outcome)) => {
+                    answer_component(&service.hub, component, refuse("wait", condition, &text));
+                    outcome
                 }
             },
         },
@@ -115,8 +103,8 @@ pub fn handle(
 enum Unqueued {
     /// Headlines and pubsub event notifications: not kept for later.
     Notification,
-    Full(String),
-    Store(String),
+    /// By the store: `(condition, text, metric outcome)`.
+    Refused(&'static str, String, &'static str),
 }
 
 /// Queues `message` for its sender's next login, stamped with a XEP-0203 `<delay/>`
@@ -132,32 +120,19 @@ fn queue(
         return Err(Unqueued::Notification);
     }
     let now = SystemTime::now();
-    let stanza = with_delay(message, domain, &crate::store::stamp(now))
-        .map_err(|_| Unqueued::Store("the message could not be stamped".into()))?;
+    let stanza = with_delay(message, domain, &crate::store::stamp(now)).map_err(|_| {
+        let text = "the message could not be stamped".to_owned();
+        Unqueued::Refused("internal-server-error", text, "store_error")
+    })?;
     let op = Queued {
         kind: OpKind::Message,
         entity: component.to_owned(),
         queued_at: now,
         stanza,
     };
-    let max = service.config.current().store.max_queued_per_user;
-    match service.store.enqueue(&message.from, &op, max) {
-        Ok(_) => {
-            crate::store::count(OpKind::Message, "queued", 1);
-            Ok(())
-        }
-        Err(error @ EnqueueError::Full { .. }) => {
-            crate::store::count(OpKind::Message, "full", 1);
-            Err(Unqueued::Full(error.to_string()))
-        }
-        Err(EnqueueError::Store(error)) => {
-            tracing::error!(%error, "cannot queue a privileged message");
-            crate::store::count(OpKind::Message, "error", 1);
-            Err(Unqueued::Store(
-                "the proxy could not store the message".into(),
-            ))
-        }
-    }
+    service
+        .enqueue(&message.from, &op)
+        .map_err(|(condition, text, outcome)| Unqueued::Refused(condition, text, outcome))
 }
 
 /// Whether a server would keep `message` for an offline user (RFC 6121 §8.5.2,

@@ -344,6 +344,33 @@ impl Privilege {
         self.send_copies("roster_push", copies);
     }
 
+    /// Stores `op` for `user`'s next login, counted. The refusal the entity gets
+    /// otherwise: `(condition, text, metric outcome)`, all of type `wait`.
+    pub(crate) fn enqueue(
+        &self,
+        user: &str,
+        op: &crate::store::Queued,
+    ) -> Result<(), (&'static str, String, &'static str)> {
+        use crate::store::{count, EnqueueError};
+        let max = self.config.current().store.max_queued_per_user;
+        match self.store.enqueue(user, op, max) {
+            Ok(_) => {
+                count(op.kind, "queued", 1);
+                Ok(())
+            }
+            Err(error @ EnqueueError::Full { .. }) => {
+                count(op.kind, "full", 1);
+                Err(("resource-constraint", error.to_string(), "queue_full"))
+            }
+            Err(EnqueueError::Store(error)) => {
+                tracing::error!(%error, kind = op.kind.as_str(), "cannot queue an operation");
+                count(op.kind, "error", 1);
+                let text = "the proxy could not store the operation".to_owned();
+                Err(("internal-server-error", text, "store_error"))
+            }
+        }
+    }
+
     /// A roster IQ the server sent the session `full`: kept in the roster mirror.
     pub fn mirror(&self, full: &str, stanza: &Stanza, head: &Head, change: mirror::Change) {
         let user = full.split('/').next().unwrap_or(full);

@@ -11,7 +11,7 @@ use super::Privilege;
 use super::{answer_component, count, iq_error, Op};
 use crate::config::Privileges;
 use crate::jid::Jid;
-use crate::store::{EnqueueError, OpKind, Queued};
+use crate::store::{OpKind, Queued};
 use crate::xml::children::{children, Child};
 use crate::xml::escape::escape_attr;
 use crate::xml::ns::NS_ROSTER;
@@ -77,6 +77,16 @@ impl RosterOp {
                 Some("no roster privilege for this operation"),
             )
         })
+    }
+
+    /// The empty `result` the entity gets for a set done (or stored for later).
+    fn result(&self) -> Bytes {
+        Bytes::from(format!(
+            "<iq type='result' from='{}' to='{}' id='{}'/>",
+            escape_attr(&self.user),
+            escape_attr(&self.component),
+            escape_attr(&self.id)
+        ))
     }
 
     fn error(&self, kind: &str, condition: &str, text: Option<&str>) -> Bytes {
@@ -232,13 +242,7 @@ async fn set(
             Err(error) => return (unavailable(op, &error), error.label()),
         }
     }
-    let done = Bytes::from(format!(
-        "<iq type='result' from='{}' to='{}' id='{}'/>",
-        escape_attr(&op.user),
-        escape_attr(&op.component),
-        escape_attr(&op.id)
-    ));
-    (done, "ok")
+    (op.result(), "ok")
 }
 
 /// A roster set of one prepared item, with this `id`.
@@ -265,35 +269,9 @@ fn queue(service: &Privilege, op: &RosterOp) -> (Bytes, &'static str) {
         queued_at: SystemTime::now(),
         stanza: query.freeze(),
     };
-    let max = service.config.current().store.max_queued_per_user;
-    match service.store.enqueue(&op.user, &queued, max) {
-        Ok(_) => {
-            crate::store::count(OpKind::RosterSet, "queued", 1);
-            let done = Bytes::from(format!(
-                "<iq type='result' from='{}' to='{}' id='{}'/>",
-                escape_attr(&op.user),
-                escape_attr(&op.component),
-                escape_attr(&op.id)
-            ));
-            (done, "queued")
-        }
-        Err(error @ EnqueueError::Full { .. }) => {
-            crate::store::count(OpKind::RosterSet, "full", 1);
-            let text = error.to_string();
-            (
-                op.error("wait", "resource-constraint", Some(&text)),
-                "queue_full",
-            )
-        }
-        Err(EnqueueError::Store(error)) => {
-            tracing::error!(%error, "cannot queue a privileged roster set");
-            crate::store::count(OpKind::RosterSet, "error", 1);
-            let text = "the proxy could not store the roster set";
-            (
-                op.error("wait", "internal-server-error", Some(text)),
-                "store_error",
-            )
-        }
+    match service.enqueue(&op.user, &queued) {
+        Ok(()) => (op.result(), "queued"),
+        Err((condition, text, outcome)) => (op.error("wait", condition, Some(&text)), outcome),
     }
 }
 
