@@ -417,3 +417,54 @@ async fn a_roster_get_for_an_offline_user_reads_the_mirror() {
         "stanzagate_privileged_operations_total{operation=\"roster_get\",outcome=\"mirror\"}";
     assert_ne!(common::http::metric(proxy.ports.http, mirrored).await, "");
 }
+
+/// A user account as privileged entity (the reference modules' own example,
+/// `privileged_entities = { ["romeo@…"] = { roster = "get" } }`): its session gets
+/// the advertisement at login, and its roster get for another user is carried out as
+/// a component's would be. Another user's identical request is ordinary traffic, which
+/// the server refuses.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_user_account_as_privileged_entity_reads_another_users_roster() {
+    let Some(_peers) = peers() else { return };
+    let prosody = Prosody::start(
+        &ProsodySpec::default()
+            .with_users(["romeo".to_owned()])
+            .with_subscription("alice", "bob"),
+    );
+    let spec = ProxySpec::plaintext().with_extra(
+        "[hosts.\"localhost\".privileged_entities.\"romeo@localhost\"]\nroster = \"get\"\n",
+    );
+    let proxy = Proxy::start(&spec, &prosody);
+    let _alice = Raw::login(proxy.c2s(), "alice").await;
+    let mut romeo = Raw::login(proxy.c2s(), "romeo").await;
+    let advertisement = romeo
+        .until(|s| {
+            s.head().unwrap().name() == "message" && text(s).contains("urn:xmpp:privilege:2")
+        })
+        .await;
+    let t = text(&advertisement);
+    assert!(
+        t.contains("from='localhost'") && t.contains("<perm access='roster' type='get'/>"),
+        "{t}"
+    );
+    let get = "<iq type='get' id='rg' to='alice@localhost'><query xmlns='jabber:iq:roster'/></iq>";
+    romeo.send(get).await;
+    let answer = romeo.expect_iq("rg").await;
+    let t = text(&answer);
+    assert_eq!(
+        answer.head().unwrap().type_().as_deref(),
+        Some("result"),
+        "{t}"
+    );
+    assert!(t.contains("bob@localhost"), "alice's roster: {t}");
+    // Bob holds no privilege: the same request goes to the server, which refuses it.
+    let mut bob = Raw::login(proxy.c2s(), "bob").await;
+    bob.send(get).await;
+    let refused = bob.expect_iq("rg").await;
+    assert_eq!(
+        refused.head().unwrap().type_().as_deref(),
+        Some("error"),
+        "{}",
+        text(&refused)
+    );
+}

@@ -59,6 +59,7 @@ impl ClientVerdict {
             ClientVerdict::Reject(_) => Some("reject"),
             ClientVerdict::Drop(dropped) => Some(dropped.label()),
             ClientVerdict::End(_) => Some("end"),
+            ClientVerdict::Privileged => Some("privileged"),
         }
     }
 }
@@ -110,6 +111,32 @@ impl Session {
             }
             ClientVerdict::Drop(_) => self.consume_up(),
             ClientVerdict::End(end) => Err(Stop::ClientError(end.condition, end.text)),
+            ClientVerdict::Privileged => {
+                self.consume_up()?;
+                let Some(jid) = self.stage.jid().map(str::to_owned) else {
+                    return Ok(());
+                };
+                // As a component's request, answered to this session (its full JID).
+                let privilege = &self.shared.privilege;
+                match privilege.classify(head, crate::config::PrivilegeNs::V2) {
+                    Some(operation) => privilege.carry_out(&jid, stanza, head, operation),
+                    None => {
+                        let error =
+                            crate::xml::writer::stanza_error(&crate::xml::writer::StanzaError {
+                                name: head.name(),
+                                id: head.id().as_deref(),
+                                from: None,
+                                to: Some(&jid),
+                                error_type: "modify",
+                                condition: "bad-request",
+                                text: Some("not a privileged request this proxy can carry out"),
+                                xmlns: None,
+                            });
+                        self.inject_down(error)?;
+                    }
+                }
+                Ok(())
+            }
         }
     }
 

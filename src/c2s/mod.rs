@@ -7,6 +7,7 @@
 mod apply;
 mod client;
 mod close;
+mod entity;
 mod features;
 mod listener;
 mod queued;

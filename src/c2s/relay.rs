@@ -427,6 +427,7 @@ impl Session {
                 }
                 // Back after a break: what was queued meanwhile goes out now.
                 self.apply_queued()?;
+                self.advertise_privileges()?;
             }
             return Ok(());
         }
@@ -458,6 +459,7 @@ impl Session {
                 // Bound inline (Bind2): the login is complete.
                 if self.stage.bound().is_some() {
                     self.apply_queued()?;
+                    self.advertise_privileges()?;
                 }
             }
             ("error", Some(NS_STREAMS)) => {
@@ -496,6 +498,7 @@ impl Session {
             if just_bound {
                 // Right after the bind result, before any client stanza is relayed.
                 self.apply_queued()?;
+                self.advertise_privileges()?;
             }
             return Ok(());
         };

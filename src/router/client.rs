@@ -8,7 +8,7 @@ use super::roster_admin;
 use super::rules::Rules;
 use super::session::RouteState;
 use super::verdict::{ClientVerdict, PassNote};
-use crate::xml::ns::NS_CARBONS;
+use crate::xml::ns::{NS_CARBONS, NS_PRIVILEGE, NS_ROSTER};
 use crate::xml::Head;
 
 /// What a verdict may read about the session.
@@ -23,10 +23,43 @@ pub struct ClientView<'a> {
 
 /// The verdict for a `jabber:client` stanza (`iq`, `message` or `presence`).
 pub fn verdict(view: &ClientView<'_>, head: &Head) -> ClientVerdict {
+    if privileged_request(view, head) {
+        return ClientVerdict::Privileged;
+    }
     match head.name() {
         "iq" => iq(view, head),
         "presence" => presence(view, head),
         _ => ClientVerdict::Pass(PassNote::None),
+    }
+}
+
+/// A user account that is a privileged entity acting as one: a roster get or set
+/// addressed to another account, a `<privileged_iq/>`, or a `<privilege/>` message to
+/// a domain. Anyone else's such stanza is ordinary traffic (the server refuses it).
+fn privileged_request(view: &ClientView<'_>, head: &Head) -> bool {
+    let own = crate::hub::bare(view.jid);
+    if !view.rules.privileges.is_entity(own) {
+        return false;
+    }
+    let Some(child) = head.child() else {
+        return false;
+    };
+    let Some(to) = head.to() else {
+        return false;
+    };
+    let (child_name, child_ns) = (child.name(), child.ns());
+    match head.name() {
+        "iq" if matches!(head.type_().as_deref(), Some("get" | "set")) => {
+            let other_account =
+                to.contains('@') && !to.contains('/') && crate::hub::bare(&to) != own;
+            let roster = child_name == "query" && child_ns == Some(NS_ROSTER);
+            let wrapped = child_name == "privileged_iq" && child_ns == Some(NS_PRIVILEGE);
+            (roster && other_account) || (wrapped && to.contains('@'))
+        }
+        "message" => {
+            !to.contains('@') && child_name == "privilege" && child_ns == Some(NS_PRIVILEGE)
+        }
+        _ => false,
     }
 }
 

@@ -407,3 +407,55 @@ fn roster_results_from_the_server_are_mirrored() {
         ServerVerdict::Relay(_, ServerNote::None)
     ));
 }
+
+/// A user account that is a privileged entity acting as one is taken by the proxy;
+/// the same stanzas from any other account are ordinary traffic for the server.
+#[test]
+fn a_user_account_entity_s_privileged_requests_are_taken() {
+    let base = config(false);
+    let mut cfg = base.clone();
+    if let Some(host) = cfg.hosts.get_mut("example.org") {
+        let grants = host.privileged_entities["c.example.org"].clone();
+        host.privileged_entities
+            .insert("alice@example.org".to_owned(), grants);
+    }
+    let entity = Rules {
+        delegations: Arc::new(Delegations::from_config(&cfg)),
+        privileges: Arc::new(Privileges::from_config(&cfg)),
+        web_roster: false,
+    };
+    let state = RouteState::default();
+    let privileged = [
+        "<iq type='get' id='r' to='bob@example.org'><query xmlns='jabber:iq:roster'/></iq>",
+        "<iq type='set' id='p' to='bob@example.org'><privileged_iq xmlns='urn:xmpp:privilege:2'/></iq>",
+        "<message to='example.org'><privilege xmlns='urn:xmpp:privilege:2'/></message>",
+    ];
+    for xml in privileged {
+        assert!(
+            matches!(
+                client_verdict(&entity, &state, xml),
+                ClientVerdict::Privileged
+            ),
+            "{xml}"
+        );
+        // Not an entity: relayed (the server refuses what it must).
+        assert!(
+            matches!(
+                client_verdict(&rules(false), &state, xml),
+                ClientVerdict::Pass(_)
+            ),
+            "{xml}"
+        );
+    }
+    // The entity's own roster and ordinary traffic stay its own.
+    for xml in [
+        "<iq type='get' id='o'><query xmlns='jabber:iq:roster'/></iq>",
+        "<iq type='get' id='o2' to='alice@example.org'><query xmlns='jabber:iq:roster'/></iq>",
+        "<message to='bob@example.org'><body>hi</body></message>",
+    ] {
+        assert!(
+            matches!(client_verdict(&entity, &state, xml), ClientVerdict::Pass(_)),
+            "{xml}"
+        );
+    }
+}

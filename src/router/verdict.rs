@@ -26,6 +26,10 @@ pub enum ClientVerdict {
     Drop(Dropped),
     /// The client's stream ends with this stream error.
     End(StreamEnd),
+    /// A privileged request from a user account that is a privileged entity (a roster
+    /// IQ to another user, a `<privileged_iq/>`, a `<privilege/>` message): carried out
+    /// as a component's would be; the server never sees it.
+    Privileged,
 }
 
 /// Side effects of a relayed client stanza.

@@ -26,7 +26,7 @@ use metrics::counter;
 
 use crate::config::ConfigHandle;
 use crate::config::{Config, PrivilegeNs};
-use crate::hub::{bare, Hub};
+use crate::hub::{bare, Command, Hub};
 use crate::jid::{BareJid, Domain, Jid};
 use crate::roster::RosterService;
 use crate::router::delegation::Delegations;
@@ -91,6 +91,25 @@ pub fn iq_error(
 
 /// Sends a stanza the proxy made to a connected component.
 pub fn answer_component(hub: &Hub, component: &str, stanza: Bytes) {
+    // A user account acting as a privileged entity: its session (full JID), or every
+    // session of the account (bare JID: presence copies, pushes, advertisements).
+    if component.contains('@') {
+        let sessions = match component.contains('/') {
+            true => vec![component.to_owned()],
+            false => hub.sessions.resources(component),
+        };
+        for full in sessions {
+            if let Some(session) = hub.sessions.get(&full) {
+                if session.send(Command::ToClient(stanza.clone())).is_err() {
+                    tracing::warn!(
+                        entity = full,
+                        "entity's session gone or busy; stanza dropped"
+                    );
+                }
+            }
+        }
+        return;
+    }
     match hub.components.get(component) {
         Some(handle) => {
             if handle.send(stanza).is_err() {
@@ -239,17 +258,21 @@ impl Privilege {
         operation: Operation,
     ) {
         let table = self.current();
+        // Grants and quotas are the entity's: a component's name, or a user account's
+        // bare JID when the request came from one of its sessions (`component` is then
+        // that session's full JID, where answers go).
+        let entity = crate::hub::bare(component);
         match operation {
             Operation::PushAnswer => self.pushes.answered(head),
             Operation::Message { domain } => {
-                let privileges = table.get(domain.as_str(), component);
+                let privileges = table.get(domain.as_str(), entity);
                 message::handle(self, component, domain.as_str(), stanza, head, privileges);
             }
             Operation::Iq { to } => {
                 let domain = Domain::from(to.domain());
-                let privileges = table.get(domain.as_str(), component);
+                let privileges = table.get(domain.as_str(), entity);
                 match iq::check(component, to.as_str(), stanza, head, privileges) {
-                    Ok(checked) => match self.ops.start(component, self.max_ops()) {
+                    Ok(checked) => match self.ops.start(entity, self.max_ops()) {
                         Some(slot) => {
                             let service = self.clone();
                             tokio::spawn(async move {
@@ -273,7 +296,7 @@ impl Privilege {
                 domain,
                 web_app,
             } => {
-                let privileges = table.get(domain.as_str(), component);
+                let privileges = table.get(domain.as_str(), entity);
                 let op = roster::RosterOp::parse(component, user.as_str(), stanza, head);
                 let kind = if op.set { Op::RosterSet } else { Op::RosterGet };
                 if let Some(refusal) = op.refused(privileges) {
@@ -281,7 +304,7 @@ impl Privilege {
                     answer_component(&self.hub, component, refusal);
                     return;
                 }
-                let Some(slot) = self.ops.start(component, self.max_ops()) else {
+                let Some(slot) = self.ops.start(entity, self.max_ops()) else {
                     count(kind, "busy");
                     answer_component(&self.hub, component, busy(component, &user, head));
                     return;

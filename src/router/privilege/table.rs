@@ -31,6 +31,14 @@ impl Table {
         self.by_domain.values().all(HashMap::is_empty)
     }
 
+    /// Whether `entity` (a component or a user account's bare JID) holds privileges
+    /// on some served domain.
+    pub fn is_entity(&self, entity: &str) -> bool {
+        self.by_domain
+            .values()
+            .any(|entities| entities.contains_key(entity))
+    }
+
     /// What `entity` may do on `domain` (`None`: nothing, as if unprivileged).
     pub fn get(&self, domain: &str, entity: &str) -> Option<&Privileges> {
         self.by_domain.get(domain)?.get(entity)
