@@ -468,3 +468,65 @@ async fn a_user_account_as_privileged_entity_reads_another_users_roster() {
         text(&refused)
     );
 }
+
+/// A user account as the delegate of a namespace: the delegated IQ reaches its
+/// available session of highest priority, and its answer (from its client stream)
+/// goes back to the requester; with no session online the requester gets
+/// `service-unavailable`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_user_account_as_delegate_answers_a_delegated_iq() {
+    const NS: &str = "urn:example:by-a-user";
+    let Some(_peers) = peers() else { return };
+    let prosody = Prosody::start(&ProsodySpec::default().with_users(["romeo".to_owned()]));
+    let spec = ProxySpec::plaintext().with_extra(&format!(
+        "[hosts.\"localhost\".delegations.\"{NS}\"]\njid = \"romeo@localhost\"\n"
+    ));
+    let proxy = Proxy::start(&spec, &prosody);
+    let mut alice = Raw::login(proxy.c2s(), "alice").await;
+    let ask =
+        |id: &str| format!("<iq type='get' id='{id}' to='localhost'><query xmlns='{NS}'/></iq>");
+    // Romeo offline: nobody to answer.
+    alice.send(&ask("q0")).await;
+    let answer = alice.expect_iq("q0").await;
+    assert_eq!(
+        stanza_error_condition(answer.bytes()).as_deref(),
+        Some("service-unavailable")
+    );
+    let mut romeo = Raw::login(proxy.c2s(), "romeo").await;
+    let romeo_jid = romeo.jid.clone().expect("jid");
+    romeo
+        .send("<presence><priority>5</priority></presence>")
+        .await;
+    romeo
+        .until(|s| {
+            let head = s.head().unwrap();
+            head.name() == "presence" && head.from().as_deref() == Some(romeo_jid.as_str())
+        })
+        .await;
+    alice.send(&ask("q1")).await;
+    let wrapper = romeo
+        .until(|s| s.head().unwrap().name() == "iq" && text(s).contains("<delegation"))
+        .await;
+    let wrapped = text(&wrapper);
+    assert!(
+        wrapped.contains("from='alice@localhost/"),
+        "alice's IQ: {wrapped}"
+    );
+    let wrapper_id = wrapper.head().unwrap().id().expect("id").into_owned();
+    let alice_jid = alice.jid.clone().expect("jid");
+    romeo
+        .send(&format!(
+            "<iq type='result' id='{wrapper_id}' to='localhost'><delegation xmlns='urn:xmpp:delegation:2'>\
+<forwarded xmlns='urn:xmpp:forward:0'><iq xmlns='jabber:client' type='result' id='q1' from='localhost' to='{alice_jid}'>\
+<query xmlns='{NS}'><answer>from romeo</answer></query></iq></forwarded></delegation></iq>"
+        ))
+        .await;
+    let answer = alice.expect_iq("q1").await;
+    let t = text(&answer);
+    assert_eq!(
+        answer.head().unwrap().type_().as_deref(),
+        Some("result"),
+        "{t}"
+    );
+    assert!(t.contains("from romeo"), "{t}");
+}

@@ -60,6 +60,7 @@ impl ClientVerdict {
             ClientVerdict::Drop(dropped) => Some(dropped.label()),
             ClientVerdict::End(_) => Some("end"),
             ClientVerdict::Privileged => Some("privileged"),
+            ClientVerdict::DelegationReply => Some("delegation_reply"),
         }
     }
 }
@@ -111,6 +112,13 @@ impl Session {
             }
             ClientVerdict::Drop(_) => self.consume_up(),
             ClientVerdict::End(end) => Err(Stop::ClientError(end.condition, end.text)),
+            ClientVerdict::DelegationReply => {
+                self.consume_up()?;
+                if let Some(jid) = self.stage.jid() {
+                    self.shared.delegation.user_reply(jid, stanza, head);
+                }
+                Ok(())
+            }
             ClientVerdict::Privileged => {
                 self.consume_up()?;
                 let Some(jid) = self.stage.jid().map(str::to_owned) else {

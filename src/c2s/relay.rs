@@ -338,11 +338,14 @@ impl Session {
         self.refresh_rules();
         let verdict = match &self.stage {
             Stage::Bound(bound) => {
+                let delegation = &self.shared.delegation;
+                let jid = bound.jid.as_str();
                 let view = client::ClientView {
-                    jid: &bound.jid,
+                    jid,
                     domain: &self.domain,
                     rules: &self.rules,
                     state: &bound.route,
+                    awaits_reply: &|id| delegation.awaits_reply(id, jid),
                 };
                 client::verdict(&view, head)
             }

@@ -19,6 +19,9 @@ pub struct ClientView<'a> {
     pub domain: &'a str,
     pub rules: &'a Rules,
     pub state: &'a RouteState,
+    /// Whether the proxy waits for this session's answer with this id (a user
+    /// account that is a delegate answering a delegated IQ).
+    pub awaits_reply: &'a dyn Fn(&str) -> bool,
 }
 
 /// The verdict for a `jabber:client` stanza (`iq`, `message` or `presence`).
@@ -64,6 +67,10 @@ fn privileged_request(view: &ClientView<'_>, head: &Head) -> bool {
 }
 
 fn iq(view: &ClientView<'_>, head: &Head) -> ClientVerdict {
+    let answer = matches!(head.type_().as_deref(), Some("result" | "error"));
+    if answer && head.id().is_some_and(|id| (view.awaits_reply)(&id)) {
+        return ClientVerdict::DelegationReply;
+    }
     if let Some(taken) = roster_admin::client_iq(view, head) {
         return taken;
     }

@@ -89,6 +89,7 @@ fn client_verdict(rules: &Rules, state: &RouteState, xml: &str) -> ClientVerdict
         domain: "example.org",
         rules,
         state,
+        awaits_reply: &|id| id == "awaited",
     };
     client::verdict(&view, s.head().unwrap())
 }
@@ -458,4 +459,44 @@ fn a_user_account_entity_s_privileged_requests_are_taken() {
             "{xml}"
         );
     }
+}
+
+/// A delegate's answer from its client stream is taken only for an id the proxy waits
+/// for from that session.
+#[test]
+fn a_user_delegate_s_answer_is_taken_only_when_awaited() {
+    let (rules, state) = (rules(false), RouteState::default());
+    assert!(matches!(
+        client_verdict(
+            &rules,
+            &state,
+            "<iq type='result' id='awaited' to='example.org'/>"
+        ),
+        ClientVerdict::DelegationReply
+    ));
+    assert!(matches!(
+        client_verdict(
+            &rules,
+            &state,
+            "<iq type='error' id='awaited' to='example.org'/>"
+        ),
+        ClientVerdict::DelegationReply
+    ));
+    assert!(matches!(
+        client_verdict(
+            &rules,
+            &state,
+            "<iq type='result' id='other' to='example.org'/>"
+        ),
+        ClientVerdict::Pass(_)
+    ));
+    // A request with that id is no answer.
+    assert!(!matches!(
+        client_verdict(
+            &rules,
+            &state,
+            "<iq type='get' id='awaited' to='example.org'><ping xmlns='urn:xmpp:ping'/></iq>"
+        ),
+        ClientVerdict::DelegationReply
+    ));
 }

@@ -30,6 +30,9 @@ pub enum ClientVerdict {
     /// IQ to another user, a `<privileged_iq/>`, a `<privilege/>` message): carried out
     /// as a component's would be; the server never sees it.
     Privileged,
+    /// The answer of a user account that is a delegate to a delegated IQ it got; the
+    /// server never sees it.
+    DelegationReply,
 }
 
 /// Side effects of a relayed client stanza.

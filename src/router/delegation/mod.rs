@@ -133,7 +133,7 @@ impl Delegations {
             id: head.id().map(|id| id.into_owned()).unwrap_or_default(),
             to: head.to().map(|to| to.into_owned()),
         };
-        let Some(component) = self.hub.components.get(&rule.component) else {
+        let Some(delegate) = self.delegate_of(&rule.component) else {
             pending::count(&rule.ns, Outcome::ComponentOffline);
             return Some(reply::service_unavailable(
                 &original,
@@ -184,10 +184,15 @@ impl Delegations {
             slots: slots.into_boxed_slice(),
         };
         let timeout = cfg.limits.delegation_timeout;
-        self.pending
-            .insert(self, id.clone(), rule.component.clone(), waiting, timeout);
+        self.pending.insert(
+            self,
+            id.clone(),
+            delegate.name().to_owned(),
+            waiting,
+            timeout,
+        );
         tracing::trace!(%id, "delegating");
-        if let Err(error) = component.send_for(sender, wrapped) {
+        if let Err(error) = delegate.send(sender, wrapped) {
             // Whoever takes the entry out answers: the component's departure may have
             // answered it already (exactly once, checklist 7).
             self.pending.remove(&id)?;
@@ -204,9 +209,64 @@ impl Delegations {
         None
     }
 
+    /// Where a rule's delegate is now: its component link, or, for a user account
+    /// (XEP-0355 lets one manage a namespace), one of its sessions: the configured
+    /// full JID's, or for a bare JID the available session of highest priority.
+    fn delegate_of(&self, jid: &str) -> Option<Delegate> {
+        if !jid.contains('@') {
+            let handle = self.hub.components.get(jid)?;
+            return Some(Delegate::Component(jid.to_owned(), handle));
+        }
+        if jid.contains('/') {
+            let session = self.hub.sessions.get(jid)?;
+            return Some(Delegate::User(jid.to_owned(), session));
+        }
+        let priority = |presence: &[u8]| -> i8 {
+            crate::xml::children::descendant_text(presence, "priority")
+                .and_then(|p| p.trim().parse().ok())
+                .unwrap_or(0)
+        };
+        let (full, _) = self
+            .hub
+            .sessions
+            .presence_of(jid)
+            .into_iter()
+            .map(|(full, presence)| (full, priority(&presence)))
+            .filter(|(_, p)| *p >= 0)
+            .max_by_key(|(_, p)| *p)?;
+        let session = self.hub.sessions.get(&full)?;
+        Some(Delegate::User(full, session))
+    }
+
     /// Whether the proxy waits for an answer with `id` from `component`.
     pub fn awaits_reply(&self, id: &str, component: &str) -> bool {
         self.pending.is_for(id, component)
+    }
+
+    /// An answer a user account's session (`session`, its full JID) sent to a
+    /// delegation wrapper it got as a delegate: only that session may answer, once.
+    pub fn user_reply(&self, session: &str, stanza: &Stanza, head: &Head) {
+        let Some(id) = head.id() else { return };
+        if !self.pending.is_for(&id, session) {
+            return;
+        }
+        let Some((_, waiting)) = self.pending.remove(&id) else {
+            return;
+        };
+        if let Waiting::Client {
+            original,
+            answer_to,
+            ns,
+            wrapper_ns,
+            started,
+            ..
+        } = waiting
+        {
+            let (answer, outcome) = client_answer(stanza, head, wrapper_ns, &original);
+            pending::count(&ns, outcome);
+            pending::observe(started);
+            self.answer(&original, answer_to, answer);
+        }
     }
 
     /// An answer from `component` to something the proxy asked (see
@@ -329,6 +389,33 @@ fn client_answer(
                 reply::service_unavailable(original, Some(text)),
                 Outcome::Malformed,
             )
+        }
+    }
+}
+
+/// Where a delegated IQ goes.
+enum Delegate {
+    /// A component: (its name, its handle).
+    Component(String, crate::hub::ComponentHandle),
+    /// A user account's session: (its full JID, its handle).
+    User(String, crate::hub::SessionHandle),
+}
+
+impl Delegate {
+    /// The name answers must come from (the pending entry's key).
+    fn name(&self) -> &str {
+        match self {
+            Delegate::Component(name, _) => name,
+            Delegate::User(full, _) => full,
+        }
+    }
+
+    fn send(&self, sender: &str, wrapped: Bytes) -> Result<(), QueueError> {
+        match self {
+            Delegate::Component(_, handle) => handle.send_for(sender, wrapped),
+            Delegate::User(_, session) => session
+                .send(Command::ToClient(wrapped))
+                .map_err(|_| QueueError::Gone),
         }
     }
 }
