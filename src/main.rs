@@ -207,7 +207,12 @@ async fn bind(addr: std::net::SocketAddr, key: &str) -> anyhow::Result<TcpListen
 /// After each successful config swap: new TLS material for new connections.
 async fn apply_reloads(shared: Arc<Shared>) {
     let mut changes = shared.config.subscribe();
+    let mut grants = shared.privilege.current();
     while changes.changed().await.is_ok() {
+        // Components follow reloads on their own link; user accounts are told here.
+        let now = shared.privilege.current();
+        shared.privilege.readvertise_users(&grants, &now);
+        grants = now;
         match shared.reload_tls() {
             Ok(()) => tracing::info!("TLS material reloaded"),
             Err(error) => {

@@ -467,6 +467,15 @@ async fn a_user_account_as_privileged_entity_reads_another_users_roster() {
         "{}",
         text(&refused)
     );
+    // A reload that changes romeo's grants re-advertises them to his open session.
+    let more = ProxySpec::plaintext().with_extra(
+        "[hosts.\"localhost\".privileged_entities.\"romeo@localhost\"]\nroster = \"get\"\nmessage = \"outgoing\"\n",
+    );
+    proxy.write_config(&proxy.render(&more));
+    let advertisement = romeo
+        .until(|s| s.head().unwrap().name() == "message" && text(s).contains("access='message'"))
+        .await;
+    assert!(text(&advertisement).contains("<perm access='roster' type='get'/>"));
 }
 
 /// A user account as the delegate of a namespace: the delegated IQ reaches its

@@ -367,6 +367,26 @@ impl Privilege {
         self.send_copies("roster_push", copies);
     }
 
+    /// After a reload: every user account whose grants changed gets the new
+    /// advertisement on all its sessions (an empty one when they were withdrawn), as a
+    /// component does on its link.
+    pub fn readvertise_users(&self, before: &Table, now: &Table) {
+        let users: std::collections::BTreeSet<&str> = before
+            .user_entities()
+            .union(&now.user_entities())
+            .copied()
+            .collect();
+        for user in users {
+            let (old, new) = (before.for_entity(user), now.for_entity(user));
+            if old == new {
+                continue;
+            }
+            for ad in advertise::advertisements(&old, &new, user, PrivilegeNs::V2) {
+                answer_component(&self.hub, user, ad);
+            }
+        }
+    }
+
     /// Stores `op` for `user`'s next login, counted. The refusal the entity gets
     /// otherwise: `(condition, text, metric outcome)`, all of type `wait`.
     pub(crate) fn enqueue(

@@ -31,6 +31,16 @@ impl Table {
         self.by_domain.values().all(HashMap::is_empty)
     }
 
+    /// The user accounts (bare JIDs) among the entities.
+    pub fn user_entities(&self) -> std::collections::BTreeSet<&str> {
+        self.by_domain
+            .values()
+            .flat_map(HashMap::keys)
+            .filter(|entity| entity.contains('@'))
+            .map(String::as_str)
+            .collect()
+    }
+
     /// Whether `entity` (a component or a user account's bare JID) holds privileges
     /// on some served domain.
     pub fn is_entity(&self, entity: &str) -> bool {
