@@ -503,6 +503,17 @@ async fn a_user_account_as_delegate_answers_a_delegated_iq() {
     );
     let mut romeo = Raw::login(proxy.c2s(), "romeo").await;
     let romeo_jid = romeo.jid.clone().expect("jid");
+    // Told what he manages at login, as a component is at its handshake.
+    let advertisement = romeo
+        .until(|s| {
+            s.head().unwrap().name() == "message" && text(s).contains("urn:xmpp:delegation:2")
+        })
+        .await;
+    assert!(
+        text(&advertisement).contains(&format!("<delegated namespace='{NS}'")),
+        "{}",
+        text(&advertisement)
+    );
     romeo
         .send("<presence><priority>5</priority></presence>")
         .await;

@@ -1,13 +1,16 @@
 //! A user account that is a privileged entity (`privileged_entities."romeo@example.org"`,
-//! as in the reference modules' own example): each of its sessions gets the privilege
-//! advertisement at login, as a component does at its handshake. Its requests are
-//! taken by the client verdict (`ClientVerdict::Privileged`).
+//! as in the reference modules' own example) or a delegate (a delegation `jid`): each
+//! of its sessions gets the privilege and delegation advertisements at login, as a
+//! component does at its handshake. Its requests and answers are taken by the client
+//! verdict (`ClientVerdict::Privileged`, `ClientVerdict::DelegationReply`).
 
 use std::collections::BTreeMap;
 
 use super::relay::{Session, Stop};
 use crate::config::PrivilegeNs;
+use crate::router::delegation::advertise::advertisements as delegation_ads;
 use crate::router::privilege::advertise::advertisements;
+use crate::xml::ns::NS_DELEGATION_2;
 
 impl Session {
     pub(super) fn advertise_privileges(&mut self) -> Result<(), Stop> {
@@ -16,12 +19,20 @@ impl Session {
         };
         let bare = crate::hub::bare(&full);
         let table = self.shared.privilege.current();
-        if !table.is_entity(bare) {
-            return Ok(());
+        if table.is_entity(bare) {
+            let grants = table.for_entity(bare);
+            for advertisement in advertisements(&BTreeMap::new(), &grants, &full, PrivilegeNs::V2) {
+                self.inject_down(advertisement)?;
+            }
         }
-        let grants = table.for_entity(bare);
-        for advertisement in advertisements(&BTreeMap::new(), &grants, &full, PrivilegeNs::V2) {
-            self.inject_down(advertisement)?;
+        // Delegations configured to this session's full JID or to the account.
+        let delegations = self.shared.delegation.current();
+        for name in [full.as_str(), bare] {
+            let rules = delegations.for_component(name);
+            let ads = delegation_ads(&BTreeMap::new(), &rules, &full, NS_DELEGATION_2);
+            for advertisement in ads {
+                self.inject_down(advertisement)?;
+            }
         }
         Ok(())
     }
