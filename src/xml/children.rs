@@ -97,6 +97,13 @@ pub fn strict_children(xml: &[u8], inherited_ns: Option<&str>) -> Result<Vec<Chi
     children(xml, inherited_ns)
 }
 
+/// A presence's `<priority/>` (RFC 6121 §4.7.2.3: 0 when absent or unreadable).
+pub fn presence_priority(presence: &[u8]) -> i8 {
+    descendant_text(presence, "priority")
+        .and_then(|p| p.trim().parse().ok())
+        .unwrap_or(0)
+}
+
 /// Text content of the first descendant named `name` (any namespace), unescaped.
 pub fn descendant_text(xml: &[u8], name: &str) -> Option<String> {
     let mut reader = quick_xml::Reader::from_reader(xml);

@@ -221,11 +221,7 @@ impl Delegations {
             let session = self.hub.sessions.get(jid)?;
             return Some(Delegate::User(jid.to_owned(), session));
         }
-        let priority = |presence: &[u8]| -> i8 {
-            crate::xml::children::descendant_text(presence, "priority")
-                .and_then(|p| p.trim().parse().ok())
-                .unwrap_or(0)
-        };
+        let priority = crate::xml::children::presence_priority;
         let (full, _) = self
             .hub
             .sessions

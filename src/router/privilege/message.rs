@@ -15,7 +15,7 @@ use crate::jid::Jid;
 
 use super::Privilege;
 use crate::store::{OpKind, Queued};
-use crate::xml::children::strict_children;
+use crate::xml::children::{presence_priority, strict_children};
 use crate::xml::ns::{NS_CARBONS, NS_CLIENT, NS_COMPONENT, NS_DELAY, NS_FORWARD, NS_PUBSUB_EVENT};
 use crate::xml::writer::{element_with, push_attr, stanza_error, StanzaError};
 use crate::xml::{extract_stanza_for_stream, Head, Stanza};
@@ -206,7 +206,7 @@ fn deliver_locally(hub: &Hub, message: &Inner) -> bool {
             .sessions
             .presence_of(bare.as_str())
             .into_iter()
-            .filter(|(_, presence)| priority(presence) >= 0)
+            .filter(|(_, presence)| presence_priority(presence) >= 0)
             .map(|(full, _)| full)
             .collect(),
     };
@@ -222,13 +222,6 @@ fn deliver_locally(hub: &Hub, message: &Inner) -> bool {
         }
     }
     true
-}
-
-/// A presence's `<priority/>` (RFC 6121 §4.7.2.3: 0 when absent or unreadable).
-fn priority(presence: &[u8]) -> i8 {
-    crate::xml::children::descendant_text(presence, "priority")
-        .and_then(|p| p.trim().parse().ok())
-        .unwrap_or(0)
 }
 
 /// A queued message (as [`queue`] stored it) ready to send on the user's session
