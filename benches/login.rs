@@ -80,7 +80,11 @@ fn main() {
                     queued_at: SystemTime::now(),
                     stanza: Bytes::from(stanza),
                 };
-                store.enqueue(&bare, &op, queued).expect("enqueue");
+                let limits = stanzagate::store::Limits {
+                    per_user: queued,
+                    total: usize::MAX,
+                };
+                store.enqueue(&bare, &op, limits).expect("enqueue");
             }
         }
         // What an empty queue costs a login, in isolation.

@@ -186,6 +186,7 @@ async fn serve(config_path: PathBuf) -> anyhow::Result<()> {
         tokio::spawn(admin::serve(listener, state));
     }
     spawn_reloader(handle.clone());
+    tokio::spawn(expire_queued(shared.clone()));
     tokio::spawn(apply_reloads(shared.clone()));
     tracing::info!(
         config = %cfg.source.display(),
@@ -218,6 +219,32 @@ async fn apply_reloads(shared: Arc<Shared>) {
             Err(error) => {
                 tracing::error!(%error, "TLS reload failed; keeping the previous certificate")
             }
+        }
+    }
+}
+
+/// Operations for users who never log in again would wait forever: the queue is swept
+/// for those older than `store.max_queue_age_s` every ten minutes.
+async fn expire_queued(shared: Arc<Shared>) {
+    let mut every = tokio::time::interval(std::time::Duration::from_secs(600));
+    loop {
+        every.tick().await;
+        let (store, max_age) = (
+            shared.store.clone(),
+            shared.config.current().store.max_queue_age,
+        );
+        let swept = tokio::task::spawn_blocking(move || {
+            store.expire(std::time::SystemTime::now(), max_age)
+        })
+        .await;
+        match swept {
+            Ok(Ok(kinds)) => {
+                for kind in kinds {
+                    stanzagate::store::count(kind, "expired", 1);
+                }
+            }
+            Ok(Err(error)) => tracing::warn!(%error, "cannot sweep expired operations"),
+            Err(error) => tracing::warn!(%error, "the sweep of expired operations failed"),
         }
     }
 }

@@ -66,6 +66,9 @@ fn store(mut f: Fields<'_>, r: &mut Reader<'_>, base: &Path) -> StoreConfig {
         max_queued_per_user: f
             .read(r, "max_queued_per_user", |r, e| r.count(e, 1))
             .unwrap_or(StoreConfig::DEFAULT_MAX_QUEUED_PER_USER),
+        max_queued_total: f
+            .read(r, "max_queued_total", |r, e| r.count(e, 1))
+            .unwrap_or(StoreConfig::DEFAULT_MAX_QUEUED_TOTAL),
         max_queue_age: f
             .read(r, "max_queue_age_s", Reader::seconds)
             .unwrap_or(StoreConfig::DEFAULT_MAX_QUEUE_AGE),

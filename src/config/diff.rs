@@ -193,6 +193,11 @@ impl Differ {
             new.max_queued_per_user.to_string(),
         );
         self.value(
+            &store.field("max_queued_total"),
+            old.max_queued_total.to_string(),
+            new.max_queued_total.to_string(),
+        );
+        self.value(
             &store.field("max_queue_age_s"),
             old.max_queue_age.as_secs().to_string(),
             new.max_queue_age.as_secs().to_string(),

@@ -117,6 +117,9 @@ pub struct StoreConfig {
     pub path: PathBuf,
     /// Operations queued for one offline user; more are refused to the entity.
     pub max_queued_per_user: usize,
+    /// Operations queued for all offline users together (accounts that never log in
+    /// again must not fill the disk).
+    pub max_queued_total: usize,
     /// Queued operations older than this are dropped, not applied.
     pub max_queue_age: Duration,
 }
@@ -124,6 +127,7 @@ pub struct StoreConfig {
 impl StoreConfig {
     pub const FILE_NAME: &'static str = "stanzagate.redb";
     pub const DEFAULT_MAX_QUEUED_PER_USER: usize = 100;
+    pub const DEFAULT_MAX_QUEUED_TOTAL: usize = 100_000;
     pub const DEFAULT_MAX_QUEUE_AGE: Duration = Duration::from_secs(7 * 24 * 3600);
 
     /// Where the store goes when `store.path` is not set: systemd's state directory

@@ -190,6 +190,7 @@ fn full_example_round_trips() {
         store: StoreConfig {
             path: dir.path().join("stanzagate.redb"),
             max_queued_per_user: 50,
+            max_queued_total: StoreConfig::DEFAULT_MAX_QUEUED_TOTAL,
             max_queue_age: Duration::from_secs(86400),
         },
         hosts: BTreeMap::from([("capulet.lit".to_owned(), host)]),

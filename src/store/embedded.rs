@@ -12,7 +12,7 @@ use bytes::Bytes;
 use redb::{Database, ReadableTable, TableDefinition};
 use serde::{Deserialize, Serialize};
 
-use super::{millis, EnqueueError, Entry, OpKind, Queued, Store, StoreError};
+use super::{millis, EnqueueError, Entry, Limits, OpKind, Queued, Store, StoreError};
 
 /// (user, sequence) → a [`Record`] as JSON.
 const QUEUE: TableDefinition<(&str, u64), &[u8]> = TableDefinition::new("queue");
@@ -56,6 +56,18 @@ impl Embedded {
     }
 }
 
+/// Takes `removed` off the store-wide count of queued operations.
+fn uncount(txn: &redb::WriteTransaction, removed: u64) -> Result<(), StoreError> {
+    if removed == 0 {
+        return Ok(());
+    }
+    let mut meta = txn.open_table(META).map_err(backend)?;
+    let total = meta.get("count").map_err(backend)?.map_or(0, |v| v.value());
+    meta.insert("count", total.saturating_sub(removed))
+        .map_err(backend)?;
+    Ok(())
+}
+
 fn backend(error: impl std::fmt::Display) -> StoreError {
     StoreError::Backend(error.to_string())
 }
@@ -86,24 +98,30 @@ fn decode(bytes: &[u8]) -> Result<Queued, StoreError> {
 }
 
 impl Store for Embedded {
-    fn enqueue(&self, user: &str, op: &Queued, max: usize) -> Result<u64, EnqueueError> {
+    fn enqueue(&self, user: &str, op: &Queued, limits: Limits) -> Result<u64, EnqueueError> {
         let value = encode(op)?;
         let txn = self.db.begin_write().map_err(backend)?;
         let id = {
             let mut queue = txn.open_table(QUEUE).map_err(backend)?;
+            let mut meta = txn.open_table(META).map_err(backend)?;
+            let total = meta.get("count").map_err(backend)?.map_or(0, |v| v.value());
+            if total >= limits.total as u64 {
+                return Err(EnqueueError::StoreFull { max: limits.total });
+            }
             let waiting = queue
                 .range((user, 0)..=(user, u64::MAX))
                 .map_err(backend)?
                 .count();
-            if waiting >= max {
+            if waiting >= limits.per_user {
                 return Err(EnqueueError::Full {
                     user: user.to_owned(),
-                    max,
+                    max: limits.per_user,
                 });
             }
-            let mut meta = txn.open_table(META).map_err(backend)?;
             let id = meta.get("next").map_err(backend)?.map_or(1, |v| v.value());
             meta.insert("next", id.saturating_add(1)).map_err(backend)?;
+            meta.insert("count", total.saturating_add(1))
+                .map_err(backend)?;
             queue
                 .insert((user, id), value.as_slice())
                 .map_err(backend)?;
@@ -223,17 +241,68 @@ impl Store for Embedded {
         let txn = self.db.begin_write().map_err(backend)?;
         {
             let mut queue = txn.open_table(QUEUE).map_err(backend)?;
+            let mut removed = 0u64;
             for id in ids {
-                queue.remove((user, *id)).map_err(backend)?;
+                if queue.remove((user, *id)).map_err(backend)?.is_some() {
+                    removed += 1;
+                }
             }
+            uncount(&txn, removed)?;
         }
         txn.commit().map_err(backend)
+    }
+
+    fn expire(&self, now: SystemTime, max_age: Duration) -> Result<Vec<OpKind>, StoreError> {
+        let mut expired: Vec<(String, u64, OpKind)> = Vec::new();
+        {
+            let txn = self.db.begin_read().map_err(backend)?;
+            let queue = txn.open_table(QUEUE).map_err(backend)?;
+            for item in queue.iter().map_err(backend)? {
+                let (key, value) = item.map_err(backend)?;
+                let (user, id) = key.value();
+                // Unreadable records go too: they would never be applied.
+                let (kind, at) = match decode(value.value()) {
+                    Ok(op) => (op.kind, op.queued_at),
+                    Err(_) => (OpKind::Message, UNIX_EPOCH),
+                };
+                if now.duration_since(at).unwrap_or_default() > max_age {
+                    expired.push((user.to_owned(), id, kind));
+                }
+            }
+        }
+        if expired.is_empty() {
+            return Ok(Vec::new());
+        }
+        let txn = self.db.begin_write().map_err(backend)?;
+        {
+            let mut queue = txn.open_table(QUEUE).map_err(backend)?;
+            let mut removed = 0u64;
+            for (user, id, _) in &expired {
+                if queue
+                    .remove((user.as_str(), *id))
+                    .map_err(backend)?
+                    .is_some()
+                {
+                    removed += 1;
+                }
+            }
+            uncount(&txn, removed)?;
+        }
+        txn.commit().map_err(backend)?;
+        Ok(expired.into_iter().map(|(_, _, kind)| kind).collect())
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn per_user(per_user: usize) -> Limits {
+        Limits {
+            per_user,
+            total: 1000,
+        }
+    }
 
     fn op(text: &str, at: SystemTime) -> Queued {
         Queued {
@@ -251,10 +320,16 @@ mod tests {
         let now = SystemTime::now();
         {
             let store = Embedded::open(&path).unwrap();
-            store.enqueue("alice@a", &op("<m1/>", now), 2).unwrap();
-            store.enqueue("bob@a", &op("<b1/>", now), 2).unwrap();
-            store.enqueue("alice@a", &op("<m2/>", now), 2).unwrap();
-            let full = store.enqueue("alice@a", &op("<m3/>", now), 2);
+            store
+                .enqueue("alice@a", &op("<m1/>", now), per_user(2))
+                .unwrap();
+            store
+                .enqueue("bob@a", &op("<b1/>", now), per_user(2))
+                .unwrap();
+            store
+                .enqueue("alice@a", &op("<m2/>", now), per_user(2))
+                .unwrap();
+            let full = store.enqueue("alice@a", &op("<m3/>", now), per_user(2));
             assert!(matches!(full, Err(EnqueueError::Full { max: 2, .. })));
         }
         // A new process: the same file, the same queues.
@@ -286,8 +361,12 @@ mod tests {
         let store = Embedded::open(&dir.path().join("s.redb")).unwrap();
         let now = SystemTime::now();
         let old = now - Duration::from_secs(3600);
-        store.enqueue("alice@a", &op("<old/>", old), 10).unwrap();
-        store.enqueue("alice@a", &op("<new/>", now), 10).unwrap();
+        store
+            .enqueue("alice@a", &op("<old/>", old), per_user(10))
+            .unwrap();
+        store
+            .enqueue("alice@a", &op("<new/>", now), per_user(10))
+            .unwrap();
         let (left, expired) = store
             .queued("alice@a", now, Duration::from_secs(60))
             .unwrap();
@@ -350,5 +429,35 @@ mod tests {
             "an empty roster is a roster"
         );
         assert_eq!(store.roster("alice@ab").unwrap().unwrap(), [item("zed@a")]);
+    }
+
+    #[test]
+    fn the_whole_store_is_bounded_and_swept_of_old_operations() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Embedded::open(&dir.path().join("s.redb")).unwrap();
+        let now = SystemTime::now();
+        let old = now - Duration::from_secs(3600);
+        let limits = Limits {
+            per_user: 10,
+            total: 3,
+        };
+        store.enqueue("a@x", &op("<1/>", old), limits).unwrap();
+        store.enqueue("b@x", &op("<2/>", old), limits).unwrap();
+        store.enqueue("c@x", &op("<3/>", now), limits).unwrap();
+        let full = store.enqueue("d@x", &op("<4/>", now), limits);
+        assert!(
+            matches!(full, Err(EnqueueError::StoreFull { max: 3 })),
+            "{full:?}"
+        );
+        // Users who never log in again: swept by age, which makes room.
+        let swept = store.expire(now, Duration::from_secs(60)).unwrap();
+        assert_eq!(swept, [OpKind::Message, OpKind::Message]);
+        store.enqueue("d@x", &op("<4/>", now), limits).unwrap();
+        store.enqueue("e@x", &op("<5/>", now), limits).unwrap();
+        assert!(store.enqueue("f@x", &op("<6/>", now), limits).is_err());
+        // Applied operations make room too.
+        let (c, _) = store.queued("c@x", now, Duration::from_secs(60)).unwrap();
+        store.remove("c@x", &[c[0].id]).unwrap();
+        store.enqueue("f@x", &op("<6/>", now), limits).unwrap();
     }
 }

@@ -51,6 +51,13 @@ pub struct Queued {
     pub stanza: Bytes,
 }
 
+/// How many operations may wait.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Limits {
+    pub per_user: usize,
+    pub total: usize,
+}
+
 /// An operation read back with its key in the user's queue.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Entry {
@@ -72,6 +79,8 @@ pub enum StoreError {
 pub enum EnqueueError {
     #[error("{user} already has {max} operations waiting (store.max_queued_per_user)")]
     Full { user: String, max: usize },
+    #[error("the proxy already keeps {max} operations for offline users (store.max_queued_total)")]
+    StoreFull { max: usize },
     #[error(transparent)]
     Store(#[from] StoreError),
 }
@@ -79,8 +88,14 @@ pub enum EnqueueError {
 /// The operations of the durable store. Every call is one transaction: it happened
 /// completely, or not at all, whatever crashes in between.
 pub trait Store: Send + Sync {
-    /// Appends `op` to `user`'s queue unless `max` are already waiting.
-    fn enqueue(&self, user: &str, op: &Queued, max: usize) -> Result<u64, EnqueueError>;
+    /// Appends `op` to `user`'s queue unless `limits` says there is no room: for the
+    /// user, or in the whole store (an entity could otherwise fill the disk with
+    /// operations for accounts that never log in).
+    fn enqueue(&self, user: &str, op: &Queued, limits: Limits) -> Result<u64, EnqueueError>;
+
+    /// Removes every operation older than `max_age` at `now`, whoever it is for (users
+    /// who never log in again); their kinds.
+    fn expire(&self, now: SystemTime, max_age: Duration) -> Result<Vec<OpKind>, StoreError>;
 
     /// `user`'s operations in the order they were queued. Those older than `max_age`
     /// at `now` are removed instead; the second value says of which kinds they were.

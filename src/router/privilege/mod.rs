@@ -395,13 +395,17 @@ impl Privilege {
         op: &crate::store::Queued,
     ) -> Result<(), (&'static str, String, &'static str)> {
         use crate::store::{count, EnqueueError};
-        let max = self.config.current().store.max_queued_per_user;
-        match self.store.enqueue(user, op, max) {
+        let store = &self.config.current().store;
+        let limits = crate::store::Limits {
+            per_user: store.max_queued_per_user,
+            total: store.max_queued_total,
+        };
+        match self.store.enqueue(user, op, limits) {
             Ok(_) => {
                 count(op.kind, "queued", 1);
                 Ok(())
             }
-            Err(error @ EnqueueError::Full { .. }) => {
+            Err(error @ (EnqueueError::Full { .. } | EnqueueError::StoreFull { .. })) => {
                 count(op.kind, "full", 1);
                 Err(("resource-constraint", error.to_string(), "queue_full"))
             }
