@@ -550,3 +550,73 @@ async fn a_user_account_as_delegate_answers_a_delegated_iq() {
     );
     assert!(t.contains("from romeo"), "{t}");
 }
+
+/// The component link route: a gateway sets `subscription='both'` with a contact on
+/// its own domain (as slidge does for its contacts). The proxy completes the
+/// contact's side on the gateway's upstream link, so the item ends `both`, the user's
+/// client sees no subscription request and the gateway no subscription presence.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_subscription_with_a_gateway_contact_ends_both_without_prompts() {
+    const CONTACT: &str = "juliet-legacy@gateway.localhost";
+    let Some(_peers) = peers() else { return };
+    let (_prosody, proxy) = setup("roster = \"both\"\n");
+    let mut gw = Raw::component(proxy.ports.component, GATEWAY, SECRET).await;
+    gw.next_stanza().await;
+    let mut alice = Raw::login(proxy.c2s(), "alice").await;
+    // An interested resource (RFC 6121 §2.1.6): she gets the roster pushes.
+    alice
+        .send("<iq type='get' id='r0'><query xmlns='jabber:iq:roster'/></iq>")
+        .await;
+    alice.expect_iq("r0").await;
+    alice.send("<presence/>").await;
+    gw.send(&format!(
+        "<iq type='set' id='rs' from='{GATEWAY}' to='alice@localhost'><query xmlns='jabber:iq:roster'>\
+<item jid='{CONTACT}' name='Juliet' subscription='both'/></query></iq>"
+    ))
+    .await;
+    let answer = gw
+        .until(|s| s.head().unwrap().id().as_deref() == Some("rs"))
+        .await;
+    assert_eq!(
+        answer.head().unwrap().type_().as_deref(),
+        Some("result"),
+        "{}",
+        text(&answer)
+    );
+    // Alice's roster pushes follow the subscription to `both`; nothing else she sees
+    // may be a subscription request or acknowledgement.
+    loop {
+        let stanza = alice.next_stanza().await;
+        let head = stanza.head().unwrap();
+        let t = text(&stanza);
+        if head.name() == "presence" {
+            assert!(
+                !matches!(head.type_().as_deref(), Some("subscribe" | "subscribed")),
+                "alice is not prompted: {t}"
+            );
+        }
+        if head.name() == "iq" && t.contains(CONTACT) && t.contains("subscription='both'") {
+            break;
+        }
+    }
+    // The gateway saw no subscription presence: the next thing it gets is its marker.
+    alice
+        .send(&format!(
+            "<message to='{CONTACT}' id='marker'><body>m</body></message>"
+        ))
+        .await;
+    loop {
+        let stanza = gw.next_stanza().await;
+        let head = stanza.head().unwrap();
+        if head.name() == "presence" {
+            assert!(
+                !matches!(head.type_().as_deref(), Some("subscribe" | "subscribed")),
+                "the gateway is not bothered: {}",
+                text(&stanza)
+            );
+        }
+        if head.id().as_deref() == Some("marker") {
+            break;
+        }
+    }
+}

@@ -242,6 +242,14 @@ impl Session {
                 bound.route.answered(&id, answer)
             }
             Consumed::ExpectedSubscribed { contact } => bound.route.subscribed_seen(&contact),
+            Consumed::ExpectedSubscribe { contact } => {
+                bound.route.subscribe_seen(&contact);
+                // Approved on the user's behalf, as the roster set asked.
+                let mut approve = String::from("<presence type='subscribed'");
+                crate::xml::writer::push_attr(&mut approve, "to", &contact);
+                approve.push_str("/>");
+                return self.inject_up(Bytes::from(approve));
+            }
             Consumed::WebRosterSubscription => {}
             Consumed::ProbeMiss { id } => {
                 // The server does not know the node: the original query goes to the
@@ -300,6 +308,13 @@ impl Session {
                 if let Stage::Bound(bound) = &mut self.stage {
                     let max = self.quotas.max_operations_per_session;
                     bound.route.expect_subscribed(contact, max);
+                }
+                Ok(())
+            }
+            Command::ExpectSubscribe(contact) => {
+                if let Stage::Bound(bound) = &mut self.stage {
+                    let max = self.quotas.max_operations_per_session;
+                    bound.route.expect_subscribe(contact, max);
                 }
                 Ok(())
             }

@@ -64,7 +64,13 @@ impl Session {
                         let (reply, _) = tokio::sync::oneshot::channel();
                         let stanza = roster::set_iq(&id, &item.bytes);
                         self.command(Command::Request { stanza, id, reply })?;
-                        for command in subscription::commands(&item.jid, item.subscription) {
+                        let planned = subscription::plan(
+                            &self.shared.hub,
+                            &bare,
+                            &item.jid,
+                            item.subscription,
+                        );
+                        for command in planned {
                             self.command(command)?;
                         }
                     }

@@ -277,6 +277,14 @@ impl ComponentSession {
                         if head.name() == "error" && head.ns() == Some(NS_STREAMS) {
                             proxy_metrics::stream_error("upstream-link", "server");
                         }
+                        // A subscription step the proxy does for the component's
+                        // contact: answered on the link, never shown to the component.
+                        if let Some(replies) = self.expected_presence(head) {
+                            for reply in replies {
+                                self.link.out.push(reply);
+                            }
+                            continue;
+                        }
                     }
                     self.out.push(stanza.into_bytes());
                 }
@@ -296,6 +304,28 @@ impl ComponentSession {
         self.down.stanzas.increment(stanzas);
         self.down.bytes.increment(bytes);
         result
+    }
+
+    /// The replies of the expectation a subscription presence from the server meets
+    /// (see `crate::hub::Subscriptions`), if it meets one.
+    fn expected_presence(&self, head: &Head) -> Option<Vec<bytes::Bytes>> {
+        if head.name() != "presence" {
+            return None;
+        }
+        let kind = head.type_()?;
+        if !matches!(kind.as_ref(), "subscribe" | "subscribed") {
+            return None;
+        }
+        let user = crate::jid::Jid::parse(&head.from()?).ok()?;
+        let contact = crate::jid::Jid::parse(&head.to()?).ok()?;
+        let (user, contact) = (user.bare(), contact.bare());
+        let expected = self.shared.hub.subscriptions.take(
+            self.name.as_str(),
+            user.as_str(),
+            contact.as_str(),
+            &kind,
+        )?;
+        Some(expected.replies)
     }
 
     // ---- ending ----------------------------------------------------------------------

@@ -25,6 +25,9 @@ pub enum Command {
     /// A `subscribe` the proxy sent for the user: the contact's `subscribed` answer is
     /// consumed instead of shown to the user's clients.
     ExpectSubscribed(String),
+    /// The contact's `subscribe` is approved for the user (the proxy answers
+    /// `subscribed`) instead of shown to the user's clients.
+    ExpectSubscribe(String),
 }
 
 /// What a session hands back for a [`Command::Request`]: the server's answer.

@@ -96,12 +96,19 @@ fn from_own_account(head: &Head, full: &str) -> bool {
 /// Presences the proxy takes: acknowledgements it asked for, subscriptions on
 /// web-app rosters.
 fn presence(view: &ServerView<'_>, head: &Head) -> Option<ServerVerdict> {
-    if head.type_().as_deref() == Some("subscribed") {
+    let kind = head.type_();
+    if matches!(kind.as_deref(), Some("subscribed" | "subscribe")) {
         if let Some(contact) = head.from().and_then(|f| Jid::parse(&f).ok()) {
-            let contact = contact.bare();
-            if view.state.expects_subscribed(contact.as_str()) {
+            let contact = contact.bare().as_str().to_owned();
+            let subscribed = kind.as_deref() == Some("subscribed");
+            if subscribed && view.state.expects_subscribed(&contact) {
                 return Some(ServerVerdict::Consume(Consumed::ExpectedSubscribed {
-                    contact: contact.as_str().to_owned(),
+                    contact,
+                }));
+            }
+            if !subscribed && view.state.expects_subscribe(&contact) {
+                return Some(ServerVerdict::Consume(Consumed::ExpectedSubscribe {
+                    contact,
                 }));
             }
         }

@@ -41,6 +41,9 @@ pub struct RouteState {
     carbons_request: Option<(String, bool)>,
     /// Contacts (bare, prepared) whose `subscribed` answers a proxy-sent `subscribe`.
     expected_subscribed: HashMap<String, Instant>,
+    /// Contacts (on a component connected through the proxy) whose `subscribe` the
+    /// proxy approves for the user: the user's clients never see the request.
+    expected_subscribe: HashMap<String, Instant>,
     probes: HashMap<String, (Stanza, Arc<Rule>)>,
     presence_sent: bool,
 }
@@ -69,6 +72,13 @@ impl RouteState {
     /// for.
     pub fn expects_subscribed(&self, contact: &str) -> bool {
         self.expected_subscribed
+            .get(contact)
+            .is_some_and(|at| at.elapsed() < SUBSCRIBED_WINDOW)
+    }
+
+    /// Whether the proxy approves `contact`'s `subscribe` for the user.
+    pub fn expects_subscribe(&self, contact: &str) -> bool {
+        self.expected_subscribe
             .get(contact)
             .is_some_and(|at| at.elapsed() < SUBSCRIBED_WINDOW)
     }
@@ -137,21 +147,15 @@ impl RouteState {
     /// A `subscribe` the proxy sent for the user to `contact` (bare, prepared). At
     /// most `max` are remembered; the oldest go first.
     pub fn expect_subscribed(&mut self, contact: String, max: usize) {
-        if self.expected_subscribed.len() >= max {
-            self.expected_subscribed
-                .retain(|_, at| at.elapsed() < SUBSCRIBED_WINDOW);
-        }
-        if self.expected_subscribed.len() >= max {
-            let oldest = self
-                .expected_subscribed
-                .iter()
-                .min_by_key(|(_, at)| **at)
-                .map(|(contact, _)| contact.clone());
-            if let Some(oldest) = oldest {
-                self.expected_subscribed.remove(&oldest);
-            }
-        }
-        self.expected_subscribed.insert(contact, Instant::now());
+        remember(&mut self.expected_subscribed, contact, max);
+    }
+
+    pub fn expect_subscribe(&mut self, contact: String, max: usize) {
+        remember(&mut self.expected_subscribe, contact, max);
+    }
+
+    pub fn subscribe_seen(&mut self, contact: &str) {
+        self.expected_subscribe.remove(contact);
     }
 
     pub fn subscribed_seen(&mut self, contact: &str) {
@@ -185,4 +189,22 @@ impl RouteState {
             let _ = awaiting.reply.send(Err(ActingError::SessionGone));
         }
     }
+}
+
+/// Adds `contact` to a bounded map of expectations: expired ones go first, then the
+/// oldest, so a peer cannot grow it past `max`.
+fn remember(map: &mut HashMap<String, Instant>, contact: String, max: usize) {
+    if map.len() >= max {
+        map.retain(|_, at| at.elapsed() < SUBSCRIBED_WINDOW);
+    }
+    if map.len() >= max {
+        let oldest = map
+            .iter()
+            .min_by_key(|(_, at)| **at)
+            .map(|(contact, _)| contact.clone());
+        if let Some(oldest) = oldest {
+            map.remove(&oldest);
+        }
+    }
+    map.insert(contact, Instant::now());
 }

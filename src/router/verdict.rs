@@ -135,6 +135,8 @@ pub enum Consumed {
     ProbeMiss { id: String },
     /// The contact's `subscribed` answering a `subscribe` the proxy sent as the user.
     ExpectedSubscribed { contact: String },
+    /// A component contact's `subscribe` the proxy approves for the user.
+    ExpectedSubscribe { contact: String },
     /// Subscription presence on a web-app roster.
     WebRosterSubscription,
 }
@@ -145,6 +147,7 @@ impl Consumed {
             Consumed::ActingAnswer { .. } => "acting_answer",
             Consumed::ProbeMiss { .. } => "probe_miss",
             Consumed::ExpectedSubscribed { .. } => "expected_subscribed",
+            Consumed::ExpectedSubscribe { .. } => "expected_subscribe",
             Consumed::WebRosterSubscription => "web_roster_subscription",
         }
     }
