@@ -47,6 +47,20 @@ fn privileged(id: &str, from: &str, to: &str, attrs: &str, payload: &str) -> Str
     )
 }
 
+/// The answer with `id` the component gets, which must be a `result`.
+async fn successful_answer(component: &mut Raw, id: &str) -> Stanza {
+    let answer = component
+        .until(|s| s.head().unwrap().id().as_deref() == Some(id))
+        .await;
+    assert_eq!(
+        answer.head().unwrap().type_().as_deref(),
+        Some("result"),
+        "{}",
+        text(&answer)
+    );
+    answer
+}
+
 /// Waits until the metric sample `name` reads `value` (bounded).
 async fn await_metric(proxy: &Proxy, name: &str, value: &str) {
     let deadline = Instant::now() + Duration::from_secs(15);
@@ -269,15 +283,7 @@ async fn a_roster_set_for_an_offline_user_is_answered_and_applied_at_login() {
 <item jid='carol@localhost' name='Carol'><group>Friends</group></item></query></iq>"
     ))
     .await;
-    let answer = gw
-        .until(|s| s.head().unwrap().id().as_deref() == Some("rs"))
-        .await;
-    assert_eq!(
-        answer.head().unwrap().type_().as_deref(),
-        Some("result"),
-        "{}",
-        text(&answer)
-    );
+    successful_answer(&mut gw, "rs").await;
     let queued = "stanzagate_queued_operations_total{kind=\"roster_set\",outcome=\"queued\"}";
     assert_eq!(common::http::metric(proxy.ports.http, queued).await, "1");
 
@@ -574,15 +580,7 @@ async fn a_subscription_with_a_gateway_contact_ends_both_without_prompts() {
 <item jid='{CONTACT}' name='Juliet' subscription='both'/></query></iq>"
     ))
     .await;
-    let answer = gw
-        .until(|s| s.head().unwrap().id().as_deref() == Some("rs"))
-        .await;
-    assert_eq!(
-        answer.head().unwrap().type_().as_deref(),
-        Some("result"),
-        "{}",
-        text(&answer)
-    );
+    successful_answer(&mut gw, "rs").await;
     // Alice's roster pushes follow the subscription to `both`; nothing else she sees
     // may be a subscription request or acknowledgement.
     loop {
