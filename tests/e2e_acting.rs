@@ -618,3 +618,29 @@ async fn a_subscription_with_a_gateway_contact_ends_both_without_prompts() {
         }
     }
 }
+
+/// Presence copies for a user account that is a privileged entity reach its sessions
+/// (`presence = "managed_entity"`): alice is not in romeo's roster, yet her available
+/// presence reaches him, from her full JID.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn presence_copies_reach_a_user_account_entity() {
+    let Some(_peers) = peers() else { return };
+    let prosody = Prosody::start(&ProsodySpec::default().with_users(["romeo".to_owned()]));
+    let spec = ProxySpec::plaintext().with_extra(
+        "[hosts.\"localhost\".privileged_entities.\"romeo@localhost\"]\npresence = \"managed_entity\"\n",
+    );
+    let proxy = Proxy::start(&spec, &prosody);
+    let mut romeo = Raw::login(proxy.c2s(), "romeo").await;
+    let mut alice = Raw::login(proxy.c2s(), "alice").await;
+    let alice_jid = alice.jid.clone().expect("jid");
+    alice
+        .send("<presence><status>copied</status></presence>")
+        .await;
+    let copy = romeo
+        .until(|s| {
+            let head = s.head().unwrap();
+            head.name() == "presence" && head.from().as_deref() == Some(alice_jid.as_str())
+        })
+        .await;
+    assert!(text(&copy).contains("copied"), "{}", text(&copy));
+}
