@@ -7,7 +7,7 @@ use bytes::{Bytes, BytesMut};
 
 use super::inject::request;
 use super::Privilege;
-use super::{answer_component, count, iq_error, Op};
+use super::{answer_entity, count, iq_error, Op};
 use crate::config::Privileges;
 use crate::jid::Jid;
 use crate::router::delegation::Decision;
@@ -186,7 +186,7 @@ pub async fn run(service: Arc<Privilege>, iq: PrivilegedIq) {
         }
     };
     count(Op::Iq, outcome);
-    answer_component(&service.hub, &iq.component, answer);
+    answer_entity(&service.hub, &iq.component, answer);
 }
 
 /// The delegation route: an IQ in a namespace delegated for the user's domain goes to
@@ -212,7 +212,7 @@ fn via_delegation(service: &Privilege, iq: &PrivilegedIq) -> bool {
     let on_answer = Box::new(move |answer: Bytes| {
         let (wrapped, outcome) = wrap_response(&for_answer, &answer);
         count(Op::Iq, delegated(outcome));
-        answer_component(&hub, &for_answer.component, wrapped);
+        answer_entity(&hub, &for_answer.component, wrapped);
     });
     // When it cannot go, the error is the answer the user would have had.
     if let Some(error) = service
@@ -221,7 +221,7 @@ fn via_delegation(service: &Privilege, iq: &PrivilegedIq) -> bool {
     {
         let (wrapped, outcome) = wrap_response(iq, &error);
         count(Op::Iq, delegated(outcome));
-        answer_component(&service.hub, &iq.component, wrapped);
+        answer_entity(&service.hub, &iq.component, wrapped);
     }
     true
 }

@@ -8,7 +8,7 @@ use std::time::SystemTime;
 
 use bytes::{Bytes, BytesMut};
 
-use super::{answer_component, count, Op};
+use super::{answer_entity, count, Op};
 use crate::config::{MessagePerm, PrivilegeNs, Privileges};
 use crate::hub::{Command, Hub};
 use crate::jid::Jid;
@@ -56,7 +56,7 @@ pub fn handle(
     };
     let outcome = match check(stanza, head, domain, privileges) {
         Err((kind, condition, text)) => {
-            answer_component(&service.hub, component, refuse(kind, condition, text));
+            answer_entity(&service.hub, component, refuse(kind, condition, text));
             condition
         }
         // A notification for recipients connected through the proxy: delivered by the
@@ -69,7 +69,7 @@ pub fn handle(
         Ok(message) => match send_as(&service.hub, &message) {
             Ok(()) => "ok",
             Err(NotSent::Busy(text)) => {
-                answer_component(
+                answer_entity(
                     &service.hub,
                     component,
                     refuse("wait", "resource-constraint", &text),
@@ -82,7 +82,7 @@ pub fn handle(
                 Ok(()) => "queued",
                 Err(Unqueued::Notification) => {
                     let text = format!("{text}; notifications are not queued for later");
-                    answer_component(
+                    answer_entity(
                         &service.hub,
                         component,
                         refuse("wait", "recipient-unavailable", &text),
@@ -90,7 +90,7 @@ pub fn handle(
                     "no_session"
                 }
                 Err(Unqueued::Refused(condition, text, outcome)) => {
-                    answer_component(&service.hub, component, refuse("wait", condition, &text));
+                    answer_entity(&service.hub, component, refuse("wait", condition, &text));
                     outcome
                 }
             },

@@ -89,14 +89,14 @@ pub fn iq_error(
     })
 }
 
-/// Sends a stanza the proxy made to a connected component.
-pub fn answer_component(hub: &Hub, component: &str, stanza: Bytes) {
-    // A user account acting as a privileged entity: its session (full JID), or every
-    // session of the account (bare JID: presence copies, pushes, advertisements).
-    if component.contains('@') {
-        let sessions = match component.contains('/') {
-            true => vec![component.to_owned()],
-            false => hub.sessions.resources(component),
+/// Sends a stanza the proxy made to a privileged entity: a connected component by
+/// name, or a user account acting as one, to its session (full JID) or to every
+/// session of the account (bare JID: presence copies, pushes, advertisements).
+pub fn answer_entity(hub: &Hub, entity: &str, stanza: Bytes) {
+    if entity.contains('@') {
+        let sessions = match entity.contains('/') {
+            true => vec![entity.to_owned()],
+            false => hub.sessions.resources(entity),
         };
         for full in sessions {
             if let Some(session) = hub.sessions.get(&full) {
@@ -110,16 +110,16 @@ pub fn answer_component(hub: &Hub, component: &str, stanza: Bytes) {
         }
         return;
     }
-    match hub.components.get(component) {
+    match hub.components.get(entity) {
         Some(handle) => {
             if handle.send(stanza).is_err() {
                 tracing::warn!(
-                    component,
+                    component = entity,
                     "component gone or too far behind; stanza dropped"
                 );
             }
         }
-        None => tracing::debug!(component, "component gone; stanza dropped"),
+        None => tracing::debug!(component = entity, "component gone; stanza dropped"),
     }
 }
 
@@ -282,12 +282,12 @@ impl Privilege {
                         }
                         None => {
                             count(Op::Iq, "busy");
-                            answer_component(&self.hub, component, busy(component, &to, head));
+                            answer_entity(&self.hub, component, busy(component, &to, head));
                         }
                     },
                     Err(refusal) => {
                         count(Op::Iq, "refused");
-                        answer_component(&self.hub, component, refusal);
+                        answer_entity(&self.hub, component, refusal);
                     }
                 }
             }
@@ -301,12 +301,12 @@ impl Privilege {
                 let kind = if op.set { Op::RosterSet } else { Op::RosterGet };
                 if let Some(refusal) = op.refused(privileges) {
                     count(kind, "refused");
-                    answer_component(&self.hub, component, refusal);
+                    answer_entity(&self.hub, component, refusal);
                     return;
                 }
                 let Some(slot) = self.ops.start(entity, self.max_ops()) else {
                     count(kind, "busy");
-                    answer_component(&self.hub, component, busy(component, &user, head));
+                    answer_entity(&self.hub, component, busy(component, &user, head));
                     return;
                 };
                 let service = self.clone();
@@ -382,7 +382,7 @@ impl Privilege {
                 continue;
             }
             for ad in advertise::advertisements(&old, &new, user, PrivilegeNs::V2) {
-                answer_component(&self.hub, user, ad);
+                answer_entity(&self.hub, user, ad);
             }
         }
     }
@@ -444,7 +444,7 @@ impl Privilege {
     fn send_copies(&self, kind: &'static str, copies: Vec<(String, Bytes)>) {
         count_copy(kind, copies.len());
         for (entity, stanza) in copies {
-            answer_component(&self.hub, &entity, stanza);
+            answer_entity(&self.hub, &entity, stanza);
         }
     }
 }

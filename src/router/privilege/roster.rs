@@ -8,7 +8,7 @@ use bytes::{Bytes, BytesMut};
 
 use super::inject::{request, InjectError};
 use super::Privilege;
-use super::{answer_component, count, iq_error, Op};
+use super::{answer_entity, count, iq_error, Op};
 use crate::config::Privileges;
 use crate::jid::Jid;
 use crate::store::{OpKind, Queued};
@@ -103,7 +103,7 @@ pub async fn run(service: Arc<Privilege>, op: RosterOp) {
         get(&service, &op, timeout).await
     };
     count(if op.set { Op::RosterSet } else { Op::RosterGet }, outcome);
-    answer_component(&service.hub, &op.component, answer);
+    answer_entity(&service.hub, &op.component, answer);
 }
 
 /// The web app owns this user's roster: a get is served from it (offline users
@@ -144,7 +144,7 @@ pub async fn run_web_app(service: Arc<Privilege>, op: RosterOp, domain: String) 
             }
         }
     };
-    answer_component(&service.hub, &op.component, answer);
+    answer_entity(&service.hub, &op.component, answer);
 }
 
 async fn get(
