@@ -7,6 +7,9 @@ use crate::config::{Config, Privileges};
 #[derive(Debug, Default)]
 pub struct Table {
     by_domain: HashMap<String, HashMap<String, Privileges>>,
+    /// Every entity on any domain: asked for each client stanza (is its sender one?),
+    /// so one lookup, built with the table.
+    entities: std::collections::HashSet<String>,
 }
 
 impl Table {
@@ -23,8 +26,15 @@ impl Table {
                     .collect();
                 (domain.clone(), entities)
             })
+            .collect::<HashMap<String, HashMap<String, Privileges>>>();
+        let entities = by_domain
+            .values()
+            .flat_map(|entities| entities.keys().cloned())
             .collect();
-        Table { by_domain }
+        Table {
+            by_domain,
+            entities,
+        }
     }
 
     pub fn is_empty(&self) -> bool {
@@ -33,9 +43,8 @@ impl Table {
 
     /// The user accounts (bare JIDs) among the entities.
     pub fn user_entities(&self) -> std::collections::BTreeSet<&str> {
-        self.by_domain
-            .values()
-            .flat_map(HashMap::keys)
+        self.entities
+            .iter()
             .filter(|entity| entity.contains('@'))
             .map(String::as_str)
             .collect()
@@ -44,9 +53,7 @@ impl Table {
     /// Whether `entity` (a component or a user account's bare JID) holds privileges
     /// on some served domain.
     pub fn is_entity(&self, entity: &str) -> bool {
-        self.by_domain
-            .values()
-            .any(|entities| entities.contains_key(entity))
+        self.entities.contains(entity)
     }
 
     /// What `entity` may do on `domain` (`None`: nothing, as if unprivileged).
