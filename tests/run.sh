@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The test command: installs what the end-to-end tests need (Debian prosody, ejabberd
-# and chromium, a Python venv with slixmpp under target/venv, the web clients' npm
+# and chromium, a Python venv with slixmpp under target/venv, slidge in
+# target/venv-slidge, the web clients' npm
 # packages under tests/node), then runs every test with the peers required.
 #
 #   tests/run.sh              # everything
@@ -30,6 +31,19 @@ install_ejabberd() {
 
 install_python() { ensure_venv target/venv; }
 
+# The real slidge gateway in a venv of its own (it pins slixmpp and pulls in
+# SQLAlchemy, aiohttp, Pillow…), exactly as tests/peers/slidge-requirements.txt pins it.
+install_slidge() {
+  local venv=target/venv-slidge lock
+  lock=$(sha256sum tests/peers/slidge-requirements.txt | cut -d' ' -f1)
+  if [ "$(cat "$venv/.installed" 2>/dev/null)" = "$lock" ]; then return; fi
+  say "creating $venv with slidge (tests/peers/slidge-requirements.txt)"
+  rm -rf "$venv"
+  python3 -m venv "$venv"
+  "$venv/bin/pip" install -q --disable-pip-version-check -r tests/peers/slidge-requirements.txt
+  echo "$lock" > "$venv/.installed"
+}
+
 # The web clients of the WebSocket tests: Node with npm, Debian's Chromium (driven
 # headless by puppeteer-core), and tests/node's packages exactly as locked.
 install_web_clients() {
@@ -53,12 +67,14 @@ install_web_clients() {
 install_prosody
 install_ejabberd
 install_python
+install_slidge
 install_web_clients
 version() { dpkg-query -W -f='${Version}' "$1" 2>/dev/null || echo '?'; }
-say "prosody $(version prosody), ejabberd $(version ejabberd), chromium $(version chromium), node $(node --version), slixmpp $(target/venv/bin/python -c 'import slixmpp; print(slixmpp.__version__)')"
+say "prosody $(version prosody), ejabberd $(version ejabberd), chromium $(version chromium), node $(node --version), slixmpp $(target/venv/bin/python -c 'import slixmpp; print(slixmpp.__version__)'), slidge $(target/venv-slidge/bin/python -c 'from importlib.metadata import version; print(version("slidge"))')"
 
 export STANZAGATE_REQUIRE_PEERS=1
 export STANZAGATE_PYTHON="$PWD/target/venv/bin/python"
+export STANZAGATE_SLIDGE_PYTHON="$PWD/target/venv-slidge/bin/python"
 say "cargo test --all-targets $*"
 cargo test --all-targets "$@"
 say "all tests passed"

@@ -10,10 +10,11 @@ use super::relay::{Session, Stop};
 use super::stage::Stage;
 use crate::hub::{ActingError, Command};
 use crate::metrics::{FlowCounters, VERDICTS_TOTAL};
-use crate::router::privilege::{mirror, presence};
+use crate::router::privilege::{mirror, presence, roster};
 use crate::router::verdict::{
     Answer, ClientVerdict, Consumed, PassNote, Relayed, ServerNote, ServerVerdict,
 };
+use crate::xml::ns::NS_ROSTER;
 use crate::xml::{extract_stanza, extract_stanza_for_stream, Head, Stanza};
 
 /// What one read burst did, reported to metrics in one go (no per-stanza metric
@@ -157,6 +158,7 @@ impl Session {
             PassNote::None => {}
             PassNote::Carbons { id, enable } => bound.route.carbons_requested(id, enable),
             PassNote::Probe(rule) => bound.route.remember_probe(stanza, rule),
+            PassNote::RosterRequested => bound.route.roster_requested_by_client(),
             PassNote::Broadcast { available } => {
                 let jid = bound.jid.as_str();
                 let shared = &self.shared;
@@ -186,6 +188,7 @@ impl Session {
         head: &Head,
         verdict: ServerVerdict,
     ) -> Result<(), Stop> {
+        self.settle_hold(stanza, head);
         match verdict {
             ServerVerdict::Relay(relayed, note) => {
                 self.server_note(stanza, head, note);
@@ -205,6 +208,28 @@ impl Session {
                 self.consume_down()?;
                 self.consumed(stanza, consumed)
             }
+        }
+    }
+
+    /// While the client waits for subscriptions asked at login (see `Hold`), the
+    /// server's roster pushes say which are complete.
+    fn settle_hold(&mut self, stanza: &Stanza, head: &Head) {
+        let Stage::Bound(bound) = &mut self.stage else {
+            return;
+        };
+        if !bound.is_holding() || head.name() != "iq" || head.type_().as_deref() != Some("set") {
+            return;
+        }
+        let bare = crate::hub::bare(&bound.jid).to_owned();
+        let own = head.from().is_none_or(|from| from.as_ref() == bare);
+        let roster = head
+            .child()
+            .is_some_and(|c| c.name() == "query" && c.ns() == Some(NS_ROSTER));
+        if !own || !roster {
+            return;
+        }
+        for item in roster::query_items(stanza.bytes(), &bare) {
+            bound.roster_pushed(&item.jid, item.subscription);
         }
     }
 
@@ -251,6 +276,17 @@ impl Session {
                 return self.inject_up(Bytes::from(approve));
             }
             Consumed::WebRosterSubscription => {}
+            Consumed::UnaskedPush { id, note } => {
+                if let Ok(head) = stanza.head() {
+                    self.server_note(stanza, head, note);
+                }
+                // RFC 6121 §2.1.6: a push is answered; the client cannot, it never
+                // asked for its roster.
+                let mut result = String::from("<iq type='result'");
+                crate::xml::writer::push_attr(&mut result, "id", &id);
+                result.push_str("/>");
+                return self.inject_up(Bytes::from(result));
+            }
             Consumed::ProbeMiss { id } => {
                 // The server does not know the node: the original query goes to the
                 // delegate, as if it had been delegated in the first place.

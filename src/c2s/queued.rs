@@ -1,15 +1,41 @@
 //! Applying at login what was queued for the user while no session of theirs crossed
 //! the proxy (see `crate::store`): right after the bind result (or `<resumed/>`), before
 //! any client stanza is relayed, each operation goes out on this stream as the live one
-//! would have, then leaves the store.
+//! would have, then leaves the store. When roster sets ask subscriptions the proxy
+//! completes on a component's link, the client is not read until they are complete
+//! (bounded), so its first roster request already sees them as the entity set them.
 
-use std::time::SystemTime;
+use std::time::{Duration, SystemTime};
+
+use tokio::time::Instant;
 
 use super::relay::{Session, Stop};
+use super::stage::{Hold, Stage};
 use crate::hub::Command;
 use crate::jid::FullJid;
 use crate::router::privilege::{message, roster, subscription};
 use crate::store::{count, OpKind};
+
+impl Session {
+    /// Asks for the roster on the user's stream as the proxy, so the server sends
+    /// this session the roster pushes (RFC 6121 sends them to interested resources
+    /// only) that end the client's hold. The answer is consumed, and so are the
+    /// pushes until the client asks for its roster itself.
+    fn take_roster_interest(&mut self) -> Result<(), Stop> {
+        if let Stage::Bound(bound) = &mut self.stage {
+            bound.route.roster_requested_by_proxy();
+        }
+        let id = format!("sg-{}", crate::util::random_id());
+        let (reply, _) = tokio::sync::oneshot::channel();
+        let stanza = roster::get_iq(&id);
+        self.command(Command::Request { stanza, id, reply })
+    }
+}
+
+/// The longest a client waits at login for the subscriptions its queued roster sets
+/// asked of components connected through the proxy (the proxy answers them at once:
+/// only the server's processing is awaited).
+const SETTLE_TIMEOUT: Duration = Duration::from_secs(5);
 
 impl Session {
     pub(super) fn apply_queued(&mut self) -> Result<(), Stop> {
@@ -39,6 +65,9 @@ impl Session {
             return Ok(());
         }
         let mut done = Vec::with_capacity(entries.len());
+        // Contacts whose subscription the proxy completes on a component's link: the
+        // client waits for them (see `Hold`).
+        let mut settling = Vec::new();
         for entry in entries {
             let kind = entry.op.kind;
             // Each was re-parsed when it was queued, so one that no longer reads is a
@@ -55,21 +84,26 @@ impl Session {
                     }
                 },
                 OpKind::RosterSet => {
-                    let items = roster::queued_items(&entry.op.stanza, &bare);
+                    let items = roster::query_items(&entry.op.stanza, &bare);
                     let readable = !items.is_empty();
                     for item in items {
+                        let shared = self.shared.clone();
+                        let hub = &shared.hub;
+                        if subscription::on_link(hub, &item.jid, item.subscription) {
+                            // Before the set, so its push (the item may already have
+                            // the subscription) reaches this session too.
+                            if settling.is_empty() {
+                                self.take_roster_interest()?;
+                            }
+                            settling.push((item.jid.clone(), item.subscription));
+                        }
                         // The server's answer is consumed like a live set's; nobody
                         // waits for it any more (the entity had its result).
                         let id = format!("sg-{}", crate::util::random_id());
                         let (reply, _) = tokio::sync::oneshot::channel();
                         let stanza = roster::set_iq(&id, &item.bytes);
                         self.command(Command::Request { stanza, id, reply })?;
-                        let planned = subscription::plan(
-                            &self.shared.hub,
-                            &bare,
-                            &item.jid,
-                            item.subscription,
-                        );
+                        let planned = subscription::plan(hub, &bare, &item.jid, item.subscription);
                         for command in planned {
                             self.command(command)?;
                         }
@@ -79,6 +113,14 @@ impl Session {
             };
             count(kind, if applied { "applied" } else { "unreadable" }, 1);
             done.push(entry.id);
+        }
+        if !settling.is_empty() {
+            if let Stage::Bound(bound) = &mut self.stage {
+                bound.hold = Hold::Settling {
+                    contacts: settling,
+                    until: Instant::now() + SETTLE_TIMEOUT,
+                };
+            }
         }
         let applied = done;
         tracing::info!(operations = applied.len(), "applied what was queued");

@@ -16,7 +16,7 @@ use super::client::ClientSide;
 use super::features::rewrite_features;
 use super::sm::wire::{self, is_sm_namespace};
 use super::sm::{ResumeStore, Sm, Version};
-use super::stage::{Bound, Stage};
+use super::stage::{Bound, Hold, Stage};
 use super::upstream::UpstreamSide;
 use crate::config::{Config, Quotas};
 use crate::hub::{inbox, Command, Inbox, SessionHandle};
@@ -90,6 +90,8 @@ enum Wake {
     Command(Command),
     Ended,
     Deadline,
+    /// The client's hold reached its deadline (see `Hold`).
+    HoldOver,
 }
 
 impl Session {
@@ -155,14 +157,16 @@ impl Session {
             }
             let wake = match &mut self.stage {
                 Stage::Bound(bound) => {
+                    let held = bound.held_until();
                     let Bound { inbox, .. } = &mut **bound;
                     tokio::select! {
-                        r = read_some(&mut self.client.conn, &mut self.client.framer) => Wake::Client(r),
+                        r = read_some(&mut self.client.conn, &mut self.client.framer), if held.is_none() => Wake::Client(r),
                         r = read_some(&mut self.upstream.conn, &mut self.upstream.framer) => Wake::Upstream(r),
                         c = inbox.recv() => match c {
                             Some(command) => Wake::Command(command),
                             None => Wake::Ended,
                         },
+                        _ = tokio::time::sleep_until(held.unwrap_or(self.deadline)), if held.is_some() => Wake::HoldOver,
                     }
                 }
                 _ => tokio::select! {
@@ -193,6 +197,7 @@ impl Session {
                     "policy-violation",
                     "the client is too far behind reading what it is owed".into(),
                 )),
+                Wake::HoldOver => Ok(()),
                 Wake::Deadline => Err(Stop::ClientError(
                     "connection-timeout",
                     "not authenticated in time".into(),
@@ -542,7 +547,12 @@ impl Session {
             Stage::Bound(old) => old.route,
             _ => RouteState::default(),
         };
-        self.stage = Stage::Bound(Box::new(Bound { jid, inbox, route }));
+        self.stage = Stage::Bound(Box::new(Bound {
+            jid,
+            inbox,
+            route,
+            hold: Hold::Open,
+        }));
     }
 
     fn unregister(&mut self, resumable: bool) {

@@ -4,7 +4,10 @@
 //! has a JID and an inbox for other tasks, so nothing can act for a user that is not
 //! bound yet.
 
+use tokio::time::Instant;
+
 use crate::hub::Inbox;
+use crate::router::privilege::subscription::Wanted;
 use crate::router::session::RouteState;
 
 pub enum Stage {
@@ -29,6 +32,59 @@ pub struct Bound {
     pub inbox: Inbox,
     /// What routing remembers for this session.
     pub route: RouteState,
+    /// Whether the client's stanzas wait for what was applied at login.
+    pub hold: Hold,
+}
+
+/// Whether the client is read. After the login applied queued roster sets asking
+/// subscriptions of contacts on components connected through the proxy, the client
+/// waits until the server's roster pushes show each of those items with the
+/// subscription asked for (the proxy answers both sides, so this takes round trips
+/// through the server only), so that its first roster request sees the items as the
+/// entity set them; never past a deadline.
+pub enum Hold {
+    Open,
+    Settling {
+        /// Contacts (bare, prepared) and the subscription each must reach.
+        contacts: Vec<(String, Wanted)>,
+        until: Instant,
+    },
+}
+
+impl Bound {
+    /// The deadline while the client waits, or `None` when it is read. The hold
+    /// ends once no awaited answer is pending or the deadline has passed.
+    pub fn held_until(&mut self) -> Option<Instant> {
+        let Hold::Settling { contacts, until } = &self.hold else {
+            return None;
+        };
+        if contacts.is_empty() {
+            self.hold = Hold::Open;
+            return None;
+        }
+        if Instant::now() < *until {
+            return Some(*until);
+        }
+        let waiting: Vec<&String> = contacts.iter().map(|(jid, _)| jid).collect();
+        tracing::warn!(
+            ?waiting,
+            "subscriptions asked at login still incomplete at the deadline: the client is read again"
+        );
+        self.hold = Hold::Open;
+        None
+    }
+
+    /// A roster push showed `contact` with subscription `now`: if the hold awaited
+    /// it, it is done.
+    pub fn roster_pushed(&mut self, contact: &str, now: Wanted) {
+        if let Hold::Settling { contacts, .. } = &mut self.hold {
+            contacts.retain(|(jid, wanted)| !(jid == contact && wanted.satisfied_by(now)));
+        }
+    }
+
+    pub fn is_holding(&self) -> bool {
+        matches!(self.hold, Hold::Settling { .. })
+    }
 }
 
 impl Stage {

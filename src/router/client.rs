@@ -82,8 +82,22 @@ fn iq(view: &ClientView<'_>, head: &Head) -> ClientVerdict {
     match decision {
         Decision::Delegate(rule) => ClientVerdict::Delegate(rule),
         Decision::Probe(rule) => ClientVerdict::Pass(PassNote::Probe(rule)),
+        Decision::Pass if is_own_roster_get(view, head) => {
+            ClientVerdict::Pass(PassNote::RosterRequested)
+        }
         Decision::Pass => ClientVerdict::Pass(carbons_request(head)),
     }
+}
+
+/// A request for the user's own roster (RFC 6121 §2.1.3: no `to`, or the bare JID).
+fn is_own_roster_get(view: &ClientView<'_>, head: &Head) -> bool {
+    head.type_().as_deref() == Some("get")
+        && head
+            .child()
+            .is_some_and(|c| c.name() == "query" && c.ns() == Some(NS_ROSTER))
+        && head
+            .to()
+            .is_none_or(|to| to.as_ref() == crate::hub::bare(view.jid))
 }
 
 /// A carbons enable/disable the session must follow (XEP-0280).

@@ -51,6 +51,14 @@ fn iq(view: &ServerView<'_>, stanza: &Stanza, head: &Head) -> ServerVerdict {
             }
         }
     }
+    if let (Some("set"), Some(id)) = (kind.as_deref(), id.as_deref()) {
+        if view.state.pushes_unasked() && is_roster(head) && from_own_account(head, view.jid) {
+            return ServerVerdict::Consume(Consumed::UnaskedPush {
+                id: id.to_owned(),
+                note: roster_note(view, head),
+            });
+        }
+    }
     let note = match id.as_deref().and_then(|id| view.state.carbons_request(id)) {
         Some(enable) => ServerNote::CarbonsAnswered {
             enabled: (kind.as_deref() == Some("result")).then_some(enable),
@@ -70,10 +78,7 @@ fn iq(view: &ServerView<'_>, stanza: &Stanza, head: &Head) -> ServerVerdict {
 /// answer to a roster get. A "push" from anyone else is ordinary traffic, never
 /// copied or mirrored. Nothing is kept unless some entity may read this roster.
 fn roster_note(view: &ServerView<'_>, head: &Head) -> ServerNote {
-    let roster = head
-        .child()
-        .is_some_and(|c| c.name() == "query" && c.ns() == Some(NS_ROSTER));
-    if !roster || !from_own_account(head, view.jid) {
+    if !is_roster(head) || !from_own_account(head, view.jid) {
         return ServerNote::None;
     }
     let wants = |grant: fn(&Privileges) -> bool| view.rules.privileges.wants(view.jid, grant);
@@ -83,6 +88,11 @@ fn roster_note(view: &ServerView<'_>, head: &Head) -> ServerNote {
         Some("result") if wants(|p| p.roster.allows_get()) => ServerNote::RosterResult,
         _ => ServerNote::None,
     }
+}
+
+fn is_roster(head: &Head) -> bool {
+    head.child()
+        .is_some_and(|c| c.name() == "query" && c.ns() == Some(NS_ROSTER))
 }
 
 fn from_own_account(head: &Head, full: &str) -> bool {

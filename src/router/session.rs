@@ -46,6 +46,21 @@ pub struct RouteState {
     expected_subscribe: HashMap<String, Instant>,
     probes: HashMap<String, (Stanza, Arc<Rule>)>,
     presence_sent: bool,
+    roster_interest: RosterInterest,
+}
+
+/// Who made the session an interested resource (RFC 6121 §2.1.6), which decides
+/// whether the server's roster pushes are the client's.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+enum RosterInterest {
+    /// Nobody asked for the roster: the server sends no pushes.
+    #[default]
+    Unasked,
+    /// Only the proxy did (to see the subscriptions of queued roster sets complete):
+    /// the pushes are not the client's, who never asked for the roster.
+    Proxy,
+    /// The client did: pushes are relayed.
+    Client,
 }
 
 impl RouteState {
@@ -102,6 +117,12 @@ impl RouteState {
         self.presence_sent
     }
 
+    /// Whether roster pushes reach this session only because the proxy asked for
+    /// the roster: the client must not see them.
+    pub fn pushes_unasked(&self) -> bool {
+        self.roster_interest == RosterInterest::Proxy
+    }
+
     // ---- changed by apply ------------------------------------------------------
 
     /// Registers an IQ the proxy sends as the user. At most `max` may be waiting;
@@ -152,6 +173,18 @@ impl RouteState {
 
     pub fn expect_subscribe(&mut self, contact: String, max: usize) {
         remember(&mut self.expected_subscribe, contact, max);
+    }
+
+    /// The client asked for its roster: pushes are its own from now on.
+    pub fn roster_requested_by_client(&mut self) {
+        self.roster_interest = RosterInterest::Client;
+    }
+
+    /// The proxy asked for the roster on the user's stream.
+    pub fn roster_requested_by_proxy(&mut self) {
+        if self.roster_interest == RosterInterest::Unasked {
+            self.roster_interest = RosterInterest::Proxy;
+        }
     }
 
     pub fn subscribe_seen(&mut self, contact: &str) {

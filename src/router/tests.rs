@@ -500,3 +500,48 @@ fn a_user_delegate_s_answer_is_taken_only_when_awaited() {
         ClientVerdict::DelegationReply
     ));
 }
+
+/// Pushes are the client's once it asked for its roster (RFC 6121 §2.1.6); before
+/// that only the proxy did (to see queued subscriptions complete at login), and the
+/// proxy answers them itself, keeping their effects for entities.
+#[test]
+fn roster_pushes_before_the_client_asked_are_taken() {
+    let rules = rules(false);
+    let mut state = RouteState::default();
+    let push = "<iq type='set' id='p'><query xmlns='jabber:iq:roster'><item jid='bob@x' subscription='both'/></query></iq>";
+    let relayed = |state: &RouteState, xml: &str| {
+        matches!(server_verdict(&rules, state, xml), ServerVerdict::Relay(..))
+    };
+    assert!(relayed(&state, push), "nobody asked: as ever");
+    state.roster_requested_by_proxy();
+    match server_verdict(&rules, &state, push) {
+        ServerVerdict::Consume(Consumed::UnaskedPush { id, note }) => {
+            assert_eq!(id, "p");
+            assert_eq!(note, ServerNote::RosterPush);
+        }
+        other => panic!("{other:?}"),
+    }
+    let forged = "<iq type='set' id='f' from='mallory@evil.example'><query xmlns='jabber:iq:roster'><item jid='bob@x'/></query></iq>";
+    assert!(relayed(&state, forged), "anyone else's push is traffic");
+
+    let own = "<iq type='get' id='r'><query xmlns='jabber:iq:roster'/></iq>";
+    assert_eq!(
+        note(client_verdict(&rules, &state, own)),
+        PassNote::RosterRequested
+    );
+    let bare =
+        "<iq type='get' id='r' to='alice@example.org'><query xmlns='jabber:iq:roster'/></iq>";
+    assert_eq!(
+        note(client_verdict(&rules, &state, bare)),
+        PassNote::RosterRequested
+    );
+    let other = "<iq type='get' id='r' to='bob@example.org'><query xmlns='jabber:iq:roster'/></iq>";
+    assert!(!matches!(
+        client_verdict(&rules, &state, other),
+        ClientVerdict::Pass(PassNote::RosterRequested)
+    ));
+    state.roster_requested_by_client();
+    assert!(relayed(&state, push), "the client asked: its pushes");
+    state.roster_requested_by_proxy();
+    assert!(relayed(&state, push), "and they stay its own");
+}

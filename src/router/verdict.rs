@@ -53,6 +53,8 @@ pub enum PassNote {
     Broadcast {
         available: bool,
     },
+    /// The client's own roster request: the server's pushes are the client's.
+    RosterRequested,
 }
 
 /// An answer the proxy computes itself.
@@ -139,6 +141,9 @@ pub enum Consumed {
     ExpectedSubscribe { contact: String },
     /// Subscription presence on a web-app roster.
     WebRosterSubscription,
+    /// A roster push to a session whose client never asked for the roster (the
+    /// proxy did): answered by the proxy, with its side effects for entities.
+    UnaskedPush { id: String, note: ServerNote },
 }
 
 impl Consumed {
@@ -149,6 +154,7 @@ impl Consumed {
             Consumed::ExpectedSubscribed { .. } => "expected_subscribed",
             Consumed::ExpectedSubscribe { .. } => "expected_subscribe",
             Consumed::WebRosterSubscription => "web_roster_subscription",
+            Consumed::UnaskedPush { .. } => "unasked_roster_push",
         }
     }
 }

@@ -19,6 +19,7 @@ pub mod prosody;
 pub mod proxy;
 pub mod python;
 pub mod raw;
+pub mod slidge;
 pub mod webapp;
 pub mod ws;
 pub mod xmlcheck;

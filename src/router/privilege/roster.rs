@@ -152,9 +152,7 @@ async fn get(
     op: &RosterOp,
     timeout: std::time::Duration,
 ) -> (Bytes, &'static str) {
-    let query = format!("<query xmlns='{NS_ROSTER}'/>");
-    let built = |id: &str| Bytes::from(format!("<iq type='get' id='{id}'>{query}</iq>"));
-    match request(&service.hub, &op.user, built, timeout).await {
+    match request(&service.hub, &op.user, get_iq, timeout).await {
         Ok((_, answer)) => relay_answer(op, &answer),
         Err(InjectError::NoSession(_)) => from_mirror(service, op),
         Err(error) => (unavailable(op, &error), error.label()),
@@ -245,6 +243,13 @@ async fn set(
     (op.result(), "ok")
 }
 
+/// A roster get on the user's stream, with this `id`.
+pub fn get_iq(id: &str) -> Bytes {
+    Bytes::from(format!(
+        "<iq type='get' id='{id}'><query xmlns='{NS_ROSTER}'/></iq>"
+    ))
+}
+
 /// A roster set of one prepared item, with this `id`.
 pub fn set_iq(id: &str, item: &[u8]) -> Bytes {
     let mut iq = BytesMut::new();
@@ -275,8 +280,9 @@ fn queue(service: &Privilege, op: &RosterOp) -> (Bytes, &'static str) {
     }
 }
 
-/// The items of a queued set (as [`queue`] stored it), prepared again for `user`.
-pub fn queued_items(stored: &Bytes, user: &str) -> Vec<Prepared> {
+/// The items of a roster query stanza (a set queued as [`queue`] stored it, or a
+/// server's push), prepared for `user`.
+pub fn query_items(stored: &Bytes, user: &str) -> Vec<Prepared> {
     let Ok(stanza) = Stanza::standalone(stored.clone()) else {
         return Vec::new();
     };

@@ -30,6 +30,15 @@ impl Wanted {
         }
     }
 
+    /// Whether an item with subscription `now` has what `self` asked for.
+    pub fn satisfied_by(self, now: Wanted) -> bool {
+        match self {
+            Wanted::None => true,
+            Wanted::Both => now == Wanted::Both,
+            wanted => now == wanted || now == Wanted::Both,
+        }
+    }
+
     fn approves(self) -> bool {
         matches!(self, Wanted::From | Wanted::Both)
     }
@@ -55,22 +64,29 @@ const MAX_EXPECTED_PER_COMPONENT: usize = 10_000;
 
 /// What the user's session carries out for `wanted` with `contact`. A contact on a
 /// component connected through the proxy gets its side done on that component's
-/// link: when the user's `subscribe` reaches it, the proxy answers `subscribed` for
-/// the contact (and, for `both`, asks back with `subscribe`, which the user's session
-/// then approves). So the item ends exactly as asked, without relying on the
-/// component, and neither side sees a request.
+/// link: when the user's `subscribe` reaches it, the proxy answers for the contact,
+/// so the item ends exactly as asked without relying on the component, and neither
+/// side sees a request.
+///
+/// For `both`, the user pre-approves the contact first (RFC 6121 §3.4) and the
+/// contact's `subscribe` goes before its `subscribed` on the link. The server then
+/// approves the contact's request by itself: there is no moment with a request
+/// pending for the user, which a presence probe from the component (slidge probes
+/// as soon as its roster set is answered) would cancel (the server answers a probe
+/// from a contact without a subscription with `unsubscribed`). And the contact's
+/// `subscribed`, the last thing the server handles, is the one the user's session
+/// awaits. A server without pre-approvals shows the user the contact's request: the
+/// session approves it.
 pub fn plan(hub: &Hub, user: &str, contact: &str, wanted: Wanted) -> Vec<Command> {
-    let component = contact
-        .rsplit_once('@')
-        .map_or(contact, |(_, domain)| domain);
-    let linked = !contact.contains('/') && hub.components.get(component).is_some();
-    if !linked || !wanted.requests() {
+    if !on_link(hub, contact, wanted) {
         return commands(contact, wanted);
     }
-    let mut replies = vec![presence_from(contact, user, "subscribed")];
+    let component = component_of(contact);
+    let mut replies = Vec::with_capacity(2);
     if wanted.approves() {
         replies.push(presence_from(contact, user, "subscribe"));
     }
+    replies.push(presence_from(contact, user, "subscribed"));
     let request = Expected::new(user, contact, "subscribe", replies);
     if !hub
         .subscriptions
@@ -80,15 +96,32 @@ pub fn plan(hub: &Hub, user: &str, contact: &str, wanted: Wanted) -> Vec<Command
     }
     let mut out = Vec::new();
     if wanted.approves() {
-        // The user's approval of the contact's request goes to the component too.
+        // The user's approval of the contact's request (the server's, or the
+        // session's) goes to the component too: it is consumed there.
         let approval = Expected::new(user, contact, "subscribed", Vec::new());
         hub.subscriptions
             .expect(component, approval, MAX_EXPECTED_PER_COMPONENT);
+        out.push(Command::ToServer(presence("subscribed", contact)));
         out.push(Command::ExpectSubscribe(contact.to_owned()));
     }
     out.push(Command::ExpectSubscribed(contact.to_owned()));
     out.push(Command::ToServer(presence("subscribe", contact)));
     out
+}
+
+/// Whether [`plan`] completes the contact's side of `wanted` on the link of a
+/// component connected through the proxy (so no one else has to answer).
+pub fn on_link(hub: &Hub, contact: &str, wanted: Wanted) -> bool {
+    wanted.requests()
+        && !contact.contains('/')
+        && hub.components.get(component_of(contact)).is_some()
+}
+
+/// The component domain a contact JID (bare) belongs to.
+fn component_of(contact: &str) -> &str {
+    contact
+        .rsplit_once('@')
+        .map_or(contact, |(_, domain)| domain)
 }
 
 /// A subscription presence as the component's contact sends it on its link.
@@ -121,4 +154,26 @@ fn presence(kind: &str, to: &str) -> Bytes {
     push_attr(&mut out, "to", to);
     out.push_str("/>");
     Bytes::from(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Wanted::{self, Both, From, None, To};
+
+    #[test]
+    fn an_item_satisfies_what_was_asked_or_more() {
+        let cases: [(Wanted, Wanted, bool); 8] = [
+            (Both, Both, true),
+            (Both, To, false),
+            (Both, From, false),
+            (To, To, true),
+            (To, Both, true),
+            (To, From, false),
+            (From, Both, true),
+            (None, None, true),
+        ];
+        for (wanted, now, ok) in cases {
+            assert_eq!(wanted.satisfied_by(now), ok, "{wanted:?} by {now:?}");
+        }
+    }
 }
