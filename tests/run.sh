@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
-# The test command: installs what the end-to-end tests need (Debian prosody, ejabberd
-# and chromium, a Python venv with slixmpp under target/venv, slidge in
-# target/venv-slidge, the web clients' npm
-# packages under tests/node), then runs every test with the peers required.
+# The test command: installs what the end-to-end tests need (Debian prosody, ejabberd,
+# chromium, libervia-pubsub and postgresql; a Python venv with slixmpp under
+# target/venv and slidge under target/venv-slidge; the web clients' npm packages under
+# tests/node), then runs every test with the peers required.
 #
 #   tests/run.sh              # everything
 #   tests/run.sh e2e_c2s      # extra arguments go to `cargo test`
@@ -30,6 +30,15 @@ install_ejabberd() {
 }
 
 install_python() { ensure_venv target/venv; }
+
+# libervia-pubsub, the external PEP service of the PEP test, with PostgreSQL (its only
+# storage; the test runs a cluster of its own in a temporary directory).
+install_libervia() {
+  if [ -f /usr/share/libervia/sat_pubsub/db/pubsub.sql ] && command -v twistd3 >/dev/null \
+     && ls /usr/lib/postgresql/*/bin/postgres >/dev/null 2>&1 && command -v psql >/dev/null; then return; fi
+  say "installing Debian libervia-pubsub and postgresql"
+  apt_install libervia-pubsub postgresql
+}
 
 # The real slidge gateway in a venv of its own (it pins slixmpp and pulls in
 # SQLAlchemy, aiohttp, Pillow…), exactly as tests/peers/slidge-requirements.txt pins it.
@@ -68,9 +77,10 @@ install_prosody
 install_ejabberd
 install_python
 install_slidge
+install_libervia
 install_web_clients
 version() { dpkg-query -W -f='${Version}' "$1" 2>/dev/null || echo '?'; }
-say "prosody $(version prosody), ejabberd $(version ejabberd), chromium $(version chromium), node $(node --version), slixmpp $(target/venv/bin/python -c 'import slixmpp; print(slixmpp.__version__)'), slidge $(target/venv-slidge/bin/python -c 'from importlib.metadata import version; print(version("slidge"))')"
+say "prosody $(version prosody), ejabberd $(version ejabberd), libervia-pubsub $(version libervia-pubsub), chromium $(version chromium), node $(node --version), slixmpp $(target/venv/bin/python -c 'import slixmpp; print(slixmpp.__version__)'), slidge $(target/venv-slidge/bin/python -c 'from importlib.metadata import version; print(version("slidge"))')"
 
 export STANZAGATE_REQUIRE_PEERS=1
 export STANZAGATE_PYTHON="$PWD/target/venv/bin/python"

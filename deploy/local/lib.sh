@@ -20,7 +20,7 @@ apt_install() {
   if [ -d /run/systemd/system ]; then
     local pkg
     for pkg in "$@"; do
-      case $pkg in prosody | ejabberd) as_root systemctl disable --now "$pkg" >/dev/null 2>&1 || true ;; esac
+      case $pkg in prosody | ejabberd | postgresql) as_root systemctl disable --now "$pkg" >/dev/null 2>&1 || true ;; esac
     done
   fi
   if [ "$created" = 1 ]; then as_root rm -f /usr/sbin/policy-rc.d; fi

@@ -12,6 +12,7 @@
 pub mod certs;
 pub mod ejabberd;
 pub mod http;
+pub mod libervia;
 pub mod load;
 pub mod node;
 pub mod process;
