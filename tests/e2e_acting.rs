@@ -619,6 +619,66 @@ async fn a_subscription_with_a_gateway_contact_ends_both_without_prompts() {
     }
 }
 
+/// The component link route for `from` alone: the contact ends subscribed to the
+/// user's presence (the user pre-approves, then probes; the proxy answers the probe
+/// on the gateway's link with the contact's request, which the server approves), the
+/// user is not prompted and the gateway sees no subscription presence or probe.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_from_subscription_with_a_gateway_contact_ends_from_without_prompts() {
+    const CONTACT: &str = "romeo-legacy@gateway.localhost";
+    let Some(_peers) = peers() else { return };
+    let (_prosody, proxy) = setup("roster = \"both\"\n");
+    let mut gw = Raw::component(proxy.ports.component, GATEWAY, SECRET).await;
+    gw.next_stanza().await;
+    let mut alice = Raw::login(proxy.c2s(), "alice").await;
+    alice
+        .send("<iq type='get' id='r0'><query xmlns='jabber:iq:roster'/></iq>")
+        .await;
+    alice.expect_iq("r0").await;
+    gw.send(&format!(
+        "<iq type='set' id='rs' from='{GATEWAY}' to='alice@localhost'><query xmlns='jabber:iq:roster'>\
+<item jid='{CONTACT}' subscription='from'/></query></iq>"
+    ))
+    .await;
+    successful_answer(&mut gw, "rs").await;
+    loop {
+        let stanza = alice.next_stanza().await;
+        let head = stanza.head().unwrap();
+        let t = text(&stanza);
+        if head.name() == "presence" {
+            assert!(
+                !matches!(head.type_().as_deref(), Some("subscribe" | "subscribed")),
+                "alice is not prompted: {t}"
+            );
+        }
+        if head.name() == "iq" && t.contains(CONTACT) && t.contains("subscription='from'") {
+            break;
+        }
+    }
+    alice
+        .send(&format!(
+            "<message to='{CONTACT}' id='marker'><body>m</body></message>"
+        ))
+        .await;
+    loop {
+        let stanza = gw.next_stanza().await;
+        let head = stanza.head().unwrap();
+        if head.name() == "presence" {
+            assert!(
+                !matches!(
+                    head.type_().as_deref(),
+                    Some("subscribe" | "subscribed" | "probe")
+                ),
+                "the gateway is not bothered: {}",
+                text(&stanza)
+            );
+        }
+        if head.id().as_deref() == Some("marker") {
+            break;
+        }
+    }
+}
+
 /// Presence copies for a user account that is a privileged entity reach its sessions
 /// (`presence = "managed_entity"`): alice is not in romeo's roster, yet her available
 /// presence reaches him, from her full JID.

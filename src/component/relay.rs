@@ -313,7 +313,8 @@ impl ComponentSession {
             return None;
         }
         let kind = head.type_()?;
-        if !matches!(kind.as_ref(), "subscribe" | "subscribed") {
+        // A probe only when expected: it follows a pre-approval (`from` alone).
+        if !matches!(kind.as_ref(), "subscribe" | "subscribed" | "probe") {
             return None;
         }
         let user = crate::jid::Jid::parse(&head.from()?).ok()?;

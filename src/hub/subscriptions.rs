@@ -18,7 +18,7 @@ const WINDOW: Duration = Duration::from_secs(300);
 pub struct Expected {
     pub user: String,
     pub contact: String,
-    /// `subscribe` or `subscribed`.
+    /// `subscribe`, `subscribed` or `probe`.
     pub kind: &'static str,
     /// What the proxy sends upstream on the component's link when it arrives.
     pub replies: Vec<Bytes>,

@@ -77,17 +77,31 @@ const MAX_EXPECTED_PER_COMPONENT: usize = 10_000;
 /// `subscribed`, the last thing the server handles, is the one the user's session
 /// awaits. A server without pre-approvals shows the user the contact's request: the
 /// session approves it.
+///
+/// For `from` alone, the user pre-approves the contact and then probes it: the
+/// pre-approval never leaves the server, the probe does, after it. When the probe
+/// reaches the link, the proxy answers with the contact's `subscribe`, which the
+/// server approves by itself.
 pub fn plan(hub: &Hub, user: &str, contact: &str, wanted: Wanted) -> Vec<Command> {
     if !on_link(hub, contact, wanted) {
         return commands(contact, wanted);
     }
     let component = component_of(contact);
-    let mut replies = Vec::with_capacity(2);
-    if wanted.approves() {
-        replies.push(presence_from(contact, user, "subscribe"));
-    }
-    replies.push(presence_from(contact, user, "subscribed"));
-    let request = Expected::new(user, contact, "subscribe", replies);
+    // What of the user's reaches the link, and what the contact answers to it.
+    let request = if wanted.requests() {
+        let mut replies = Vec::with_capacity(2);
+        if wanted.approves() {
+            replies.push(presence_from(contact, user, "subscribe"));
+        }
+        replies.push(presence_from(contact, user, "subscribed"));
+        Expected::new(user, contact, "subscribe", replies)
+    } else {
+        // `from` alone: a pre-approval never leaves the server, so a probe follows
+        // it, and the contact answers that with the request the server then
+        // approves by itself.
+        let replies = vec![presence_from(contact, user, "subscribe")];
+        Expected::new(user, contact, "probe", replies)
+    };
     if !hub
         .subscriptions
         .expect(component, request, MAX_EXPECTED_PER_COMPONENT)
@@ -104,15 +118,19 @@ pub fn plan(hub: &Hub, user: &str, contact: &str, wanted: Wanted) -> Vec<Command
         out.push(Command::ToServer(presence("subscribed", contact)));
         out.push(Command::ExpectSubscribe(contact.to_owned()));
     }
-    out.push(Command::ExpectSubscribed(contact.to_owned()));
-    out.push(Command::ToServer(presence("subscribe", contact)));
+    if wanted.requests() {
+        out.push(Command::ExpectSubscribed(contact.to_owned()));
+        out.push(Command::ToServer(presence("subscribe", contact)));
+    } else {
+        out.push(Command::ToServer(presence("probe", contact)));
+    }
     out
 }
 
 /// Whether [`plan`] completes the contact's side of `wanted` on the link of a
 /// component connected through the proxy (so no one else has to answer).
 pub fn on_link(hub: &Hub, contact: &str, wanted: Wanted) -> bool {
-    wanted.requests()
+    wanted != Wanted::None
         && !contact.contains('/')
         && hub.components.get(component_of(contact)).is_some()
 }
