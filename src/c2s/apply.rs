@@ -260,11 +260,15 @@ impl Session {
             return Ok(());
         };
         match consumed {
-            Consumed::ActingAnswer { id } => {
+            Consumed::ActingAnswer { id, note } => {
                 // With the server stream's declarations, so the requester can take it
                 // apart and re-wrap its payload for a component.
                 let answer = extract_stanza(stanza).map_err(|_| ActingError::Unreadable);
-                bound.route.answered(&id, answer)
+                bound.route.answered(&id, answer);
+                // A roster the proxy asked for as the user keeps the mirror current.
+                if let Ok(head) = stanza.head() {
+                    self.server_note(stanza, head, note);
+                }
             }
             Consumed::ExpectedSubscribed { contact } => bound.route.subscribed_seen(&contact),
             Consumed::ExpectedSubscribe { contact } => {

@@ -41,7 +41,10 @@ fn iq(view: &ServerView<'_>, stanza: &Stanza, head: &Head) -> ServerVerdict {
     let id = head.id();
     if let (true, Some(id)) = (answer, id.as_deref()) {
         if view.state.awaits(id) {
-            return ServerVerdict::Consume(Consumed::ActingAnswer { id: id.to_owned() });
+            return ServerVerdict::Consume(Consumed::ActingAnswer {
+                id: id.to_owned(),
+                note: roster_note(view, head),
+            });
         }
         if view.state.has_probes() && view.state.probe(id, head).is_some() {
             let unknown_node = kind.as_deref() == Some("error")

@@ -240,7 +240,7 @@ fn answers_to_the_proxy_are_consumed() {
     );
     assert!(matches!(
         v,
-        ServerVerdict::Consume(Consumed::ActingAnswer { id }) if id == "sg-1"
+        ServerVerdict::Consume(Consumed::ActingAnswer { id, note: ServerNote::None }) if id == "sg-1"
     ));
     let v = server_verdict(&rules, &state, "<iq type='result' id='other'/>");
     assert!(matches!(
@@ -401,6 +401,17 @@ fn roster_results_from_the_server_are_mirrored() {
     assert!(matches!(
         server_verdict(&rules, &state, &result(" from='mallory@evil.example'")),
         ServerVerdict::Relay(_, ServerNote::None)
+    ));
+    // One the proxy asked for as the user (a privileged get) is mirrored too.
+    let mut asked = RouteState::default();
+    let (reply, _) = oneshot::channel();
+    asked.await_answer("r".into(), reply, std::time::Duration::from_secs(5), 10);
+    assert!(matches!(
+        server_verdict(&rules, &asked, &result("")),
+        ServerVerdict::Consume(Consumed::ActingAnswer {
+            note: ServerNote::RosterResult,
+            ..
+        })
     ));
     // A roster set's empty result is no roster.
     assert!(matches!(

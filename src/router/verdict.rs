@@ -131,7 +131,8 @@ pub enum ServerNote {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Consumed {
     /// The answer to an IQ the proxy sent as the user (XEP-0356).
-    ActingAnswer { id: String },
+    /// `note`: a roster result is the user's roster all the same (the mirror).
+    ActingAnswer { id: String, note: ServerNote },
     /// The server does not know the node of a probed disco query: the original query
     /// goes to the delegate now (checklist 35–36).
     ProbeMiss { id: String },
