@@ -9,7 +9,7 @@
 
 mod common;
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use common::{peers, Prosody, ProsodySpec, Proxy, ProxySpec, Raw};
 use stanzagate::xml::children::stanza_error_condition;
@@ -61,19 +61,6 @@ async fn successful_answer(component: &mut Raw, id: &str) -> Stanza {
     answer
 }
 
-/// Waits until the metric sample `name` reads `value` (bounded).
-async fn await_metric(proxy: &Proxy, name: &str, value: &str) {
-    let deadline = Instant::now() + Duration::from_secs(15);
-    loop {
-        let now = common::http::metric(proxy.ports.http, name).await;
-        if now == value {
-            return;
-        }
-        assert!(Instant::now() < deadline, "{name} is {now:?}, not {value}");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_message_for_an_offline_user_is_sent_at_login_even_after_a_restart() {
     let Some(_peers) = peers() else { return };
@@ -90,7 +77,7 @@ async fn a_message_for_an_offline_user_is_sent_at_login_even_after_a_restart() {
         "<body>while you were away</body>",
     ))
     .await;
-    await_metric(&proxy, QUEUED, "1").await;
+    common::http::await_metric(proxy.ports.http, QUEUED, "1").await;
 
     proxy.restart();
     let mut bob = Raw::login(proxy.c2s(), "bob").await;
@@ -124,7 +111,7 @@ async fn a_message_for_an_offline_user_is_sent_at_login_even_after_a_restart() {
     );
     // Once only: applied, then gone from the store.
     let applied = "stanzagate_queued_operations_total{kind=\"message\",outcome=\"applied\"}";
-    await_metric(&proxy, applied, "1").await;
+    common::http::await_metric(proxy.ports.http, applied, "1").await;
     drop(alice);
     let mut again = Raw::login(proxy.c2s(), "alice").await;
     again.ping("second-login").await;
@@ -239,7 +226,7 @@ async fn each_users_queue_is_bounded() {
         ))
         .await;
     }
-    await_metric(&proxy, QUEUED, "2").await;
+    common::http::await_metric(proxy.ports.http, QUEUED, "2").await;
     gw.send(&privileged(
         "m3",
         "alice@localhost",
@@ -266,7 +253,7 @@ async fn each_users_queue_is_bounded() {
         "<body>x</body>",
     ))
     .await;
-    await_metric(&proxy, QUEUED, "3").await;
+    common::http::await_metric(proxy.ports.http, QUEUED, "3").await;
 }
 
 /// slidge at start sets every registered user's roster: for a user who is offline,
@@ -409,7 +396,12 @@ async fn a_roster_get_for_an_offline_user_reads_the_mirror() {
     alice.expect_iq("r2").await;
     drop(alice);
     // Offline again (the proxy saw the connection end): the entity reads the mirror.
-    await_metric(&proxy, "stanzagate_connections_open{listener=\"c2s\"}", "0").await;
+    common::http::await_metric(
+        proxy.ports.http,
+        "stanzagate_connections_open{listener=\"c2s\"}",
+        "0",
+    )
+    .await;
     gw.send(&get("g1")).await;
     let answer = gw
         .until(|s| s.head().unwrap().id().as_deref() == Some("g1"))
@@ -557,14 +549,16 @@ async fn a_user_account_as_delegate_answers_a_delegated_iq() {
     assert!(t.contains("from romeo"), "{t}");
 }
 
-/// The component link route: a gateway sets `subscription='both'` with a contact on
-/// its own domain (as slidge does for its contacts). The proxy completes the
-/// contact's side on the gateway's upstream link, so the item ends `both`, the user's
-/// client sees no subscription request and the gateway no subscription presence.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_subscription_with_a_gateway_contact_ends_both_without_prompts() {
-    const CONTACT: &str = "juliet-legacy@gateway.localhost";
-    let Some(_peers) = peers() else { return };
+/// The component link route for `subscription` (set by the gateway on a contact of
+/// its own domain): alice's roster pushes follow the item there, and nothing she sees
+/// is a subscription request or acknowledgement; the gateway sees none of the
+/// presence types in `unseen` (its next stanza of interest is a marker).
+async fn link_route_ends_as_asked(
+    contact: &str,
+    subscription: &str,
+    available: bool,
+    unseen: &[&str],
+) {
     let (_prosody, proxy) = setup("roster = \"both\"\n");
     let mut gw = Raw::component(proxy.ports.component, GATEWAY, SECRET).await;
     gw.next_stanza().await;
@@ -574,15 +568,16 @@ async fn a_subscription_with_a_gateway_contact_ends_both_without_prompts() {
         .send("<iq type='get' id='r0'><query xmlns='jabber:iq:roster'/></iq>")
         .await;
     alice.expect_iq("r0").await;
-    alice.send("<presence/>").await;
+    if available {
+        alice.send("<presence/>").await;
+    }
     gw.send(&format!(
         "<iq type='set' id='rs' from='{GATEWAY}' to='alice@localhost'><query xmlns='jabber:iq:roster'>\
-<item jid='{CONTACT}' name='Juliet' subscription='both'/></query></iq>"
+<item jid='{contact}' name='Legacy' subscription='{subscription}'/></query></iq>"
     ))
     .await;
     successful_answer(&mut gw, "rs").await;
-    // Alice's roster pushes follow the subscription to `both`; nothing else she sees
-    // may be a subscription request or acknowledgement.
+    let wanted = format!("subscription='{subscription}'");
     loop {
         let stanza = alice.next_stanza().await;
         let head = stanza.head().unwrap();
@@ -593,22 +588,22 @@ async fn a_subscription_with_a_gateway_contact_ends_both_without_prompts() {
                 "alice is not prompted: {t}"
             );
         }
-        if head.name() == "iq" && t.contains(CONTACT) && t.contains("subscription='both'") {
+        if head.name() == "iq" && t.contains(contact) && t.contains(&wanted) {
             break;
         }
     }
-    // The gateway saw no subscription presence: the next thing it gets is its marker.
     alice
         .send(&format!(
-            "<message to='{CONTACT}' id='marker'><body>m</body></message>"
+            "<message to='{contact}' id='marker'><body>m</body></message>"
         ))
         .await;
     loop {
         let stanza = gw.next_stanza().await;
         let head = stanza.head().unwrap();
         if head.name() == "presence" {
+            let kind = head.type_().unwrap_or_default();
             assert!(
-                !matches!(head.type_().as_deref(), Some("subscribe" | "subscribed")),
+                !unseen.contains(&kind.as_ref()),
                 "the gateway is not bothered: {}",
                 text(&stanza)
             );
@@ -619,64 +614,27 @@ async fn a_subscription_with_a_gateway_contact_ends_both_without_prompts() {
     }
 }
 
+/// The component link route: a gateway sets `subscription='both'` with a contact on
+/// its own domain (as slidge does for its contacts). The proxy completes the
+/// contact's side on the gateway's upstream link, so the item ends `both`, the user's
+/// client sees no subscription request and the gateway no subscription presence.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_subscription_with_a_gateway_contact_ends_both_without_prompts() {
+    let Some(_peers) = peers() else { return };
+    let contact = "juliet-legacy@gateway.localhost";
+    link_route_ends_as_asked(contact, "both", true, &["subscribe", "subscribed"]).await;
+}
+
 /// The component link route for `from` alone: the contact ends subscribed to the
 /// user's presence (the user pre-approves, then probes; the proxy answers the probe
 /// on the gateway's link with the contact's request, which the server approves), the
 /// user is not prompted and the gateway sees no subscription presence or probe.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_from_subscription_with_a_gateway_contact_ends_from_without_prompts() {
-    const CONTACT: &str = "romeo-legacy@gateway.localhost";
     let Some(_peers) = peers() else { return };
-    let (_prosody, proxy) = setup("roster = \"both\"\n");
-    let mut gw = Raw::component(proxy.ports.component, GATEWAY, SECRET).await;
-    gw.next_stanza().await;
-    let mut alice = Raw::login(proxy.c2s(), "alice").await;
-    alice
-        .send("<iq type='get' id='r0'><query xmlns='jabber:iq:roster'/></iq>")
-        .await;
-    alice.expect_iq("r0").await;
-    gw.send(&format!(
-        "<iq type='set' id='rs' from='{GATEWAY}' to='alice@localhost'><query xmlns='jabber:iq:roster'>\
-<item jid='{CONTACT}' subscription='from'/></query></iq>"
-    ))
-    .await;
-    successful_answer(&mut gw, "rs").await;
-    loop {
-        let stanza = alice.next_stanza().await;
-        let head = stanza.head().unwrap();
-        let t = text(&stanza);
-        if head.name() == "presence" {
-            assert!(
-                !matches!(head.type_().as_deref(), Some("subscribe" | "subscribed")),
-                "alice is not prompted: {t}"
-            );
-        }
-        if head.name() == "iq" && t.contains(CONTACT) && t.contains("subscription='from'") {
-            break;
-        }
-    }
-    alice
-        .send(&format!(
-            "<message to='{CONTACT}' id='marker'><body>m</body></message>"
-        ))
-        .await;
-    loop {
-        let stanza = gw.next_stanza().await;
-        let head = stanza.head().unwrap();
-        if head.name() == "presence" {
-            assert!(
-                !matches!(
-                    head.type_().as_deref(),
-                    Some("subscribe" | "subscribed" | "probe")
-                ),
-                "the gateway is not bothered: {}",
-                text(&stanza)
-            );
-        }
-        if head.id().as_deref() == Some("marker") {
-            break;
-        }
-    }
+    let contact = "romeo-legacy@gateway.localhost";
+    let unseen = ["subscribe", "subscribed", "probe"];
+    link_route_ends_as_asked(contact, "from", false, &unseen).await;
 }
 
 /// Presence copies for a user account that is a privileged entity reach its sessions

@@ -8,7 +8,6 @@
 mod common;
 
 use std::path::Path;
-use std::time::{Duration, Instant};
 
 use common::slidge::{Slidge, START};
 use common::{missing_peer, peers, Prosody, ProsodySpec, Proxy, ProxySpec, Raw};
@@ -42,19 +41,6 @@ fn network(path: &Path, alice_friends: &[&str]) {
         .collect::<Vec<_>>()
         .join(", ");
     std::fs::write(path, format!("{{\"alice@localhost\": [{list}]}}")).expect("network file");
-}
-
-/// Waits until the metric sample `name` reads `value` (bounded).
-async fn await_metric(proxy: &Proxy, name: &str, value: &str) {
-    let deadline = Instant::now() + Duration::from_secs(15);
-    loop {
-        let now = common::http::metric(proxy.ports.http, name).await;
-        if now == value {
-            return;
-        }
-        assert!(Instant::now() < deadline, "{name} is {now:?}, not {value}");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
 }
 
 /// `jid`'s roster item in a roster result, as `(subscription, ask)`.
@@ -197,21 +183,21 @@ async fn slidge_restarted_while_its_user_is_offline_keeps_her_bridge() {
         "LEGACY-LOGIN alice@localhost juliet=added romeo=added"
     );
     // Its own item (it re-adds itself at every start) and romeo's.
-    await_metric(&proxy, ROSTER_QUEUED, "2").await;
+    common::http::await_metric(proxy.ports.http, ROSTER_QUEUED, "2").await;
 
     // The queue outlives the proxy (slidge exits when its link drops, and a new
     // slidge re-adds only itself: romeo's item must come from the store).
     gateway.stop().await;
     proxy.restart();
     let gateway = slidge.start(GATEWAY, SECRET, port, &home, &legacy).await;
-    await_metric(&proxy, ROSTER_QUEUED, "1").await;
+    common::http::await_metric(proxy.ports.http, ROSTER_QUEUED, "1").await;
 
     let mut alice = Raw::login(proxy.c2s(), "alice").await;
     let roster = roster_without_prompts(&mut alice, "r2").await;
     assert_both(&roster, GATEWAY);
     assert_both(&roster, "juliet@slidge.localhost");
     assert_both(&roster, "romeo@slidge.localhost");
-    await_metric(&proxy, ROSTER_APPLIED, "3").await;
+    common::http::await_metric(proxy.ports.http, ROSTER_APPLIED, "3").await;
 
     // The bridge works: a message to a legacy contact comes back from it.
     alice.send("<presence/>").await;

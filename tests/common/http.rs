@@ -54,3 +54,20 @@ pub async fn metric(port: u16, name: &str) -> String {
         .find_map(|l| l.strip_prefix(name).map(|v| v.trim().to_owned()))
         .unwrap_or_default()
 }
+
+/// Waits until the sample `name` reads `value` (bounded: 15 s, then the test fails
+/// saying what it read).
+pub async fn await_metric(port: u16, name: &str, value: &str) {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(15);
+    loop {
+        let now = metric(port, name).await;
+        if now == value {
+            return;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{name} is {now:?}, not {value}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+}
