@@ -209,11 +209,15 @@ async fn bind(addr: std::net::SocketAddr, key: &str) -> anyhow::Result<TcpListen
 async fn apply_reloads(shared: Arc<Shared>) {
     let mut changes = shared.config.subscribe();
     let mut grants = shared.privilege.current();
+    let mut delegations = shared.delegation.current();
     while changes.changed().await.is_ok() {
         // Components follow reloads on their own link; user accounts are told here.
         let now = shared.privilege.current();
         shared.privilege.readvertise_users(&grants, &now);
         grants = now;
+        let now = shared.delegation.current();
+        shared.delegation.readvertise_users(&delegations, &now);
+        delegations = now;
         match shared.reload_tls() {
             Ok(()) => tracing::info!("TLS material reloaded"),
             Err(error) => {

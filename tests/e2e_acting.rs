@@ -479,14 +479,16 @@ async fn a_user_account_as_privileged_entity_reads_another_users_roster() {
 /// A user account as the delegate of a namespace: the delegated IQ reaches its
 /// available session of highest priority, and its answer (from its client stream)
 /// goes back to the requester; with no session online the requester gets
-/// `service-unavailable`.
+/// `service-unavailable`; a delegation to a full JID reaches that resource only.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_user_account_as_delegate_answers_a_delegated_iq() {
     const NS: &str = "urn:example:by-a-user";
+    const NS_FULL: &str = "urn:example:by-a-resource";
     let Some(_peers) = peers() else { return };
     let prosody = Prosody::start(&ProsodySpec::default().with_users(["romeo".to_owned()]));
     let spec = ProxySpec::plaintext().with_extra(&format!(
-        "[hosts.\"localhost\".delegations.\"{NS}\"]\njid = \"romeo@localhost\"\n"
+        "[hosts.\"localhost\".delegations.\"{NS}\"]\njid = \"romeo@localhost\"\n\
+[hosts.\"localhost\".delegations.\"{NS_FULL}\"]\njid = \"romeo@localhost/raw\"\n"
     ));
     let proxy = Proxy::start(&spec, &prosody);
     let mut alice = Raw::login(proxy.c2s(), "alice").await;
@@ -547,6 +549,65 @@ async fn a_user_account_as_delegate_answers_a_delegated_iq() {
         "{t}"
     );
     assert!(t.contains("from romeo"), "{t}");
+
+    // A second resource with a higher priority takes the bare-JID delegation; the
+    // full-JID one stays with the resource it names.
+    let mut desk = Raw::connect(proxy.c2s()).await;
+    desk.authenticate("romeo").await;
+    desk.send("<iq type='set' id='b'><bind xmlns='urn:ietf:params:xml:ns:xmpp-bind'><resource>desk</resource></bind></iq>").await;
+    desk.expect_iq("b").await;
+    desk.send("<presence><priority>10</priority></presence>")
+        .await;
+    desk.until(|s| {
+        let head = s.head().unwrap();
+        head.name() == "presence" && head.from().as_deref() == Some("romeo@localhost/desk")
+    })
+    .await;
+    let ask_full = |id: &str| {
+        format!("<iq type='get' id='{id}' to='localhost'><query xmlns='{NS_FULL}'/></iq>")
+    };
+    for (id, ns_ask, to) in [
+        ("q2", ask("q2"), &mut desk),
+        ("q3", ask_full("q3"), &mut romeo),
+    ] {
+        alice.send(&ns_ask).await;
+        let wrapper = to
+            .until(|s| s.head().unwrap().name() == "iq" && text(s).contains("<delegation"))
+            .await;
+        assert!(
+            text(&wrapper).contains(&format!("id='{id}'")),
+            "{}",
+            text(&wrapper)
+        );
+        let wrapper_id = wrapper.head().unwrap().id().expect("id").into_owned();
+        to.send(&format!(
+            "<iq type='result' id='{wrapper_id}' to='localhost'><delegation xmlns='urn:xmpp:delegation:2'>\
+<forwarded xmlns='urn:xmpp:forward:0'><iq xmlns='jabber:client' type='result' id='{id}' from='localhost' to='{alice_jid}'/>\
+</forwarded></delegation></iq>"
+        ))
+        .await;
+        let answer = alice.expect_iq(id).await;
+        assert_eq!(
+            answer.head().unwrap().type_().as_deref(),
+            Some("result"),
+            "{}",
+            text(&answer)
+        );
+    }
+    // A reload that withdraws the resource's own namespace tells that session, in one
+    // advertisement of what it still manages.
+    let fewer = ProxySpec::plaintext().with_extra(&format!(
+        "[hosts.\"localhost\".delegations.\"{NS}\"]\njid = \"romeo@localhost\"\n"
+    ));
+    proxy.write_config(&proxy.render(&fewer));
+    let advertisement = romeo
+        .until(|s| {
+            s.head().unwrap().name() == "message" && text(s).contains("urn:xmpp:delegation:2")
+        })
+        .await;
+    let t = text(&advertisement);
+    assert!(t.contains(&format!("namespace='{NS}'")), "{t}");
+    assert!(!t.contains(NS_FULL), "{t}");
 }
 
 /// The component link route for `subscription` (set by the gateway on a contact of

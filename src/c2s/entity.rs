@@ -25,14 +25,10 @@ impl Session {
                 self.inject_down(advertisement)?;
             }
         }
-        // Delegations configured to this session's full JID or to the account.
-        let delegations = self.shared.delegation.current();
-        for name in [full.as_str(), bare] {
-            let rules = delegations.for_component(name);
-            let ads = delegation_ads(&BTreeMap::new(), &rules, &full, NS_DELEGATION_2);
-            for advertisement in ads {
-                self.inject_down(advertisement)?;
-            }
+        // Delegations configured to the account or to this very resource.
+        let rules = self.shared.delegation.current().for_session(&full);
+        for advertisement in delegation_ads(&BTreeMap::new(), &rules, &full, NS_DELEGATION_2) {
+            self.inject_down(advertisement)?;
         }
         Ok(())
     }

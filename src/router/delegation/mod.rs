@@ -84,6 +84,29 @@ impl Delegations {
         self.table(&self.config.current())
     }
 
+    /// After a reload: each session of a user account whose delegations changed gets
+    /// the new advertisement (an empty one for a domain withdrawn), as a component
+    /// does on its link.
+    pub fn readvertise_users(&self, before: &Table, now: &Table) {
+        let mut accounts = before.user_delegates();
+        accounts.extend(now.user_delegates());
+        for account in accounts {
+            for full in self.hub.sessions.resources(&account) {
+                let (old, new) = (before.for_session(&full), now.for_session(&full));
+                if old == new {
+                    continue;
+                }
+                let Some(session) = self.hub.sessions.get(&full) else {
+                    continue;
+                };
+                let ns = crate::xml::ns::NS_DELEGATION_2;
+                for ad in advertise::advertisements(&old, &new, &full, ns) {
+                    let _ = session.send(Command::ToClient(ad));
+                }
+            }
+        }
+    }
+
     /// The decision for one client stanza of a session on `domain`.
     pub fn decide(&self, head: &Head, domain: &str) -> Decision {
         let table = self.current();

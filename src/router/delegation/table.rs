@@ -97,4 +97,80 @@ impl Table {
         }
         out
     }
+
+    /// What the session `full` of a user account manages, per domain: the rules
+    /// delegated to the account and those delegated to that very resource, in one
+    /// list (one advertisement per domain, as a component gets).
+    pub fn for_session(&self, full: &str) -> BTreeMap<String, Vec<Arc<Rule>>> {
+        let mut out = self.for_component(crate::hub::bare(full));
+        for (domain, mut more) in self.for_component(full) {
+            let rules = out.entry(domain).or_default();
+            rules.append(&mut more);
+            rules.sort_by(|a, b| a.ns.cmp(&b.ns));
+        }
+        out
+    }
+
+    /// The user accounts (bare JIDs) that manage some namespace, themselves or
+    /// through one of their resources.
+    pub fn user_delegates(&self) -> std::collections::BTreeSet<String> {
+        self.by_domain
+            .values()
+            .flat_map(|rules| rules.values())
+            .filter(|rule| rule.component.contains('@'))
+            .map(|rule| crate::hub::bare(&rule.component).to_owned())
+            .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+
+    use super::Table;
+    use crate::config::Config;
+
+    /// A user account's session manages what is delegated to the account and to
+    /// that resource, in one list per domain; other resources only the account's.
+    #[test]
+    fn a_session_of_a_user_delegate_gets_the_account_s_and_its_own_rules() {
+        let cfg = Config::from_str(
+            r#"
+[listen]
+c2s = "127.0.0.1:5222"
+component = "127.0.0.1:5347"
+[tls]
+required = false
+[upstream]
+c2s = "127.0.0.1:15222"
+component = "127.0.0.1:15347"
+[hosts."example.org".delegations."urn:example:b"]
+jid = "romeo@example.org"
+[hosts."example.org".delegations."urn:example:a"]
+jid = "romeo@example.org/desk"
+[hosts."example.org".delegations."urn:example:c"]
+jid = "c.example.org"
+[components."c.example.org"]
+secret = "s"
+"#,
+            Path::new("/tmp/proxy.toml"),
+        )
+        .expect("valid config");
+        let table = Table::from_config(&cfg);
+        let names = |full: &str| -> Vec<String> {
+            table.for_session(full)["example.org"]
+                .iter()
+                .map(|r| r.ns.clone())
+                .collect()
+        };
+        assert_eq!(
+            names("romeo@example.org/desk"),
+            ["urn:example:a", "urn:example:b"]
+        );
+        assert_eq!(names("romeo@example.org/phone"), ["urn:example:b"]);
+        assert_eq!(
+            table.user_delegates().into_iter().collect::<Vec<_>>(),
+            ["romeo@example.org"]
+        );
+    }
 }
