@@ -394,6 +394,18 @@ async fn a_roster_get_for_an_offline_user_reads_the_mirror() {
         .send("<iq type='set' id='r2'><query xmlns='jabber:iq:roster'><item jid='dave@localhost' name='Dave'/></query></iq>")
         .await;
     alice.expect_iq("r2").await;
+    // Asking again for the roster the mirror already has (same version) writes nothing.
+    alice
+        .send("<iq type='get' id='r3'><query xmlns='jabber:iq:roster'/></iq>")
+        .await;
+    alice.expect_iq("r3").await;
+    let updates =
+        |change: &str| format!("stanzagate_roster_mirror_updates_total{{change=\"{change}\"}}");
+    common::http::await_metric(proxy.ports.http, &updates("unchanged"), "1").await;
+    assert_eq!(
+        common::http::metric(proxy.ports.http, &updates("whole")).await,
+        "1"
+    );
     drop(alice);
     // Offline again (the proxy saw the connection end): the entity reads the mirror.
     common::http::await_metric(

@@ -245,12 +245,20 @@ impl Session {
             ServerNote::RosterPush => {
                 privilege.roster_push(&bound.jid, stanza, head);
                 privilege.mirror(&bound.jid, stanza, head, mirror::Change::Push);
+                bound.route.mirrored(mirror::version(head));
             }
             ServerNote::RosterMirror => {
-                privilege.mirror(&bound.jid, stanza, head, mirror::Change::Push)
+                privilege.mirror(&bound.jid, stanza, head, mirror::Change::Push);
+                bound.route.mirrored(mirror::version(head));
             }
             ServerNote::RosterResult => {
-                privilege.mirror(&bound.jid, stanza, head, mirror::Change::Whole)
+                let ver = mirror::version(head);
+                if bound.route.mirror_has(ver.as_deref()) {
+                    mirror::unchanged();
+                } else {
+                    privilege.mirror(&bound.jid, stanza, head, mirror::Change::Whole);
+                    bound.route.mirrored(ver);
+                }
             }
         }
     }

@@ -47,6 +47,8 @@ pub struct RouteState {
     probes: HashMap<String, (Stanza, Arc<Rule>)>,
     presence_sent: bool,
     roster_interest: RosterInterest,
+    /// The roster version this session last wrote to the mirror.
+    mirrored_ver: Option<String>,
 }
 
 /// Who made the session an interested resource (RFC 6121 §2.1.6), which decides
@@ -117,6 +119,12 @@ impl RouteState {
         self.presence_sent
     }
 
+    /// Whether a whole roster of version `ver` is what this session last mirrored
+    /// (a roster without a version never is).
+    pub fn mirror_has(&self, ver: Option<&str>) -> bool {
+        ver.is_some() && self.mirrored_ver.as_deref() == ver
+    }
+
     /// Whether roster pushes reach this session only because the proxy asked for
     /// the roster: the client must not see them.
     pub fn pushes_unasked(&self) -> bool {
@@ -173,6 +181,11 @@ impl RouteState {
 
     pub fn expect_subscribe(&mut self, contact: String, max: usize) {
         remember(&mut self.expected_subscribe, contact, max);
+    }
+
+    /// The mirror now holds the roster at version `ver` (a push moves it on too).
+    pub fn mirrored(&mut self, ver: Option<String>) {
+        self.mirrored_ver = ver;
     }
 
     /// The client asked for its roster: pushes are its own from now on.
