@@ -18,6 +18,7 @@
 //! - [`store`]: the durable store of work done on users' behalf (queues for offline
 //!   users), surviving restarts.
 
+pub mod acting;
 pub mod admin;
 pub mod c2s;
 pub mod component;

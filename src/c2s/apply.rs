@@ -8,9 +8,10 @@ use metrics::Counter;
 
 use super::relay::{Session, Stop};
 use super::stage::Stage;
+use crate::acting::mirror;
 use crate::hub::{ActingError, Command};
 use crate::metrics::{FlowCounters, VERDICTS_TOTAL};
-use crate::router::privilege::{mirror, presence, roster};
+use crate::router::privilege::{presence, roster};
 use crate::router::verdict::{
     Answer, ClientVerdict, Consumed, PassNote, Relayed, ServerNote, ServerVerdict,
 };

@@ -11,9 +11,10 @@ use tokio::time::Instant;
 
 use super::relay::{Session, Stop};
 use super::stage::{Hold, Stage};
+use crate::acting::subscription;
 use crate::hub::Command;
 use crate::jid::FullJid;
-use crate::router::privilege::{message, roster, subscription};
+use crate::router::privilege::{message, roster};
 use crate::store::{count, OpKind};
 
 impl Session {

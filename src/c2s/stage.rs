@@ -6,8 +6,8 @@
 
 use tokio::time::Instant;
 
+use crate::acting::subscription::Wanted;
 use crate::hub::Inbox;
-use crate::router::privilege::subscription::Wanted;
 use crate::router::session::RouteState;
 
 pub enum Stage {

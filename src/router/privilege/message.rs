@@ -9,13 +9,14 @@ use std::time::SystemTime;
 use bytes::{Bytes, BytesMut};
 
 use super::{answer_entity, count, Op};
+use crate::acting::local;
 use crate::config::{MessagePerm, PrivilegeNs, Privileges};
 use crate::hub::{Command, Hub};
 use crate::jid::Jid;
 
 use super::Privilege;
 use crate::store::{OpKind, Queued};
-use crate::xml::children::{presence_priority, strict_children};
+use crate::xml::children::strict_children;
 use crate::xml::ns::{NS_CARBONS, NS_CLIENT, NS_COMPONENT, NS_DELAY, NS_FORWARD, NS_PUBSUB_EVENT};
 use crate::xml::writer::{element_with, push_attr, stanza_error, StanzaError};
 use crate::xml::{extract_stanza_for_stream, Head, Stanza};
@@ -184,43 +185,21 @@ fn as_client(message: &Inner, extra: &[u8]) -> Result<Bytes, ()> {
     ))
 }
 
-/// Delivers a notification to the recipients connected through the proxy, as RFC 6121
-/// §8.5 routes a message: a full JID to that session; a bare JID to each session with
-/// an available presence of non-negative priority. `false` when none is connected (the
-/// caller then tries the owner's stream). A session that cannot take it now is skipped:
-/// a notification is not worth holding up the others.
+/// Delivers a notification to the recipients connected through the proxy (see
+/// `crate::acting::local`). `false` when none is connected: the caller then tries the
+/// owner's stream.
 fn deliver_locally(hub: &Hub, message: &Inner) -> bool {
     let Some(to) = message.stanza.head().ok().and_then(|h| h.to()) else {
         return false;
     };
-    let Ok(to) = Jid::parse(&to) else {
-        return false;
-    };
-    let recipients: Vec<String> = match &to {
-        Jid::Full(full) => hub
-            .sessions
-            .get(full.as_str())
-            .map(|_| vec![full.as_str().to_owned()])
-            .unwrap_or_default(),
-        Jid::Bare(bare) => hub
-            .sessions
-            .presence_of(bare.as_str())
-            .into_iter()
-            .filter(|(_, presence)| presence_priority(presence) >= 0)
-            .map(|(full, _)| full)
-            .collect(),
-    };
+    let recipients = local::recipients(hub, &to);
     if recipients.is_empty() {
         return false;
     }
     let Ok(stanza) = as_client(message, b"") else {
         return false;
     };
-    for full in recipients {
-        if let Some(session) = hub.sessions.get(&full) {
-            let _ = session.send(Command::ToClient(stanza.clone()));
-        }
-    }
+    local::deliver(hub, &recipients, &stanza);
     true
 }
 

@@ -11,11 +11,9 @@ pub mod advertise;
 pub mod inject;
 pub mod iq;
 pub mod message;
-pub mod mirror;
 pub mod presence;
 pub mod pushes;
 pub mod roster;
-pub mod subscription;
 pub mod table;
 
 use std::sync::Arc;
@@ -419,9 +417,15 @@ impl Privilege {
     }
 
     /// A roster IQ the server sent the session `full`: kept in the roster mirror.
-    pub fn mirror(&self, full: &str, stanza: &Stanza, head: &Head, change: mirror::Change) {
+    pub fn mirror(
+        &self,
+        full: &str,
+        stanza: &Stanza,
+        head: &Head,
+        change: crate::acting::mirror::Change,
+    ) {
         let user = full.split('/').next().unwrap_or(full);
-        mirror::apply(self.store.as_ref(), user, stanza, head, change);
+        crate::acting::mirror::apply(self.store.as_ref(), user, stanza, head, change);
     }
 
     /// A roster change the proxy made itself (web-app rosters): copied to entities.

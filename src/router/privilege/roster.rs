@@ -235,7 +235,7 @@ async fn set(
                 if is_error(&answer) {
                     return relay_answer(op, &answer);
                 }
-                super::subscription::complete(hub, &full, &item.jid, item.subscription);
+                crate::acting::subscription::complete(hub, &full, &item.jid, item.subscription);
             }
             Err(error) => return (unavailable(op, &error), error.label()),
         }
@@ -301,7 +301,7 @@ pub struct Prepared {
     pub bytes: Bytes,
     /// The contact, prepared.
     pub jid: String,
-    pub subscription: super::subscription::Wanted,
+    pub subscription: crate::acting::subscription::Wanted,
 }
 
 /// Validates an item (checklist 45) and drops what a client may not send (`ask`, and
@@ -320,7 +320,7 @@ pub fn prepare_item(
     }
     let mut jid = None;
     let mut kept = String::from("<item");
-    let mut subscription = super::subscription::Wanted::None;
+    let mut subscription = crate::acting::subscription::Wanted::None;
     for (name, value) in head.attrs() {
         match name {
             "jid" => {
@@ -328,7 +328,7 @@ pub fn prepare_item(
                 jid = Some(value.into_owned());
             }
             "subscription" if value == "remove" => push_attr(&mut kept, "subscription", "remove"),
-            "subscription" => subscription = super::subscription::Wanted::from_attr(&value),
+            "subscription" => subscription = crate::acting::subscription::Wanted::from_attr(&value),
             "ask" => {}
             _ => push_attr(&mut kept, name, &value),
         }
@@ -427,7 +427,7 @@ mod tests {
             &ok.bytes[..],
             b"<item xmlns='jabber:iq:roster' jid='bob@x' name='Bob'><group>Friends</group></item>"
         );
-        assert_eq!(ok.subscription, super::super::subscription::Wanted::Both);
+        assert_eq!(ok.subscription, crate::acting::subscription::Wanted::Both);
         let remove = item("jid='bob@x' subscription='remove'", "").unwrap();
         assert_eq!(
             &remove.bytes[..],
