@@ -29,3 +29,15 @@ pub use secret::Secret;
 
 #[cfg(test)]
 mod tests;
+
+/// For unit tests elsewhere in the crate: the required listeners and upstream (with
+/// the component ports, TLS off), then `rest`.
+#[cfg(test)]
+pub fn for_tests(rest: &str) -> Config {
+    let text = format!(
+        "[listen]\nc2s = \"127.0.0.1:5222\"\ncomponent = \"127.0.0.1:5347\"\n\
+[tls]\nrequired = false\n\
+[upstream]\nc2s = \"127.0.0.1:15222\"\ncomponent = \"127.0.0.1:15347\"\n{rest}"
+    );
+    Config::from_str(&text, std::path::Path::new("/tmp/proxy.toml")).expect("valid test config")
+}

@@ -1,7 +1,6 @@
 //! Routing verdicts tested as the pure functions they are: stanzas from a framer, rules
 //! from a config, no sockets.
 
-use std::path::Path;
 use std::sync::Arc;
 
 use bytes::Bytes;
@@ -31,17 +30,8 @@ fn config(web_roster: bool) -> Config {
     } else {
         ""
     };
-    Config::from_str(
-        &format!(
-            r#"
-[listen]
-c2s = "127.0.0.1:5222"
-component = "127.0.0.1:5347"
-[tls]
-required = false
-[upstream]
-c2s = "127.0.0.1:15222"
-component = "127.0.0.1:15347"
+    crate::config::for_tests(&format!(
+        r#"
 [hosts."example.org".delegations."urn:example:a"]
 jid = "c.example.org"
 [hosts."example.org".delegations."urn:xmpp:delegation:2:bare:disco#info:*"]
@@ -53,10 +43,7 @@ iq = {{ "urn:example:b" = "set" }}
 {roster}[components."c.example.org"]
 secret = "s"
 "#
-        ),
-        Path::new("/tmp/proxy.toml"),
-    )
-    .expect("valid config")
+    ))
 }
 
 fn rules(web_roster: bool) -> Rules {

@@ -100,23 +100,12 @@ fn classify(to: &str) -> Option<Addressee> {
 
 #[cfg(test)]
 mod tests {
-    use std::path::Path;
-
     use super::*;
-    use crate::config::Config;
     use crate::xml::{Frame, Framer, Limits, Stanza};
 
     fn table() -> Table {
-        let cfg = Config::from_str(
+        let cfg = crate::config::for_tests(
             r#"
-[listen]
-c2s = "127.0.0.1:5222"
-component = "127.0.0.1:5347"
-[tls]
-required = false
-[upstream]
-c2s = "127.0.0.1:15222"
-component = "127.0.0.1:15347"
 [hosts."example.org".delegations."urn:example:a"]
 jid = "c.example.org"
 [hosts."example.org".delegations."urn:xmpp:mam:2"]
@@ -128,9 +117,7 @@ jid = "c.example.org"
 [components."c.example.org"]
 secret = "s"
 "#,
-            Path::new("/tmp/proxy.toml"),
-        )
-        .unwrap();
+        );
         Table::from_config(&cfg)
     }
 

@@ -125,25 +125,14 @@ impl Table {
 
 #[cfg(test)]
 mod tests {
-    use std::path::Path;
-
     use super::Table;
-    use crate::config::Config;
 
     /// A user account's session manages what is delegated to the account and to
     /// that resource, in one list per domain; other resources only the account's.
     #[test]
     fn a_session_of_a_user_delegate_gets_the_account_s_and_its_own_rules() {
-        let cfg = Config::from_str(
+        let cfg = crate::config::for_tests(
             r#"
-[listen]
-c2s = "127.0.0.1:5222"
-component = "127.0.0.1:5347"
-[tls]
-required = false
-[upstream]
-c2s = "127.0.0.1:15222"
-component = "127.0.0.1:15347"
 [hosts."example.org".delegations."urn:example:b"]
 jid = "romeo@example.org"
 [hosts."example.org".delegations."urn:example:a"]
@@ -153,9 +142,7 @@ jid = "c.example.org"
 [components."c.example.org"]
 secret = "s"
 "#,
-            Path::new("/tmp/proxy.toml"),
-        )
-        .expect("valid config");
+        );
         let table = Table::from_config(&cfg);
         let names = |full: &str| -> Vec<String> {
             table.for_session(full)["example.org"]
