@@ -161,16 +161,6 @@ impl Sample {
     }
 }
 
-/// Percentile `p` of `ns` in µs (sorts `ns`).
-fn percentile_us(ns: &mut [u64], p: f64) -> f64 {
-    if ns.is_empty() {
-        return f64::NAN;
-    }
-    ns.sort_unstable();
-    let at = ((ns.len() - 1) as f64 * p).round() as usize;
-    ns[at] as f64 / 1000.0
-}
-
 /// The PIDs the watchdog kills before ending the bench.
 static WATCHED: Mutex<Vec<u32>> = Mutex::new(Vec::new());
 
@@ -502,8 +492,8 @@ fn report(
             println!(
                 "| {count:>7} | {:<10} | {rate:>14.0} | {:>6} | {:>6} | {:>11.2} | {} | {:>23.1} |",
                 setup.key,
-                micros(percentile_us(&mut sample.delegated, 0.50)),
-                micros(percentile_us(&mut sample.delegated, 0.99)),
+                micros(support::stats::percentile_us(&mut sample.delegated, 0.50)),
+                micros(support::stats::percentile_us(&mut sample.delegated, 0.99)),
                 rate / reference_rate,
                 servers.join(" + "),
                 sample.cpu_per_rt(sample.bench_cpu),
@@ -548,10 +538,10 @@ fn report(
     );
     for (si, setup) in setups.iter().enumerate() {
         let sample = &mut latency[si];
-        let d50 = percentile_us(&mut sample.delegated, 0.50);
-        let d99 = percentile_us(&mut sample.delegated, 0.99);
-        let p50 = percentile_us(&mut sample.ping, 0.50);
-        let p99 = percentile_us(&mut sample.ping, 0.99);
+        let d50 = support::stats::percentile_us(&mut sample.delegated, 0.50);
+        let d99 = support::stats::percentile_us(&mut sample.delegated, 0.99);
+        let p50 = support::stats::percentile_us(&mut sample.ping, 0.50);
+        let p99 = support::stats::percentile_us(&mut sample.ping, 0.99);
         println!(
             "| {:<10} | {:>16} | {:>16} | {:>11} | {:>11} | {:>+12.1} | {:>+12.1} | {:>16} |",
             setup.key,

@@ -36,10 +36,7 @@ fn main() {
     }
     process::watchdog(Duration::from_secs(300));
     let counts: Vec<usize> = support::stats::env_counts("IDLE_SESSIONS", &[1000, 5000]);
-    let plain: usize = std::env::var("IDLE_PLAIN")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(5000);
+    let plain = support::stats::env_num("IDLE_PLAIN", 5000) as usize;
     let nofile = process::raise_nofile();
     let largest = counts.iter().copied().chain([plain]).max().unwrap_or(0);
     let needed = 2 * (largest + WARM_SESSIONS) + 64;

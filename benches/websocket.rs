@@ -235,7 +235,7 @@ fn main() {
         .expect("bench runtime");
     let echo = runtime.block_on(support::echo::spawn());
     let dir = tempfile::tempdir().expect("temp dir");
-    let proxy = process::start_stanzagate_with(
+    let mut proxy = process::start_stanzagate_with(
         dir.path(),
         &ProxySetup {
             bin: process::stanzagate_bin(),
@@ -312,7 +312,7 @@ fn main() {
                     ws_slices.push(slice(&ws_fleet, WS, slice_len, pid).await);
                     tcp_slices.push(slice(&tcp_fleet, TCP, slice_len, pid).await);
                 }
-                proxy_alive(&proxy);
+                proxy.process.assert_running();
             }
             for fleet in [&mut tcp_fleet, &mut ws_fleet] {
                 fleet.phase.store(STOP, Ordering::Release);
@@ -344,9 +344,4 @@ fn main() {
     for (conns, tcp, ws) in memory {
         println!("  {conns:>5} sessions: TCP {tcp:.1}, WebSocket {ws:.1}");
     }
-}
-
-fn proxy_alive(proxy: &process::Proxy) {
-    let alive = std::fs::metadata(format!("/proc/{}", proxy.process.pid())).is_ok();
-    assert!(alive, "stanzagate exited during the bench");
 }
