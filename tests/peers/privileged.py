@@ -47,8 +47,6 @@ class Privileged(slixmpp.ComponentXMPP):
         kind = pres["type"]
         if kind in ("subscribe", "subscribed", "unsubscribe", "unsubscribed"):
             out("SUBSCRIPTION", kind, pres["from"])
-            if kind == "subscribe" and self.a.answer_subscriptions:
-                self.send_presence(pto=pres["from"].bare, pfrom=pres["to"], ptype="subscribed")
             return
         out("PRESENCE", pres["from"], kind or "available")
 
@@ -156,7 +154,6 @@ def main():
     ap.add_argument("--message", action="append", metavar="FROM,TO,BODY")
     ap.add_argument("--publish", action="append", metavar="USER,NODE")
     ap.add_argument("--retract", action="append", metavar="USER,NODE")
-    ap.add_argument("--answer-subscriptions", action="store_true")
     ap.add_argument("--timeout", type=float, default=20.0)
     a = ap.parse_args()
     run_component(Privileged(a), a.run_seconds)
