@@ -66,6 +66,11 @@ fn demo_prints_two_commands_that_work_as_printed() {
         ok && before.contains("<utc>"),
         "Prosody answers time:\n{before}"
     );
+    assert!(
+        !demo.output().contains("ANSWERED urn:xmpp:time"),
+        "the component must not have answered time before the edit:\n{}",
+        demo.output()
+    );
 
     // 1. The delegated IQ as alice, answered by the component with its privilege.
     let (ok, asked) = run_printed(&root, commands[0]);
@@ -96,10 +101,11 @@ fn demo_prints_two_commands_that_work_as_printed() {
         "the new advertisement is shown:\n{watched}"
     );
     // And the new delegation routes: the component now answers time.
+    let mark = demo.line_count();
     let (ok, after) = run_printed(&root, "deploy/local/demo-client ask urn:xmpp:time");
     assert!(ok && after.contains("<utc>"), "{after}");
     assert!(
-        demo.wait_line("ANSWERED urn:xmpp:time", Duration::from_secs(10))
+        demo.wait_line_after(mark, "ANSWERED urn:xmpp:time", Duration::from_secs(10))
             .is_some(),
         "the component answers the newly delegated namespace:\n{}",
         demo.output()
@@ -110,7 +116,7 @@ fn demo_prints_two_commands_that_work_as_printed() {
     );
 
     demo.stop();
-    for port in [5222, 5347, 15222] {
+    for port in [5222, 5223, 5280, 5347, 15222, 15347] {
         assert!(
             !accepts(port),
             "the demo left port {port} open after stopping"
