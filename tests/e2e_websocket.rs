@@ -274,7 +274,8 @@ message = \"outgoing\"\npresence = \"roster\"\n"
     assert!(copy.is_some(), "{}", gateway.seen.join("\n"));
     drop(gateway);
 
-    // (Until the proxy can act for users without a live stream, bob needs one.)
+    // A chat message goes out on the sender's own stream (offline, it would wait in
+    // the durable queue for bob's next login), so bob logs in.
     let _bob = Raw::login(proxy.c2s(), "bob").await;
     let mut sender = peers
         .python
