@@ -198,6 +198,17 @@ async fn slidge_restarted_while_its_user_is_offline_keeps_her_bridge() {
     assert_both(&roster, "juliet@slidge.localhost");
     assert_both(&roster, "romeo@slidge.localhost");
     common::http::await_metric(proxy.ports.http, ROSTER_APPLIED, "3").await;
+    // She was held until the server's pushes showed the subscriptions complete, not
+    // until the hold's deadline.
+    let holds = |outcome: &str| format!("stanzagate_login_holds_total{{outcome=\"{outcome}\"}}");
+    assert_eq!(
+        common::http::metric(proxy.ports.http, &holds("settled")).await,
+        "1"
+    );
+    assert_eq!(
+        common::http::metric(proxy.ports.http, &holds("deadline")).await,
+        ""
+    );
 
     // The bridge works: a message to a legacy contact comes back from it.
     alice.send("<presence/>").await;

@@ -16,7 +16,7 @@ use crate::router::verdict::{
     Answer, ClientVerdict, Consumed, PassNote, Relayed, ServerNote, ServerVerdict,
 };
 use crate::xml::ns::NS_ROSTER;
-use crate::xml::{extract_stanza, extract_stanza_for_stream, Head, Stanza};
+use crate::xml::{extract_element, extract_stanza, extract_stanza_for_stream, Head, Stanza};
 
 /// What one read burst did, reported to metrics in one go (no per-stanza metric
 /// lookups on the hot path).
@@ -223,13 +223,20 @@ impl Session {
         }
         let bare = crate::hub::bare(&bound.jid).to_owned();
         let own = head.from().is_none_or(|from| from.as_ref() == bare);
-        let roster = head
+        let Some(query) = head
             .child()
-            .is_some_and(|c| c.name() == "query" && c.ns() == Some(NS_ROSTER));
-        if !own || !roster {
+            .filter(|c| c.name() == "query" && c.ns() == Some(NS_ROSTER))
+        else {
+            return;
+        };
+        if !own {
             return;
         }
-        for item in roster::query_items(stanza.bytes(), &bare) {
+        // The `<query/>` on its own, with its declarations, as a queued set is kept.
+        let Ok(query) = extract_element(stanza, query.range()) else {
+            return;
+        };
+        for item in roster::query_items(&query, &bare) {
             bound.roster_pushed(&item.jid, item.subscription);
         }
     }

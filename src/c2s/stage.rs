@@ -36,6 +36,10 @@ pub struct Bound {
     pub hold: Hold,
 }
 
+/// Logins whose client waited for queued subscriptions, by how the wait ended:
+/// `settled` (every subscription complete) or `deadline`.
+pub const HOLDS_TOTAL: &str = "stanzagate_login_holds_total";
+
 /// Whether the client is read. After the login applied queued roster sets asking
 /// subscriptions of contacts on components connected through the proxy, the client
 /// waits until the server's roster pushes show each of those items with the
@@ -52,16 +56,12 @@ pub enum Hold {
 }
 
 impl Bound {
-    /// The deadline while the client waits, or `None` when it is read. The hold
-    /// ends once no awaited answer is pending or the deadline has passed.
+    /// The deadline while the client waits, or `None` when it is read. A hold whose
+    /// deadline has passed ends here (logged and counted).
     pub fn held_until(&mut self) -> Option<Instant> {
         let Hold::Settling { contacts, until } = &self.hold else {
             return None;
         };
-        if contacts.is_empty() {
-            self.hold = Hold::Open;
-            return None;
-        }
         if Instant::now() < *until {
             return Some(*until);
         }
@@ -70,15 +70,21 @@ impl Bound {
             ?waiting,
             "subscriptions asked at login still incomplete at the deadline: the client is read again"
         );
+        metrics::counter!(HOLDS_TOTAL, "outcome" => "deadline").increment(1);
         self.hold = Hold::Open;
         None
     }
 
     /// A roster push showed `contact` with subscription `now`: if the hold awaited
-    /// it, it is done.
+    /// it, it is done, and the hold ends with the last one.
     pub fn roster_pushed(&mut self, contact: &str, now: Wanted) {
-        if let Hold::Settling { contacts, .. } = &mut self.hold {
-            contacts.retain(|(jid, wanted)| !(jid == contact && wanted.satisfied_by(now)));
+        let Hold::Settling { contacts, .. } = &mut self.hold else {
+            return;
+        };
+        contacts.retain(|(jid, wanted)| !(jid == contact && wanted.satisfied_by(now)));
+        if contacts.is_empty() {
+            metrics::counter!(HOLDS_TOTAL, "outcome" => "settled").increment(1);
+            self.hold = Hold::Open;
         }
     }
 
