@@ -297,6 +297,64 @@ async fn a_roster_set_for_an_offline_user_is_answered_and_applied_at_login() {
     assert_eq!(group, Some("Friends"));
 }
 
+/// More queued roster items than the session may await at once
+/// (`limits.max_operations_per_session`, 4 here): what does not fit goes as the
+/// server's answers free room, and the client waits for all of it, so its first
+/// roster request sees every item; a set that could never fit is refused at once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_queue_larger_than_the_session_s_quota_is_applied_whole() {
+    let Some(_peers) = peers() else { return };
+    let (_prosody, proxy) = setup("roster = \"both\"\n[limits]\nmax_operations_per_session = 4\n");
+    let mut gw = Raw::component(proxy.ports.component, GATEWAY, SECRET).await;
+    gw.next_stanza().await;
+    let set = |id: &str, names: &[String]| {
+        let items: String = names
+            .iter()
+            .map(|n| format!("<item jid='{n}@localhost'/>"))
+            .collect();
+        format!(
+            "<iq type='set' id='{id}' from='{GATEWAY}' to='alice@localhost'>\
+<query xmlns='jabber:iq:roster'>{items}</query></iq>"
+        )
+    };
+    let mut names = Vec::new();
+    for s in 0..3 {
+        let these: Vec<String> = (0..3).map(|i| format!("c{s}{i}")).collect();
+        gw.send(&set(&format!("s{s}"), &these)).await;
+        successful_answer(&mut gw, &format!("s{s}")).await;
+        names.extend(these);
+    }
+    // Four items could never go at once with this limit: refused, not queued.
+    let four: Vec<String> = (0..4).map(|i| format!("d{i}")).collect();
+    gw.send(&set("big", &four)).await;
+    let refused = gw
+        .until(|s| s.head().unwrap().id().as_deref() == Some("big"))
+        .await;
+    assert_eq!(
+        stanza_error_condition(refused.bytes()).as_deref(),
+        Some("policy-violation"),
+        "{}",
+        text(&refused)
+    );
+
+    let mut alice = Raw::login(proxy.c2s(), "alice").await;
+    alice
+        .send("<iq type='get' id='r1'><query xmlns='jabber:iq:roster'/></iq>")
+        .await;
+    let roster = text(&alice.expect_iq("r1").await);
+    for name in &names {
+        assert!(
+            roster.contains(&format!("jid='{name}@localhost'")),
+            "{name} is in her first roster: {roster}"
+        );
+    }
+    assert!(!roster.contains("d0@localhost"), "{roster}");
+    let applied = "stanzagate_queued_operations_total{kind=\"roster_set\",outcome=\"applied\"}";
+    assert_eq!(common::http::metric(proxy.ports.http, applied).await, "3");
+    let settled = "stanzagate_login_holds_total{outcome=\"settled\"}";
+    assert_eq!(common::http::metric(proxy.ports.http, settled).await, "1");
+}
+
 /// The delegation route: a privileged IQ in a namespace delegated for the user's domain
 /// goes to the delegate as the user's own IQ (from the user's bare JID), with the user
 /// offline, and the delegate's answer comes back to the entity, wrapped as XEP-0356

@@ -281,9 +281,14 @@ impl Session {
                 // apart and re-wrap its payload for a component.
                 let answer = extract_stanza(stanza).map_err(|_| ActingError::Unreadable);
                 bound.route.answered(&id, answer);
+                let resume = bound.replaying();
                 // A roster the proxy asked for as the user keeps the mirror current.
                 if let Ok(head) = stanza.head() {
                     self.server_note(stanza, head, note);
+                }
+                // An answer frees room for what of the queue did not fit.
+                if resume {
+                    return self.apply_queued();
                 }
             }
             Consumed::ExpectedSubscribed { contact } => bound.route.subscribed_seen(&contact),

@@ -36,21 +36,24 @@ pub struct Bound {
     pub hold: Hold,
 }
 
-/// Logins whose client waited for queued subscriptions, by how the wait ended:
-/// `settled` (every subscription complete) or `deadline`.
+/// Logins whose client waited for what was queued, by how the wait ended: `settled`
+/// (every subscription complete, every operation sent) or `deadline`.
 pub const HOLDS_TOTAL: &str = "stanzagate_login_holds_total";
 
-/// Whether the client is read. After the login applied queued roster sets asking
-/// subscriptions of contacts on components connected through the proxy, the client
-/// waits until the server's roster pushes show each of those items with the
-/// subscription asked for (the proxy answers both sides, so this takes round trips
-/// through the server only), so that its first roster request sees the items as the
-/// entity set them; never past a deadline.
+/// Whether the client is read. After the login applied what was queued, the client
+/// waits while (1) roster sets asking subscriptions of contacts on components
+/// connected through the proxy are not yet shown complete by the server's roster
+/// pushes (the proxy answers both sides, so this takes round trips through the
+/// server only), and (2) queued roster sets wait for room among the session's
+/// awaited answers. So its first roster request sees the items as the entity set
+/// them; never past a deadline.
 pub enum Hold {
     Open,
     Settling {
         /// Contacts (bare, prepared) and the subscription each must reach.
         contacts: Vec<(String, Wanted)>,
+        /// Queued operations still wait in the store for room.
+        replaying: bool,
         until: Instant,
     },
 }
@@ -59,7 +62,12 @@ impl Bound {
     /// The deadline while the client waits, or `None` when it is read. A hold whose
     /// deadline has passed ends here (logged and counted).
     pub fn held_until(&mut self) -> Option<Instant> {
-        let Hold::Settling { contacts, until } = &self.hold else {
+        let Hold::Settling {
+            contacts,
+            replaying,
+            until,
+        } = &self.hold
+        else {
             return None;
         };
         if Instant::now() < *until {
@@ -68,23 +76,71 @@ impl Bound {
         let waiting: Vec<&String> = contacts.iter().map(|(jid, _)| jid).collect();
         tracing::warn!(
             ?waiting,
-            "subscriptions asked at login still incomplete at the deadline: the client is read again"
+            replaying,
+            "what was queued is still not complete at the deadline: the client is read again"
         );
         metrics::counter!(HOLDS_TOTAL, "outcome" => "deadline").increment(1);
         self.hold = Hold::Open;
         None
     }
 
+    /// After (a round of) the queue's replay: `more` contacts to wait for, whether
+    /// operations still wait in the store, and the deadline for these.
+    pub fn hold_for(&mut self, more: Vec<(String, Wanted)>, still: bool, until: Instant) {
+        match &mut self.hold {
+            Hold::Open if more.is_empty() && !still => {}
+            Hold::Open => {
+                self.hold = Hold::Settling {
+                    contacts: more,
+                    replaying: still,
+                    until,
+                }
+            }
+            Hold::Settling {
+                contacts,
+                replaying,
+                until: deadline,
+            } => {
+                contacts.extend(more);
+                *replaying = still;
+                *deadline = (*deadline).max(until);
+                self.end_if_done();
+            }
+        }
+    }
+
+    /// Whether queued operations wait for room (answers to the session's requests).
+    pub fn replaying(&self) -> bool {
+        matches!(
+            self.hold,
+            Hold::Settling {
+                replaying: true,
+                ..
+            }
+        )
+    }
+
     /// A roster push showed `contact` with subscription `now`: if the hold awaited
-    /// it, it is done, and the hold ends with the last one.
+    /// it, it is done, and the hold may end with it.
     pub fn roster_pushed(&mut self, contact: &str, now: Wanted) {
         let Hold::Settling { contacts, .. } = &mut self.hold else {
             return;
         };
         contacts.retain(|(jid, wanted)| !(jid == contact && wanted.satisfied_by(now)));
-        if contacts.is_empty() {
-            metrics::counter!(HOLDS_TOTAL, "outcome" => "settled").increment(1);
-            self.hold = Hold::Open;
+        self.end_if_done();
+    }
+
+    fn end_if_done(&mut self) {
+        if let Hold::Settling {
+            contacts,
+            replaying: false,
+            ..
+        } = &self.hold
+        {
+            if contacts.is_empty() {
+                metrics::counter!(HOLDS_TOTAL, "outcome" => "settled").increment(1);
+                self.hold = Hold::Open;
+            }
         }
     }
 

@@ -111,6 +111,19 @@ impl RouteState {
         }
     }
 
+    /// How many more answers the session may await (of `max`), once those whose
+    /// requester gave up are forgotten.
+    pub fn room(&mut self, max: usize) -> usize {
+        let now = Instant::now();
+        self.awaiting.retain(|_, a| a.deadline > now);
+        max.saturating_sub(self.awaiting.len())
+    }
+
+    /// Whether nobody asked for the roster on this session yet.
+    pub fn roster_unasked(&self) -> bool {
+        self.roster_interest == RosterInterest::Unasked
+    }
+
     pub fn has_probes(&self) -> bool {
         !self.probes.is_empty()
     }

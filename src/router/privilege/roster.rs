@@ -263,6 +263,24 @@ pub fn set_iq(id: &str, item: &[u8]) -> Bytes {
 
 /// Stores the set for the user's next login; the entity's answer.
 fn queue(service: &Privilege, op: &RosterOp) -> (Bytes, &'static str) {
+    // At login its items go at once, each awaited by the user's session, which
+    // awaits at most `max_operations_per_session` (one more for its own roster get).
+    let max = service
+        .config
+        .current()
+        .limits
+        .quotas
+        .max_operations_per_session;
+    if op.items.len() >= max {
+        let text = format!(
+            "a roster set for a user who is offline may hold at most {} items",
+            max.saturating_sub(1)
+        );
+        return (
+            op.error("modify", "policy-violation", Some(&text)),
+            "too_many_items",
+        );
+    }
     let mut query = BytesMut::from(format!("<query xmlns='{NS_ROSTER}'>").as_bytes());
     for item in &op.items {
         query.extend_from_slice(item);
