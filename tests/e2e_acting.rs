@@ -374,7 +374,8 @@ async fn a_privileged_iq_in_a_delegated_namespace_goes_to_the_delegate_for_an_of
         .with_component(DELEGATE, SECRET)
         .with_extra(&format!(
             "[hosts.\"localhost\".privileged_entities.\"{GATEWAY}\"]\niq = {{ \"{NS}\" = \"get\" }}\n\
-[hosts.\"localhost\".delegations.\"{NS}\"]\njid = \"{DELEGATE}\"\n"
+[hosts.\"localhost\".delegations.\"{NS}\"]\njid = \"{DELEGATE}\"\n\
+[limits]\nmax_privileged_ops_per_entity = 1\n"
         ));
     let proxy = Proxy::start(&spec, &prosody);
     let mut delegate = Raw::component(proxy.ports.component, DELEGATE, SECRET).await;
@@ -394,6 +395,21 @@ async fn a_privileged_iq_in_a_delegated_namespace_goes_to_the_delegate_for_an_of
         "as alice's own IQ: {wrapped}"
     );
     let wrapper_id = wrapper.head().unwrap().id().expect("id").into_owned();
+    // Until the delegate answers, the IQ holds the entity's one operation slot.
+    gw.send(&format!(
+        "<iq type='get' id='pi2' from='{GATEWAY}' to='alice@localhost'><privileged_iq xmlns='urn:xmpp:privilege:2'>\
+<iq xmlns='jabber:client' type='get' id='inner2' to='alice@localhost'><query xmlns='{NS}'/></iq></privileged_iq></iq>"
+    ))
+    .await;
+    let busy = gw
+        .until(|s| s.head().unwrap().id().as_deref() == Some("pi2"))
+        .await;
+    assert_eq!(
+        stanza_error_condition(busy.bytes()).as_deref(),
+        Some("resource-constraint"),
+        "{}",
+        text(&busy)
+    );
     delegate
         .send(&format!(
             "<iq type='result' id='{wrapper_id}' from='{DELEGATE}' to='localhost'><delegation xmlns='urn:xmpp:delegation:2'>\
@@ -419,6 +435,15 @@ async fn a_privileged_iq_in_a_delegated_namespace_goes_to_the_delegate_for_an_of
         "the delegate's answer: {t}"
     );
     assert!(t.contains("id='inner'"), "the entity's inner id: {t}");
+    // Answered: the slot is free again.
+    gw.send(&format!(
+        "<iq type='get' id='pi3' from='{GATEWAY}' to='alice@localhost'><privileged_iq xmlns='urn:xmpp:privilege:2'>\
+<iq xmlns='jabber:client' type='get' id='inner3' to='alice@localhost'><query xmlns='{NS}'/></iq></privileged_iq></iq>"
+    ))
+    .await;
+    delegate
+        .until(|s| text(s).contains("<delegation") && text(s).contains("id='inner3'"))
+        .await;
 }
 
 /// Roster reads for a user who is offline come from the proxy's mirror of the last

@@ -11,6 +11,7 @@ use super::{answer_entity, count, iq_error, Op};
 use crate::config::Privileges;
 use crate::jid::Jid;
 use crate::router::delegation::Decision;
+use crate::util::Slot;
 use crate::xml::children::strict_children;
 use crate::xml::ns::{NS_CLIENT, NS_FORWARD, NS_PRIVILEGE};
 use crate::xml::writer::{close_element, push_attr};
@@ -163,10 +164,13 @@ pub fn check(
 }
 
 /// Sends it as the user and answers the component.
-pub async fn run(service: Arc<Privilege>, iq: PrivilegedIq) {
-    if via_delegation(&service, &iq) {
-        return;
-    }
+/// `slot` is the entity's quota slot for the operation: held until it is answered,
+/// whichever route it takes.
+pub async fn run(service: Arc<Privilege>, iq: PrivilegedIq, slot: Slot) {
+    let slot = match via_delegation(&service, &iq, slot) {
+        Ok(()) => return,
+        Err(slot) => slot,
+    };
     let timeout = service.config.current().limits.privileged_iq_timeout;
     let built = |id: &str| iq.request(id);
     let (answer, outcome) = match request(&service.hub, &iq.user, built, timeout).await {
@@ -187,32 +191,36 @@ pub async fn run(service: Arc<Privilege>, iq: PrivilegedIq) {
     };
     count(Op::Iq, outcome);
     answer_entity(&service.hub, &iq.component, answer);
+    drop(slot);
 }
 
 /// The delegation route: an IQ in a namespace delegated for the user's domain goes to
 /// the delegate as the user's own IQ would (from the user's bare JID), whether the user
-/// is online or not, and its answer comes back to the entity. `false`: not delegated.
-fn via_delegation(service: &Privilege, iq: &PrivilegedIq) -> bool {
+/// is online or not, and its answer comes back to the entity. The entity's `slot` goes
+/// with the delegation until it is answered; it is handed back when the IQ is not
+/// delegated.
+fn via_delegation(service: &Privilege, iq: &PrivilegedIq, slot: Slot) -> Result<(), Slot> {
     let Some(domain) = Jid::parse(&iq.user)
         .ok()
         .map(|j| j.domain().as_str().to_owned())
     else {
-        return false;
+        return Err(slot);
     };
     let Ok(inner) = Stanza::standalone(iq.request(&iq.inner_id)) else {
-        return false;
+        return Err(slot);
     };
     let Ok(head) = inner.head() else {
-        return false;
+        return Err(slot);
     };
     let Decision::Delegate(rule) = service.delegation.decide(head, &domain) else {
-        return false;
+        return Err(slot);
     };
     let (hub, for_answer) = (service.hub.clone(), iq.clone());
     let on_answer = Box::new(move |answer: Bytes| {
         let (wrapped, outcome) = wrap_response(&for_answer, &answer);
         count(Op::Iq, delegated(outcome));
         answer_entity(&hub, &for_answer.component, wrapped);
+        drop(slot);
     });
     // When it cannot go, the error is the answer the user would have had.
     if let Some(error) = service
@@ -223,7 +231,7 @@ fn via_delegation(service: &Privilege, iq: &PrivilegedIq) -> bool {
         count(Op::Iq, delegated(outcome));
         answer_entity(&service.hub, &iq.component, wrapped);
     }
-    true
+    Ok(())
 }
 
 /// The metric outcome of an IQ that went the delegation route.

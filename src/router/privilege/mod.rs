@@ -273,10 +273,7 @@ impl Privilege {
                     Ok(checked) => match self.ops.start(entity, self.max_ops()) {
                         Some(slot) => {
                             let service = self.clone();
-                            tokio::spawn(async move {
-                                iq::run(service, checked).await;
-                                drop(slot);
-                            });
+                            tokio::spawn(iq::run(service, checked, slot));
                         }
                         None => {
                             count(Op::Iq, "busy");
