@@ -703,6 +703,20 @@ async fn a_user_account_as_delegate_answers_a_delegated_iq() {
     let t = text(&advertisement);
     assert!(t.contains(&format!("namespace='{NS}'")), "{t}");
     assert!(!t.contains(NS_FULL), "{t}");
+    // A delegate session that leaves without answering: the requester hears at once,
+    // not at the delegation timeout (30 s, past this wait).
+    alice.send(&ask("q4")).await;
+    desk.until(|s| text(s).contains("<delegation") && text(s).contains("id='q4'"))
+        .await;
+    drop(desk);
+    let answer = alice.expect_iq("q4").await;
+    let t = text(&answer);
+    assert_eq!(
+        stanza_error_condition(answer.bytes()).as_deref(),
+        Some("service-unavailable"),
+        "{t}"
+    );
+    assert!(t.contains("disconnected before answering"), "{t}");
 }
 
 /// The component link route for `subscription` (set by the gateway on a contact of

@@ -569,6 +569,10 @@ impl Session {
             {
                 self.shared.privilege.session_ended(jid, presence.is_some());
             }
+            // A session that may come back keeps what it was asked as a delegate.
+            if !(resumable && self.sm.can_resume()) {
+                self.shared.delegation.delegate_gone(jid);
+            }
             self.shared.roster.session_ended(jid);
         }
         if resumable {

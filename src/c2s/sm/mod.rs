@@ -320,6 +320,18 @@ impl Sm {
     }
 
     /// At the end of a connection: keeps the counters if the stream can be resumed.
+    /// Whether the client enabled resumption (XEP-0198): a dropped connection may
+    /// come back as this session.
+    pub fn can_resume(&self) -> bool {
+        matches!(
+            self,
+            Sm::On {
+                resumable: Some(_),
+                ..
+            }
+        )
+    }
+
     pub fn save(&self, store: &ResumeStore, jid: Option<&str>, max: usize) {
         let (
             Sm::On {

@@ -327,12 +327,19 @@ impl Delegations {
 
     /// A component went away: everything waiting on it is answered now (checklist 7).
     pub fn component_gone(&self, component: &str) {
+        self.delegate_gone(component);
+        self.disco.forget_component(component);
+    }
+
+    /// A delegate (a component, or a user account's session by its full JID) is gone
+    /// for good: what waits on it is answered now, not at its timeout.
+    pub fn delegate_gone(&self, delegate: &str) {
         tracing::debug!(
-            component,
+            delegate,
             pending = self.pending.len(),
-            "answering what waits on a gone component"
+            "answering what waits on a gone delegate"
         );
-        for (_, waiting) in self.pending.drain_component(component) {
+        for (_, waiting) in self.pending.drain_component(delegate) {
             if let Waiting::Client {
                 original,
                 answer_to,
@@ -349,7 +356,6 @@ impl Delegations {
                 );
             }
         }
-        self.disco.forget_component(component);
     }
 
     /// Hands the answer to whoever waits for it.
