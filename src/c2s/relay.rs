@@ -351,6 +351,7 @@ impl Session {
                     rules: &self.rules,
                     state: &bound.route,
                     awaits_reply: &|id| delegation.awaits_reply(id, jid),
+                    awaits_push_answer: &|head| self.shared.privilege.awaits_push_answer(head),
                 };
                 client::verdict(&view, head)
             }

@@ -22,6 +22,8 @@ pub struct ClientView<'a> {
     /// Whether the proxy waits for this session's answer with this id (a user
     /// account that is a delegate answering a delegated IQ).
     pub awaits_reply: &'a dyn Fn(&str) -> bool,
+    /// Whether this IQ answers a roster-push copy the proxy sent the entity.
+    pub awaits_push_answer: &'a dyn Fn(&Head) -> bool,
 }
 
 /// The verdict for a `jabber:client` stanza (`iq`, `message` or `presence`).
@@ -37,12 +39,16 @@ pub fn verdict(view: &ClientView<'_>, head: &Head) -> ClientVerdict {
 }
 
 /// A user account that is a privileged entity acting as one: a roster get or set
-/// addressed to another account, a `<privileged_iq/>`, or a `<privilege/>` message to
-/// a domain. Anyone else's such stanza is ordinary traffic (the server refuses it).
+/// addressed to another account, a `<privileged_iq/>`, a `<privilege/>` message to a
+/// domain, or an answer to a roster-push copy. Anyone else's such stanza is ordinary traffic (the server refuses it).
 fn privileged_request(view: &ClientView<'_>, head: &Head) -> bool {
     let own = crate::hub::bare(view.jid);
     if !view.rules.privileges.is_entity(own) {
         return false;
+    }
+    // Its answer to a roster-push copy is the proxy's, as a component's is.
+    if (view.awaits_push_answer)(head) {
+        return true;
     }
     let Some(child) = head.child() else {
         return false;

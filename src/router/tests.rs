@@ -77,6 +77,7 @@ fn client_verdict(rules: &Rules, state: &RouteState, xml: &str) -> ClientVerdict
         rules,
         state,
         awaits_reply: &|id| id == "awaited",
+        awaits_push_answer: &|head| head.id().as_deref() == Some("push-copy"),
     };
     client::verdict(&view, s.head().unwrap())
 }
@@ -428,6 +429,7 @@ fn a_user_account_entity_s_privileged_requests_are_taken() {
         "<iq type='get' id='r' to='bob@example.org'><query xmlns='jabber:iq:roster'/></iq>",
         "<iq type='set' id='p' to='bob@example.org'><privileged_iq xmlns='urn:xmpp:privilege:2'/></iq>",
         "<message to='example.org'><privilege xmlns='urn:xmpp:privilege:2'/></message>",
+        "<iq type='result' id='push-copy' to='bob@example.org'/>",
     ];
     for xml in privileged {
         assert!(

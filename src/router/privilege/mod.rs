@@ -213,6 +213,11 @@ impl Privilege {
         self.table(&self.config.current())
     }
 
+    /// Whether `head` answers a roster-push copy sent to an entity.
+    pub fn awaits_push_answer(&self, head: &Head) -> bool {
+        self.pushes.awaits(head)
+    }
+
     /// What a stanza from a component spoken to in `ns` is to privileges (`None`:
     /// ordinary traffic, including IQs without `<privileged_iq/>`, checklist 64).
     /// Reads only.
