@@ -166,7 +166,8 @@ pub fn commands(contact: &str, wanted: Wanted) -> Vec<Command> {
     out
 }
 
-fn presence(kind: &str, to: &str) -> Bytes {
+/// A subscription presence of the user's, to `to`, as its session sends it.
+pub fn presence(kind: &str, to: &str) -> Bytes {
     let mut out = String::from("<presence");
     push_attr(&mut out, "type", kind);
     push_attr(&mut out, "to", to);

@@ -295,10 +295,8 @@ impl Session {
             Consumed::ExpectedSubscribe { contact } => {
                 bound.route.subscribe_seen(&contact);
                 // Approved on the user's behalf, as the roster set asked.
-                let mut approve = String::from("<presence type='subscribed'");
-                crate::xml::writer::push_attr(&mut approve, "to", &contact);
-                approve.push_str("/>");
-                return self.inject_up(Bytes::from(approve));
+                let approve = crate::acting::subscription::presence("subscribed", &contact);
+                return self.inject_up(approve);
             }
             Consumed::WebRosterSubscription => {}
             Consumed::UnaskedPush { id, note } => {

@@ -60,70 +60,67 @@ pub fn handle(
             answer_entity(&service.hub, component, refuse(kind, condition, text));
             condition
         }
-        // A notification for recipients connected through the proxy: delivered by the
-        // proxy itself, from the bare JID as sent (XEP-0163), owner online or not.
-        Ok(message)
-            if !keeps_for_later(&message.stanza) && deliver_locally(&service.hub, &message) =>
-        {
-            "local"
-        }
-        Ok(message) => match send_as(&service.hub, &message) {
-            Ok(()) => "ok",
-            Err(NotSent::Busy(text)) => {
-                answer_entity(
-                    &service.hub,
-                    component,
-                    refuse("wait", "resource-constraint", &text),
-                );
-                "busy"
+        Ok(message) => {
+            let notification = !keeps_for_later(&message.stanza);
+            // A notification for recipients connected through the proxy: delivered by
+            // the proxy itself, from the bare JID as sent (XEP-0163), owner online or
+            // not.
+            if notification && deliver_locally(&service.hub, &message) {
+                "local"
+            } else {
+                match send_as(&service.hub, &message) {
+                    Ok(()) => "ok",
+                    Err(NotSent::Busy(text)) => {
+                        answer_entity(
+                            &service.hub,
+                            component,
+                            refuse("wait", "resource-constraint", &text),
+                        );
+                        "busy"
+                    }
+                    // The user is offline: a notification would be stale by the next
+                    // login; a message the server would keep is queued for it.
+                    Err(NotSent::Offline(text)) if notification => {
+                        let text = format!("{text}; notifications are not queued for later");
+                        answer_entity(
+                            &service.hub,
+                            component,
+                            refuse("wait", "recipient-unavailable", &text),
+                        );
+                        "no_session"
+                    }
+                    Err(NotSent::Offline(_)) => match queue(service, component, domain, &message) {
+                        Ok(()) => "queued",
+                        Err((condition, text, outcome)) => {
+                            answer_entity(
+                                &service.hub,
+                                component,
+                                refuse("wait", condition, &text),
+                            );
+                            outcome
+                        }
+                    },
+                }
             }
-            // The user is offline: a message the server would keep is queued and sent
-            // at the next login; a notification would be stale by then.
-            Err(NotSent::Offline(text)) => match queue(service, component, domain, &message) {
-                Ok(()) => "queued",
-                Err(Unqueued::Notification) => {
-                    let text = format!("{text}; notifications are not queued for later");
-                    answer_entity(
-                        &service.hub,
-                        component,
-                        refuse("wait", "recipient-unavailable", &text),
-                    );
-                    "no_session"
-                }
-                Err(Unqueued::Refused(condition, text, outcome)) => {
-                    answer_entity(&service.hub, component, refuse("wait", condition, &text));
-                    outcome
-                }
-            },
-        },
+        }
     };
     count(Op::Message, outcome);
 }
 
-/// Why a message for an offline user was not queued.
-enum Unqueued {
-    /// Headlines and pubsub event notifications: not kept for later.
-    Notification,
-    /// By the store: `(condition, text, metric outcome)`.
-    Refused(&'static str, String, &'static str),
-}
-
 /// Queues `message` for its sender's next login, stamped with a XEP-0203 `<delay/>`
-/// of now (when the entity sent it). Only what a server would store for an offline
-/// user: chat and normal messages that are not pubsub event notifications.
+/// of now (when the entity sent it). Only for what a server would store for an
+/// offline user (the caller checks): chat and normal messages that are not pubsub
+/// event notifications. The refusal: `(condition, text, metric outcome)`.
 fn queue(
     service: &Privilege,
     component: &str,
     domain: &str,
     message: &Inner,
-) -> Result<(), Unqueued> {
-    if !keeps_for_later(&message.stanza) {
-        return Err(Unqueued::Notification);
-    }
+) -> Result<(), (&'static str, String, &'static str)> {
     let now = SystemTime::now();
     let stanza = with_delay(message, domain, &crate::store::stamp(now)).map_err(|_| {
         let text = "the message could not be stamped".to_owned();
-        Unqueued::Refused("internal-server-error", text, "store_error")
+        ("internal-server-error", text, "store_error")
     })?;
     let op = Queued {
         kind: OpKind::Message,
@@ -131,9 +128,7 @@ fn queue(
         queued_at: now,
         stanza,
     };
-    service
-        .enqueue(&message.from, &op)
-        .map_err(|(condition, text, outcome)| Unqueued::Refused(condition, text, outcome))
+    service.enqueue(&message.from, &op)
 }
 
 /// Whether a server would keep `message` for an offline user (RFC 6121 §8.5.2,
