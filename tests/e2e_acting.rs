@@ -11,6 +11,7 @@ mod common;
 
 use std::time::Duration;
 
+use common::raw::{has_id, text};
 use common::{peers, Prosody, ProsodySpec, Proxy, ProxySpec, Raw};
 use stanzagate::xml::children::stanza_error_condition;
 use stanzagate::xml::Stanza;
@@ -34,10 +35,6 @@ fn setup(extra: &str) -> (Prosody, Proxy) {
     (prosody, proxy)
 }
 
-fn text(stanza: &Stanza) -> String {
-    String::from_utf8_lossy(stanza.bytes()).into_owned()
-}
-
 /// A privileged message from `from` to `to` with `inner` attributes and payload.
 fn privileged(id: &str, from: &str, to: &str, attrs: &str, payload: &str) -> String {
     format!(
@@ -49,9 +46,7 @@ fn privileged(id: &str, from: &str, to: &str, attrs: &str, payload: &str) -> Str
 
 /// The answer with `id` the component gets, which must be a `result`.
 async fn successful_answer(component: &mut Raw, id: &str) -> Stanza {
-    let answer = component
-        .until(|s| s.head().unwrap().id().as_deref() == Some(id))
-        .await;
+    let answer = component.until(has_id(id)).await;
     assert_eq!(
         answer.head().unwrap().type_().as_deref(),
         Some("result"),
@@ -197,9 +192,7 @@ async fn notifications_for_offline_users_are_refused_not_kept() {
             payload,
         ))
         .await;
-        let answer = gw
-            .until(|s| s.head().unwrap().id().as_deref() == Some(id))
-            .await;
+        let answer = gw.until(has_id(id)).await;
         assert_eq!(
             stanza_error_condition(answer.bytes()).as_deref(),
             Some("recipient-unavailable"),
@@ -235,9 +228,7 @@ async fn each_users_queue_is_bounded() {
         "<body>x</body>",
     ))
     .await;
-    let answer = gw
-        .until(|s| s.head().unwrap().id().as_deref() == Some("m3"))
-        .await;
+    let answer = gw.until(has_id("m3")).await;
     assert_eq!(
         stanza_error_condition(answer.bytes()).as_deref(),
         Some("resource-constraint"),
@@ -327,9 +318,7 @@ async fn a_queue_larger_than_the_session_s_quota_is_applied_whole() {
     // Four items could never go at once with this limit: refused, not queued.
     let four: Vec<String> = (0..4).map(|i| format!("d{i}")).collect();
     gw.send(&set("big", &four)).await;
-    let refused = gw
-        .until(|s| s.head().unwrap().id().as_deref() == Some("big"))
-        .await;
+    let refused = gw.until(has_id("big")).await;
     assert_eq!(
         stanza_error_condition(refused.bytes()).as_deref(),
         Some("policy-violation"),
@@ -401,9 +390,7 @@ async fn a_privileged_iq_in_a_delegated_namespace_goes_to_the_delegate_for_an_of
 <iq xmlns='jabber:client' type='get' id='inner2' to='alice@localhost'><query xmlns='{NS}'/></iq></privileged_iq></iq>"
     ))
     .await;
-    let busy = gw
-        .until(|s| s.head().unwrap().id().as_deref() == Some("pi2"))
-        .await;
+    let busy = gw.until(has_id("pi2")).await;
     assert_eq!(
         stanza_error_condition(busy.bytes()).as_deref(),
         Some("resource-constraint"),
@@ -417,9 +404,7 @@ async fn a_privileged_iq_in_a_delegated_namespace_goes_to_the_delegate_for_an_of
 <query xmlns='{NS}'><answer>42</answer></query></iq></forwarded></delegation></iq>"
         ))
         .await;
-    let answer = gw
-        .until(|s| s.head().unwrap().id().as_deref() == Some("pi"))
-        .await;
+    let answer = gw.until(has_id("pi")).await;
     let t = text(&answer);
     assert_eq!(
         answer.head().unwrap().type_().as_deref(),
@@ -460,9 +445,7 @@ async fn a_roster_get_for_an_offline_user_reads_the_mirror() {
     };
     // Never seen: refused.
     gw.send(&get("g0")).await;
-    let answer = gw
-        .until(|s| s.head().unwrap().id().as_deref() == Some("g0"))
-        .await;
+    let answer = gw.until(has_id("g0")).await;
     assert_eq!(
         stanza_error_condition(answer.bytes()).as_deref(),
         Some("recipient-unavailable")
@@ -498,9 +481,7 @@ async fn a_roster_get_for_an_offline_user_reads_the_mirror() {
     )
     .await;
     gw.send(&get("g1")).await;
-    let answer = gw
-        .until(|s| s.head().unwrap().id().as_deref() == Some("g1"))
-        .await;
+    let answer = gw.until(has_id("g1")).await;
     let t = text(&answer);
     assert!(
         t.contains("bob@localhost") && t.contains("name='Dave'"),

@@ -8,6 +8,7 @@ mod common;
 use std::time::Duration;
 
 use common::python::Running;
+use common::raw::text;
 use common::{peers, Peers, Prosody, ProsodySpec, Proxy, ProxySpec, Raw};
 use stanzagate::xml::children::{root_attr, stanza_error_condition};
 use stanzagate::xml::Stanza;
@@ -49,10 +50,6 @@ async fn delegate(peers: &Peers, proxy: &Proxy, args: &[&str]) -> Running {
             args,
         )
         .await
-}
-
-fn text(stanza: &Stanza) -> String {
-    String::from_utf8_lossy(stanza.bytes()).into_owned()
 }
 
 fn iq(id: &str, to: Option<&str>, kind: &str, payload: &str) -> String {

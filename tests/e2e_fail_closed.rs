@@ -7,6 +7,7 @@
 
 mod common;
 
+use common::raw::{has_id, text};
 use common::xmlcheck::{assert_ns_well_formed, has_element};
 use common::{peers, Prosody, ProsodySpec, Proxy, ProxySpec, Raw, WebApp, DOMAIN};
 use stanzagate::xml::children::{root_attr, stanza_error_condition};
@@ -21,14 +22,6 @@ const NS: &str = "urn:example:delegated";
 const NS_CLIENT: &str = "jabber:client";
 const NS_COMPONENT: &str = "jabber:component:accept";
 const PUBSUB: &str = "http://jabber.org/protocol/pubsub";
-
-fn text(stanza: &Stanza) -> String {
-    String::from_utf8_lossy(stanza.bytes()).into_owned()
-}
-
-fn has_id(id: &'static str) -> impl Fn(&Stanza) -> bool {
-    move |s| s.head().unwrap().id().as_deref() == Some(id)
-}
 
 fn delegation(ns: &str) -> String {
     format!("[hosts.\"localhost\".delegations.\"{ns}\"]\njid = \"{COMPONENT}\"\n")

@@ -17,6 +17,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use common::load::{component_when_free, iqs_by_id, Client, Delegate, Event, HangUp, Served};
+use common::raw::text;
 use common::{peers, Prosody, ProsodySpec, Proxy, ProxySpec, Raw, WebApp, DOMAIN};
 use stanzagate::xml::children::{descendant_text, stanza_error_condition};
 use stanzagate::xml::Stanza;
@@ -48,10 +49,6 @@ fn delegating_spec(extra: &str) -> ProxySpec {
 
 fn delegated_iq(id: &str, ns: &str) -> String {
     format!("<iq type='get' id='{id}' to='{DOMAIN}'><query xmlns='{ns}'/></iq>")
-}
-
-fn text(stanza: &Stanza) -> String {
-    String::from_utf8_lossy(stanza.bytes()).into_owned()
 }
 
 /// IQ answers received whose id starts with `prefix`.

@@ -5,6 +5,7 @@
 mod common;
 
 use common::libervia::{self, Libervia};
+use common::raw::text;
 use common::{missing_peer, peers, Prosody, ProsodySpec, Proxy, ProxySpec, Raw};
 use stanzagate::xml::Stanza;
 
@@ -31,10 +32,6 @@ roster = \"get\"\nmessage = \"outgoing\"\npresence = \"roster\"\n"
         "[hosts.\"localhost\".delegations.\"urn:xmpp:mam:2\"]\njid = \"{PUBSUB}\"\nfiltering = [\"node\"]\n"
     ));
     out
-}
-
-fn text(stanza: &Stanza) -> String {
-    String::from_utf8_lossy(stanza.bytes()).into_owned()
 }
 
 const NODE: &str = "urn:xmpp:test:0";

@@ -8,6 +8,7 @@ mod common;
 use std::time::Duration;
 
 use common::python::Running;
+use common::raw::{has_id, text};
 use common::{peers, Peers, Prosody, ProsodySpec, Proxy, ProxySpec, Raw};
 use stanzagate::xml::children::stanza_error_condition;
 use stanzagate::xml::Stanza;
@@ -61,14 +62,6 @@ async fn line(running: &mut Running, prefix: &str) -> String {
         Some(line) => line,
         None => panic!("no {prefix} line; got:\n{}", running.seen.join("\n")),
     }
-}
-
-fn text(stanza: &Stanza) -> String {
-    String::from_utf8_lossy(stanza.bytes()).into_owned()
-}
-
-fn has_id(id: &'static str) -> impl Fn(&Stanza) -> bool {
-    move |s| s.head().unwrap().id().as_deref() == Some(id)
 }
 
 // ---- G. advertisement and permission model ------------------------------------------

@@ -12,6 +12,7 @@ mod common;
 use std::collections::HashMap;
 use std::time::Duration;
 
+use common::raw::text;
 use common::raw::RawReader;
 use common::{peers, Prosody, ProsodySpec, Proxy, ProxySpec, Raw, DOMAIN};
 use stanzagate::xml::children::{root_attr, stanza_error_condition};
@@ -23,10 +24,6 @@ const SECRET: &str = "secret";
 const NS: &str = "urn:example:delegated";
 /// An upper bound on waits that normally end in milliseconds.
 const LIMIT: Duration = Duration::from_secs(60);
-
-fn text(stanza: &Stanza) -> String {
-    String::from_utf8_lossy(stanza.bytes()).into_owned()
-}
 
 fn delegation() -> String {
     format!("[hosts.\"localhost\".delegations.\"{NS}\"]\njid = \"{COMPONENT}\"\n")

@@ -3,6 +3,7 @@
 
 mod common;
 
+use common::raw::{has_id, text};
 use common::{peers, Prosody, ProsodySpec, Proxy, ProxySpec, Raw, WebApp};
 use stanzagate::xml::children::{children, root_attr, stanza_error_condition};
 use stanzagate::xml::Stanza;
@@ -24,10 +25,6 @@ async fn refresh(proxy: &Proxy, users: &str) -> (u16, serde_json::Value) {
         status,
         serde_json::from_str(&body).unwrap_or(serde_json::Value::Null),
     )
-}
-
-fn text(stanza: &Stanza) -> String {
-    String::from_utf8_lossy(stanza.bytes()).into_owned()
 }
 
 /// Items of a roster result or push: jid → (subscription, name, groups).
@@ -467,9 +464,7 @@ async fn privileged_entity_reads_web_app_rosters_of_offline_users_and_cannot_set
     let proxy = Proxy::start(&spec, &prosody);
     let mut gw = Raw::component(proxy.ports.component, GATEWAY, "secret").await;
     gw.send(&format!("<iq type='get' id='g' from='{GATEWAY}' to='alice@localhost'><query xmlns='jabber:iq:roster'/></iq>")).await;
-    let answer = gw
-        .until(|s| s.head().unwrap().id().as_deref() == Some("g"))
-        .await;
+    let answer = gw.until(has_id("g")).await;
     assert_eq!(
         answer.head().unwrap().from().as_deref(),
         Some("alice@localhost")
@@ -481,9 +476,7 @@ async fn privileged_entity_reads_web_app_rosters_of_offline_users_and_cannot_set
         text(&answer)
     );
     gw.send(&format!("<iq type='set' id='s' from='{GATEWAY}' to='alice@localhost'><query xmlns='jabber:iq:roster'><item jid='x@localhost'/></query></iq>")).await;
-    let answer = gw
-        .until(|s| s.head().unwrap().id().as_deref() == Some("s"))
-        .await;
+    let answer = gw.until(has_id("s")).await;
     assert_eq!(
         stanza_error_condition(answer.bytes()).as_deref(),
         Some("not-allowed")

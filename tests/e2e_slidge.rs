@@ -9,6 +9,7 @@ mod common;
 
 use std::path::Path;
 
+use common::raw::text;
 use common::slidge::{Slidge, START};
 use common::{missing_peer, peers, Prosody, ProsodySpec, Proxy, ProxySpec, Raw};
 use stanzagate::xml::Stanza;
@@ -27,10 +28,6 @@ fn grants() -> String {
 roster = \"both\"\nmessage = \"outgoing\"\npresence = \"roster\"\n\
 iq = {{ \"http://jabber.org/protocol/pubsub\" = \"both\", \"http://jabber.org/protocol/pubsub#owner\" = \"set\" }}\n"
     )
-}
-
-fn text(stanza: &Stanza) -> String {
-    String::from_utf8_lossy(stanza.bytes()).into_owned()
 }
 
 /// The legacy network: each user's friends there.

@@ -477,3 +477,13 @@ xmlns:stream='http://etherx.jabber.org/streams' {extra} to='{to}' version='1.0'>
         }
     }
 }
+
+/// A stanza's bytes as text, for assertions and their messages.
+pub fn text(stanza: &Stanza) -> String {
+    String::from_utf8_lossy(stanza.bytes()).into_owned()
+}
+
+/// Matches the stanza with id `id` (for [`Raw::until`]).
+pub fn has_id(id: &str) -> impl Fn(&Stanza) -> bool + '_ {
+    move |s| s.head().is_ok_and(|h| h.id().as_deref() == Some(id))
+}
