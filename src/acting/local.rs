@@ -7,7 +7,6 @@ use bytes::Bytes;
 
 use crate::hub::{Command, Hub};
 use crate::jid::Jid;
-use crate::xml::children::presence_priority;
 
 /// The sessions through the proxy that a message to `to` reaches, as RFC 6121 §8.5
 /// routes it: a full JID, that session; a bare JID, each session with an available
@@ -25,9 +24,8 @@ pub fn recipients(hub: &Hub, to: &str) -> Vec<String> {
             .unwrap_or_default(),
         Jid::Bare(bare) => hub
             .sessions
-            .presence_of(bare.as_str())
+            .available(bare.as_str())
             .into_iter()
-            .filter(|(_, presence)| presence_priority(presence) >= 0)
             .map(|(full, _)| full)
             .collect(),
     }

@@ -13,7 +13,14 @@ use crate::router::privilege::advertise::advertisements;
 use crate::xml::ns::NS_DELEGATION_2;
 
 impl Session {
-    pub(super) fn advertise_privileges(&mut self) -> Result<(), Stop> {
+    /// The login is complete (bind result, `<resumed/>`, or SASL2 with Bind2): what
+    /// was queued goes first, then what the account is told as an entity or delegate.
+    pub(super) fn logged_in(&mut self) -> Result<(), Stop> {
+        self.apply_queued()?;
+        self.advertise_privileges()
+    }
+
+    fn advertise_privileges(&mut self) -> Result<(), Stop> {
         let Some(full) = self.stage.bound().map(|b| b.jid.clone()) else {
             return Ok(());
         };

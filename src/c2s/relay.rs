@@ -435,8 +435,7 @@ impl Session {
                     self.inject_up(stanza)?;
                 }
                 // Back after a break: what was queued meanwhile goes out now.
-                self.apply_queued()?;
-                self.advertise_privileges()?;
+                self.logged_in()?;
             }
             return Ok(());
         }
@@ -467,8 +466,7 @@ impl Session {
                 self.relay_down(stanza.bytes().clone());
                 // Bound inline (Bind2): the login is complete.
                 if self.stage.bound().is_some() {
-                    self.apply_queued()?;
-                    self.advertise_privileges()?;
+                    self.logged_in()?;
                 }
             }
             ("error", Some(NS_STREAMS)) => {
@@ -506,8 +504,7 @@ impl Session {
             self.relay_down(stanza.bytes().clone());
             if just_bound {
                 // Right after the bind result, before any client stanza is relayed.
-                self.apply_queued()?;
-                self.advertise_privileges()?;
+                self.logged_in()?;
             }
             return Ok(());
         };

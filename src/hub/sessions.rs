@@ -103,6 +103,16 @@ impl SessionRegistry {
             .collect()
     }
 
+    /// The sessions of `bare_jid` a message to the bare JID reaches (RFC 6121 §8.5.2):
+    /// available, with a non-negative priority; with each one's priority.
+    pub fn available(&self, bare_jid: &str) -> Vec<(String, i8)> {
+        self.presence_of(bare_jid)
+            .into_iter()
+            .map(|(full, presence)| (full, crate::xml::children::presence_priority(&presence)))
+            .filter(|(_, priority)| *priority >= 0)
+            .collect()
+    }
+
     /// Every available session's presence (for the dump a privileged entity gets).
     pub fn all_presences(&self) -> Vec<(String, Bytes)> {
         self.presence

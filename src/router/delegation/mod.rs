@@ -244,15 +244,12 @@ impl Delegations {
             let session = self.hub.sessions.get(jid)?;
             return Some(Delegate::User(jid.to_owned(), session));
         }
-        let priority = crate::xml::children::presence_priority;
         let (full, _) = self
             .hub
             .sessions
-            .presence_of(jid)
+            .available(jid)
             .into_iter()
-            .map(|(full, presence)| (full, priority(&presence)))
-            .filter(|(_, p)| *p >= 0)
-            .max_by_key(|(_, p)| *p)?;
+            .max_by_key(|(_, priority)| *priority)?;
         let session = self.hub.sessions.get(&full)?;
         Some(Delegate::User(full, session))
     }
